@@ -1,0 +1,31 @@
+"""tinyembed: the embedding systems of a language model, from scratch on NumPy.
+
+Layout (one concept per module):
+    tensor, sparse, gradcheck   Tensor with reverse-mode autograd; row-sparse gradients
+    kernels                     pure array functions: gather, segment sums, bag pooling
+    nn                          Module, Parameter, Embedding, EmbeddingBag, layers, functional
+    optim                       SGD, Adam, AdamW, SparseAdam, RowWiseAdagrad
+    memory                      embedding memory of real model configurations
+    cli                         the `tinyembed` command
+"""
+
+from . import kernels
+from .gradcheck import gradcheck
+from .sparse import RowSparseGrad
+from .tensor import Tensor, cat, concatenate, enable_grad, is_grad_enabled, no_grad, stack, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "cat", "concatenate", "stack",
+    "RowSparseGrad", "gradcheck", "kernels", "nn", "optim",
+]
+
+
+def __getattr__(name):
+    # nn and optim import tensor; load them lazily to keep `import tinyembed` cheap and acyclic.
+    if name in ("nn", "optim"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tinyembed' has no attribute {name!r}")

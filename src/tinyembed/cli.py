@@ -1,0 +1,243 @@
+"""The ``tinyembed`` command line.
+
+Each subcommand is one ``Command``: a name, a one-line help, a function that
+adds its arguments and a function that runs it. Adding a subcommand is
+writing those two functions and appending one entry to ``_COMMANDS``. The CLI
+only parses arguments and calls the library; it computes nothing itself.
+
+Examples:
+    tinyembed memory
+    tinyembed memory --model gpt2 --model llama3-8b --json
+    tinyembed memory --vocab 65536 --dim 1024 --context 2048 --positional learned
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from tinyembed.memory import DISTRIBUTIONS, MODELS, ModelConfig, embedding_memory, format_table
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``run(args, parser)`` returns the exit code."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, argparse.ArgumentParser], int]
+
+
+# ---------------------------------------------------------------------------
+# Argument types: validate up front, naming the bad value
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# tinyembed memory
+# ---------------------------------------------------------------------------
+
+# Flags that describe a custom config and mean nothing without --vocab/--dim.
+_CUSTOM_ONLY_FLAGS = {
+    "context": "--context",
+    "tied": "--tied/--untied",
+    "positional": "--positional",
+    "total_params": "--total-params",
+    "name": "--name",
+}
+
+
+def _add_memory_arguments(parser: argparse.ArgumentParser) -> None:
+    known = ", ".join(MODELS)
+    models = parser.add_argument_group("models")
+    models.add_argument(
+        "--model",
+        action="append",
+        choices=list(MODELS),
+        metavar="NAME",
+        help=f"a published config, repeatable (default: all unless --vocab/--dim is given). "
+        f"Known: {known}",
+    )
+
+    custom = parser.add_argument_group(
+        "custom config", "describe your own model; --vocab and --dim go together"
+    )
+    custom.add_argument("--vocab", type=_positive_int, metavar="V", help="vocabulary size (rows)")
+    custom.add_argument("--dim", type=_positive_int, metavar="D", help="hidden size (row width)")
+    custom.add_argument(
+        "--context", type=_positive_int, metavar="N", help="context length in tokens"
+    )
+    tying = custom.add_mutually_exclusive_group()
+    tying.add_argument(
+        "--tied",
+        dest="tied",
+        action="store_const",
+        const=True,
+        help="the output head reuses the token table (counted once)",
+    )
+    tying.add_argument(
+        "--untied",
+        dest="tied",
+        action="store_const",
+        const=False,
+        help="the output head is a separate V x D table (default)",
+    )
+    custom.add_argument(
+        "--positional",
+        choices=["learned", "none"],
+        help="position embeddings: a learned table of context x D (needs --context) "
+        "or none (default)",
+    )
+    custom.add_argument(
+        "--total-params",
+        type=_positive_int,
+        metavar="N",
+        help="all parameters of the model; without it the embedding share is reported unknown",
+    )
+    custom.add_argument("--name", help="name shown for the custom config (default: custom)")
+
+    batch = parser.add_argument_group("batch assumption (for sparse updates)")
+    batch.add_argument(
+        "--batch-tokens",
+        type=_positive_int,
+        default=16384,
+        metavar="N",
+        help="tokens per training batch (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--distribution",
+        choices=list(DISTRIBUTIONS),
+        default="zipf",
+        help="how tokens are drawn from the vocabulary (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--zipf-alpha",
+        type=_nonnegative_float,
+        default=1.0,
+        metavar="A",
+        help="Zipf exponent, p(rank i) ∝ 1/i^A (default: %(default)s)",
+    )
+
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON list of reports instead of a table"
+    )
+
+
+def _custom_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Optional[ModelConfig]:
+    """The custom config described by the flags, or None if there is none."""
+    if (args.vocab is None) != (args.dim is None):
+        given, missing = ("--vocab", "--dim") if args.dim is None else ("--dim", "--vocab")
+        parser.error(f"{given} needs {missing}: a custom config needs both --vocab and --dim")
+    if args.vocab is None:
+        stray = [flag for dest, flag in _CUSTOM_ONLY_FLAGS.items() if getattr(args, dest) is not None]
+        if stray:
+            parser.error(f"{', '.join(stray)} describe a custom config and need --vocab and --dim")
+        return None
+    if args.positional == "learned" and args.context is None:
+        parser.error("--positional learned needs --context: a learned table has one row per position")
+    try:
+        return ModelConfig(
+            name=args.name or "custom",
+            vocab_size=args.vocab,
+            hidden_size=args.dim,
+            context_length=args.context,
+            tied=bool(args.tied),
+            positional=args.positional or "none",
+            total_params=args.total_params,
+            source="command line",
+        )
+    except ValueError as error:
+        parser.error(str(error))
+        raise  # unreachable: parser.error exits
+
+
+def _run_memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    custom = _custom_config(args, parser)
+    names = args.model
+    if names is None:
+        # No --model: all published configs, unless the user asked only about their own.
+        names = [] if custom is not None else list(MODELS)
+    configs = [MODELS[name] for name in dict.fromkeys(names)]  # dedupe, keep order
+    if custom is not None:
+        configs.append(custom)
+
+    reports = [
+        embedding_memory(
+            config,
+            batch_tokens=args.batch_tokens,
+            distribution=args.distribution,
+            zipf_alpha=args.zipf_alpha,
+        )
+        for config in configs
+    ]
+    if args.json:
+        print(json.dumps([report.to_dict() for report in reports], indent=2))
+    else:
+        print(format_table(reports))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The command registry and entry point
+# ---------------------------------------------------------------------------
+
+_COMMANDS: list[Command] = [
+    Command(
+        name="memory",
+        help="parameters and memory of embedding tables for published or custom models",
+        add_arguments=_add_memory_arguments,
+        run=_run_memory,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per entry of ``_COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="tinyembed",
+        description="The embedding systems of a language model, from scratch on NumPy.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in _COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(_command=command, _parser=sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``tinyembed`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Argument errors and ``--help`` exit through ``SystemExit`` as argparse does
+    (code 2 and 0).
+    """
+    args = build_parser().parse_args(argv)
+    return args._command.run(args, args._parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

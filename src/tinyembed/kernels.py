@@ -1,0 +1,393 @@
+"""Array kernels: the pure NumPy functions every embedding table runs.
+
+Nothing here knows about Tensors, autograd or modules. Layers call these
+functions; the profiler measures these same functions. Every kernel takes
+validated inputs (see :func:`check_ids`, :func:`check_offsets`) so that the hot
+paths can use NumPy's unchecked modes.
+
+Why not the obvious one-liners:
+
+* ``weight[ids]`` allocates and checks bounds; ``np.take(..., mode='raise',
+  out=...)`` buffers the whole output. Validated ids let us use
+  ``mode='clip'``, which writes straight into ``out`` and splits over threads.
+* ``np.add.at`` and ``np.add.reduceat(axis=0)`` run one tiny inner loop per
+  (segment, column) and are several times slower than sorting the ids and
+  adding whole rows (:func:`segment_reduce`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = [
+    "check_ids",
+    "check_offsets",
+    "get_num_threads",
+    "set_num_threads",
+    "gather_rows",
+    "segment_reduce",
+    "segment_sum_rows",
+    "scatter_add_rows",
+    "row_norms",
+    "renorm_rows_",
+    "frequency_scale",
+    "bag_pool",
+    "bag_pool_backward",
+]
+
+# -- threads ------------------------------------------------------------------------
+_num_threads = max(1, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
+# Below this many output bytes, the cost of waking a thread beats the gain.
+_PARALLEL_MIN_BYTES = 1 << 21
+
+
+def get_num_threads() -> int:
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the kernels may use (NumPy releases the GIL inside take and copy)."""
+    global _num_threads, _pool
+    if int(n) < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    _num_threads = int(n)
+    if _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+
+
+def _chunks(n: int, row_bytes: int) -> list[tuple[int, int]]:
+    """Split range(n) into one contiguous chunk per thread (or one chunk if small)."""
+    parts = _num_threads if n * row_bytes >= _PARALLEL_MIN_BYTES else 1
+    parts = max(1, min(parts, n))
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _run_chunks(fn, chunks) -> None:
+    global _pool
+    if len(chunks) == 1:
+        fn(*chunks[0])
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_num_threads, thread_name_prefix="tinyembed")
+    futures = [_pool.submit(fn, a, b) for a, b in chunks[1:]]
+    fn(*chunks[0])  # the calling thread works too
+    for f in futures:
+        f.result()
+
+
+# -- validation ---------------------------------------------------------------------
+def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
+    """Validate ids and return them as an int64 array (any shape, 0-d included).
+
+    Raises:
+        TypeError: for float, bool, complex or object arrays.
+        IndexError: naming the first id outside [0, num_embeddings) and its position.
+    """
+    if hasattr(ids, "data") and not isinstance(ids, np.ndarray):  # a Tensor
+        ids = ids.data
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0 and arr.dtype.kind == "f" and not isinstance(ids, np.ndarray):
+            arr = arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
+        else:
+            raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size:
+        bad = (arr < 0) | (arr >= num_embeddings)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+            raise IndexError(
+                f"{name} id {int(arr[where])} at position {where} is out of range "
+                f"for a table of {num_embeddings} rows (valid: 0..{num_embeddings - 1})"
+            )
+    return arr
+
+
+def check_offsets(offsets, num_ids: int, include_last_offset: bool = False) -> np.ndarray:
+    """Validate bag offsets and return bag boundaries ``bounds`` of shape (B + 1,).
+
+    Bag ``b`` holds entries ``bounds[b]:bounds[b+1]``. Offsets must start at 0,
+    never decrease, and stay within the input.
+    """
+    if hasattr(offsets, "data") and not isinstance(offsets, np.ndarray):
+        offsets = offsets.data
+    off = np.asarray(offsets)
+    if off.dtype.kind not in "iu":
+        raise TypeError(f"offsets must hold integers, got dtype {off.dtype}")
+    if off.ndim != 1:
+        raise ValueError(f"offsets must be 1-D, got shape {off.shape}")
+    off = off.astype(np.int64)
+    if include_last_offset and len(off) == 0:
+        raise ValueError("include_last_offset=True needs at least one offset")
+    if len(off) and off[0] != 0:
+        raise ValueError(f"offsets[0] must be 0 (the first bag starts the input), got {int(off[0])}")
+    step = np.diff(off)
+    if (step < 0).any():
+        i = int(np.argmax(step < 0)) + 1
+        raise ValueError(f"offsets must not decrease: offsets[{i}] = {int(off[i])} < {int(off[i - 1])}")
+    if len(off) and off[-1] > num_ids:
+        raise ValueError(f"offset {int(off[-1])} runs past the input of {num_ids} ids")
+    return off if include_last_offset else np.append(off, num_ids)
+
+
+# -- gather -------------------------------------------------------------------------
+def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``weight`` at ``ids``: the embedding lookup.
+
+    Args:
+        weight: (V, D) table.
+        ids: int array of any shape, already validated by :func:`check_ids`.
+        out: optional (*ids.shape, D) array to write into.
+
+    Returns:
+        (*ids.shape, D) array of ``weight.dtype``.
+    """
+    dim = weight.shape[1]
+    flat = ids.reshape(-1)
+    if out is None:
+        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
+    elif out.shape != ids.shape + (dim,) or out.dtype != weight.dtype:
+        raise ValueError(f"out must have shape {ids.shape + (dim,)} and dtype {weight.dtype}, "
+                         f"got {out.shape} {out.dtype}")
+    out2d = out.reshape(-1, dim)
+    if not np.shares_memory(out2d, out):  # `out` not contiguous: reshape copied it
+        raise ValueError("out must be C-contiguous")
+
+    def work(a, b):
+        np.take(weight, flat[a:b], axis=0, out=out2d[a:b], mode="clip")
+
+    if flat.size:
+        _run_chunks(work, _chunks(flat.size, dim * weight.itemsize))
+    return out
+
+
+# -- segment reductions ---------------------------------------------------------------
+# Segments longer than this are reduced one by one with ufunc.reduce (a long,
+# fast inner loop); shorter ones by adding their k-th rows for k = 1, 2, ...
+_LONG_SEGMENT = 16
+
+
+def segment_reduce(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op=np.add) -> np.ndarray:
+    """Reduce contiguous row segments: ``out[i] = op.reduce(values[starts[i]:starts[i]+counts[i]])``.
+
+    Args:
+        values: (n, D) rows, each segment contiguous.
+        starts, counts: (S,) int64; every count must be >= 1.
+        op: a binary ufunc (np.add, np.maximum, np.minimum).
+
+    Returns:
+        (S, D) array. Rows are combined left to right, so results are deterministic.
+    """
+    out = np.take(values, starts, axis=0)
+    long_ = counts > _LONG_SEGMENT
+    active = np.flatnonzero((counts > 1) & ~long_)
+    k = 1
+    while active.size:
+        rows = np.take(values, starts[active] + k, axis=0)
+        out[active] = op(out[active], rows)
+        k += 1
+        active = active[counts[active] > k]
+    for i in np.flatnonzero(long_):
+        s = starts[i]
+        out[i] = op.reduce(values[s:s + counts[i]], axis=0)
+    return out
+
+
+def _sort_segments(rows: np.ndarray):
+    """Stable sort of ``rows`` into segments: (order, unique rows, starts, counts)."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    n = len(sorted_rows)
+    is_start = np.empty(n, dtype=bool)
+    if n:
+        is_start[0] = True
+        np.not_equal(sorted_rows[1:], sorted_rows[:-1], out=is_start[1:])
+    starts = np.flatnonzero(is_start)
+    counts = np.diff(np.append(starts, n))
+    return order, sorted_rows[starts], starts, counts
+
+
+def segment_sum_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``values`` rows that share a row id.
+
+    Args:
+        rows: (n,) int64 row ids, any order, repeats allowed.
+        values: (n, D).
+
+    Returns:
+        (unique_rows (k,) sorted int64, sums (k, D)).
+    """
+    rows = rows.reshape(-1)
+    values = values.reshape(len(rows), -1)
+    if rows.size == 0:
+        return rows.astype(np.int64), values[:0].copy()
+    order, unique, starts, counts = _sort_segments(rows)
+    if len(unique) == len(rows):  # no repeats: a permutation is all there is to do
+        return unique, np.take(values, order, axis=0)
+    return unique, segment_reduce(np.take(values, order, axis=0), starts, counts)
+
+
+def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
+    """Dense ``(num_rows, D)`` array with ``values[i]`` added into row ``rows[i]``."""
+    unique, sums = segment_sum_rows(rows, values)
+    out = np.zeros((num_rows, sums.shape[1]), dtype=values.dtype)
+    out[unique] = sums
+    return out
+
+
+# -- max_norm and scale_grad_by_freq ------------------------------------------------------
+def row_norms(rows: np.ndarray, norm_type: float) -> np.ndarray:
+    """p-norm of each row of a (k, D) array, computed in float64."""
+    rows = rows.astype(np.float64, copy=False)
+    if norm_type == np.inf:
+        return np.abs(rows).max(axis=1, initial=0.0)
+    if norm_type == 2.0:
+        return np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    return (np.abs(rows) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
+
+
+def renorm_rows_(weight: np.ndarray, ids: np.ndarray, max_norm: float, norm_type: float = 2.0) -> None:
+    """In place: every row looked up whose norm exceeds ``max_norm`` is scaled down to it.
+
+    The scale is ``max_norm / (norm + 1e-7)``, PyTorch's ``embedding_renorm_``.
+    """
+    unique = np.unique(ids)
+    if unique.size == 0:
+        return
+    norms = row_norms(weight[unique], norm_type)
+    over = norms > max_norm
+    if over.any():
+        rows = unique[over]
+        scale = (max_norm / (norms[over] + 1e-7))[:, None]
+        weight[rows] = (weight[rows] * scale).astype(weight.dtype)
+
+
+def frequency_scale(ids: np.ndarray) -> np.ndarray:
+    """1 / (how often each id occurs in ``ids``), per position: scale_grad_by_freq."""
+    flat = ids.reshape(-1)
+    _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse.reshape(-1)]
+
+
+# -- bags -------------------------------------------------------------------------
+def _drop_ids(ids, bounds, keep, per_sample_weights):
+    """Remove entries where ``keep`` is False, moving bag boundaries accordingly."""
+    position = np.concatenate([[0], np.cumsum(keep)])
+    weights = None if per_sample_weights is None else per_sample_weights[keep]
+    return ids[keep], position[bounds], weights, np.flatnonzero(keep)
+
+
+def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str = "mean",
+             per_sample_weights: np.ndarray | None = None, padding_idx: int | None = None):
+    """Pool the rows of each bag: EmbeddingBag's forward.
+
+    Args:
+        weight: (V, D) table.
+        ids: (n,) validated int64 ids.
+        bounds: (B + 1,) bag boundaries from :func:`check_offsets`.
+        mode: 'sum', 'mean' or 'max'.
+        per_sample_weights: (n,) weights multiplying each row ('sum' only).
+        padding_idx: entries with this id are left out of their bag (and its count).
+
+    Returns:
+        (out (B, D), argmax (B, D) int64 row ids or None). Empty bags give zeros;
+        for 'max', ``argmax`` is -1 there.
+    """
+    num_bags = len(bounds) - 1
+    dim = weight.shape[1]
+    ids = ids[: bounds[-1]]
+    if per_sample_weights is not None:
+        per_sample_weights = per_sample_weights[: bounds[-1]]
+    if padding_idx is not None:
+        ids, bounds, per_sample_weights, _ = _drop_ids(ids, bounds, ids != padding_idx, per_sample_weights)
+    counts = np.diff(bounds)
+    full = np.flatnonzero(counts)
+    out = np.zeros((num_bags, dim), dtype=weight.dtype)
+    argmax = np.full((num_bags, dim), -1, dtype=np.int64) if mode == "max" else None
+    if full.size == 0:
+        return out, argmax
+
+    rows = gather_rows(weight, ids)
+    if per_sample_weights is not None:
+        rows *= per_sample_weights[:, None].astype(weight.dtype, copy=False)
+    starts, lengths = bounds[full], counts[full]
+    if mode == "max":
+        out[full] = segment_reduce(rows, starts, lengths, np.maximum)
+        # First position holding the max, per (bag, dim): as PyTorch, earlier rows win ties.
+        is_max = rows == np.repeat(out[full], lengths, axis=0)
+        position = np.where(is_max, np.arange(len(rows))[:, None], len(rows))
+        first = segment_reduce(position, starts, lengths, np.minimum)
+        argmax[full] = ids[first]
+        return out, argmax
+    pooled = segment_reduce(rows, starts, lengths, np.add)
+    if mode == "mean":
+        pooled /= lengths[:, None].astype(weight.dtype)
+    out[full] = pooled
+    return out, argmax
+
+
+def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray,
+                      mode: str, per_sample_weights: np.ndarray | None = None,
+                      padding_idx: int | None = None, argmax: np.ndarray | None = None,
+                      scale_grad_by_freq: bool = False):
+    """Gradients of :func:`bag_pool` for the table rows (and per-sample weights).
+
+    Args:
+        grad_out: (B, D) gradient of the pooled output.
+        Other arguments as passed to :func:`bag_pool`; ``argmax`` as it returned.
+        scale_grad_by_freq: divide each row's gradient by how often its id occurs
+            in the whole input (padding excluded).
+
+    Returns:
+        (rows (k,) unique sorted ids, row_grads (k, D), grad_per_sample_weights (n,) or None).
+    """
+    n_all = len(ids)
+    dim = grad_out.shape[1]
+    if mode == "max":
+        full = argmax >= 0  # (B, D); empty bags have no arg-max
+        rows = argmax[full]
+        cols = np.broadcast_to(np.arange(dim), argmax.shape)[full]
+        vals = grad_out[full]
+        if scale_grad_by_freq:
+            counted = ids[: bounds[-1]]
+            counted = counted if padding_idx is None else counted[counted != padding_idx]
+            uniq, cnt = np.unique(counted, return_counts=True)
+            vals = vals / cnt[np.searchsorted(uniq, rows)]
+        touched, inverse = np.unique(rows, return_inverse=True)
+        # Each (row, col) can be the arg-max of several bags: sum with bincount over a small grid.
+        local = inverse.reshape(-1) * dim + cols
+        summed = np.bincount(local, weights=vals, minlength=len(touched) * dim)
+        return touched, summed.reshape(len(touched), dim).astype(weight.dtype), None
+
+    ids_used = ids[: bounds[-1]]
+    psw = None if per_sample_weights is None else per_sample_weights[: bounds[-1]]
+    kept = np.arange(len(ids_used))
+    if padding_idx is not None:
+        ids_used, bounds, psw, kept = _drop_ids(ids_used, bounds, ids_used != padding_idx, psw)
+    counts = np.diff(bounds)
+    bag_of_entry = np.repeat(np.arange(len(counts)), counts)
+    entry_grad = np.take(grad_out, bag_of_entry, axis=0)  # (n_kept, D)
+    scale = None
+    if mode == "mean":
+        scale = 1.0 / counts[bag_of_entry]
+    if psw is not None:
+        scale = psw if scale is None else scale * psw
+    if scale_grad_by_freq and len(ids_used):
+        freq = frequency_scale(ids_used)
+        scale = freq if scale is None else scale * freq
+    if scale is not None:
+        entry_grad *= np.asarray(scale, dtype=np.float64)[:, None].astype(grad_out.dtype)
+
+    grad_psw = None
+    if per_sample_weights is not None:
+        grad_psw = np.zeros(n_all, dtype=per_sample_weights.dtype)
+        rows = gather_rows(weight, ids_used)
+        grad_psw[kept] = np.einsum("ij,ij->i", rows, np.take(grad_out, bag_of_entry, axis=0))
+    unique, sums = segment_sum_rows(ids_used, entry_grad)
+    return unique, sums, grad_psw
