@@ -1,12 +1,11 @@
 """Layers: modules own parameters and configuration; functional code does the work."""
 
-from . import functional, init
+from . import init
 from .embedding import Embedding, EmbeddingBag
-from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList, Parameter, Sequential
 
 __all__ = [
     "Module", "ModuleList", "Sequential", "Parameter",
-    "Embedding", "EmbeddingBag", "Linear", "LayerNorm", "Dropout",
-    "functional", "init",
+    "Embedding", "EmbeddingBag",
+    "init",
 ]

@@ -1,0 +1,327 @@
+"""Embedding and EmbeddingBag: lookup tables with PyTorch 2.13's semantics.
+
+The functional forms (:func:`embedding`, :func:`embedding_bag`) validate their
+inputs, run the kernels in :mod:`tinyembed.kernels`, and give autograd the
+backward written right beside the forward. The modules own the weight and the
+configuration and call them.
+
+Where PyTorch refuses or is wrong, we say so next to the code:
+* ``sparse=True`` with ``scale_grad_by_freq=True`` works here (PyTorch raises).
+* EmbeddingBag's dense CPU backward with ``scale_grad_by_freq`` and repeated
+  ids is wrong in PyTorch 2.13; here each row's gradient is divided by the
+  number of times its id occurs in the input, which is the definition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..sparse import RowSparseGrad
+from ..tensor import Tensor, no_grad
+from . import init as init_
+from .module import Module, Parameter
+
+__all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag"]
+
+_BAG_MODES = ("sum", "mean", "max")
+
+
+# -- shared validation ---------------------------------------------------------------------
+def _resolve_padding_idx(padding_idx, num_embeddings: int) -> int | None:
+    """Negative padding_idx counts from the end, as in PyTorch."""
+    if padding_idx is None:
+        return None
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+        raise TypeError(f"padding_idx must be an int, got {padding_idx!r}")
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(
+            f"padding_idx {padding_idx} is out of range for {num_embeddings} embeddings "
+            f"(valid: {-num_embeddings}..{num_embeddings - 1})"
+        )
+    return int(padding_idx) % num_embeddings
+
+
+def _check_norm(max_norm, norm_type) -> None:
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    if not norm_type > 0:
+        raise ValueError(f"norm_type must be > 0, got {norm_type}")
+
+
+def _check_weight(weight) -> Tensor:
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"weight must be a Tensor or Parameter, got {type(weight).__name__}")
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
+    return weight
+
+
+def _row_grad(rows: np.ndarray, grads: np.ndarray, shape: tuple, sparse: bool):
+    """The weight's gradient from per-row contributions: row-sparse or dense."""
+    if sparse:
+        return RowSparseGrad.from_rows(rows, grads, shape)
+    return kernels.scatter_add_rows(rows, grads, shape[0])
+
+
+# -- embedding --------------------------------------------------------------------------------
+def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False,
+              out: np.ndarray | None = None) -> Tensor:
+    """Look up rows of ``weight``.
+
+    Args:
+        input: integer ids (Tensor, ndarray or nested list), any shape.
+        weight: (V, D) table.
+        padding_idx: rows with this id get no gradient.
+        max_norm: rows looked up with a larger ``norm_type``-norm are renormalized
+            in place to ``max_norm`` before the lookup.
+        scale_grad_by_freq: divide each row's gradient by its id's count in ``input``.
+        sparse: the weight's gradient is a :class:`RowSparseGrad`.
+        out: optional preallocated (*input.shape, D) array.
+
+    Shape:
+        input (*), weight (V, D) -> output (*, D), weight's dtype.
+    """
+    weight = _check_weight(weight)
+    num_embeddings, dim = weight.shape
+    ids = kernels.check_ids(input, num_embeddings)
+    padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
+    _check_norm(max_norm, norm_type)
+    if max_norm is not None:  # validated above: nothing has changed if we got an error
+        kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
+    data = kernels.gather_rows(weight.data, ids, out=out)
+
+    def backward(g):
+        rows, grads = ids.reshape(-1), g.reshape(-1, dim)
+        if scale_grad_by_freq and rows.size:
+            grads = grads * kernels.frequency_scale(rows)[:, None].astype(grads.dtype)
+        if padding_idx is not None:
+            keep = rows != padding_idx
+            rows, grads = rows[keep], grads[keep]
+        return (_row_grad(rows, grads, weight.shape, sparse),)
+
+    return Tensor._from_op(data, (weight,), backward, "embedding")
+
+
+# -- embedding_bag ------------------------------------------------------------------------------
+def _bag_bounds(ids: np.ndarray, offsets, include_last_offset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ids and (B + 1,) bag boundaries for 2-D (fixed bags) or 1-D + offsets input."""
+    if ids.ndim == 2:
+        if offsets is not None:
+            raise ValueError("2-D input is a batch of fixed-size bags: offsets must be None")
+        batch, length = ids.shape
+        return ids.reshape(-1), np.arange(batch + 1, dtype=np.int64) * length
+    if ids.ndim == 1:
+        if offsets is None:
+            raise ValueError("1-D input needs offsets (the start of each bag)")
+        return ids, kernels.check_offsets(offsets, len(ids), include_last_offset)
+    raise ValueError(f"EmbeddingBag input must be 1-D (with offsets) or 2-D, got shape {ids.shape}")
+
+
+def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = None,
+                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                  sparse: bool = False, per_sample_weights=None, include_last_offset: bool = False,
+                  padding_idx: int | None = None) -> Tensor:
+    """Pool (sum, mean or max) the rows of each bag of ids without materializing them per bag.
+
+    Args:
+        input: 1-D ids with ``offsets``, or 2-D (B, N): B bags of N ids.
+        weight: (V, D) table.
+        offsets: 1-D start of each bag in ``input``; must start at 0 and not decrease.
+        mode: 'sum', 'mean' or 'max'. Empty bags give zeros.
+        per_sample_weights: weights of each id, same shape as input ('sum' only).
+        include_last_offset: ``offsets`` has B + 1 entries, the last one ending the last bag.
+        padding_idx: ids equal to it are left out of their bag (not counted in 'mean').
+        Other arguments as :func:`embedding`.
+
+    Shape:
+        output (B, D), weight's dtype.
+    """
+    weight = _check_weight(weight)
+    num_embeddings, dim = weight.shape
+    if mode not in _BAG_MODES:
+        raise ValueError(f"mode must be one of {_BAG_MODES}, got {mode!r}")
+    if sparse and mode == "max":
+        raise ValueError("max mode does not support sparse gradients")
+    ids = kernels.check_ids(input, num_embeddings)
+    flat, bounds = _bag_bounds(ids, offsets, include_last_offset)
+    padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
+    _check_norm(max_norm, norm_type)
+    psw_tensor, psw = None, None
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise ValueError(f"per_sample_weights is only supported with mode='sum', got mode={mode!r}")
+        psw_tensor = per_sample_weights if isinstance(per_sample_weights, Tensor) else Tensor(per_sample_weights)
+        if psw_tensor.shape != ids.shape:
+            raise ValueError(f"per_sample_weights has shape {psw_tensor.shape}, input has {ids.shape}")
+        if psw_tensor.dtype.kind != "f":
+            raise TypeError(f"per_sample_weights must be floating point, got {psw_tensor.dtype}")
+        psw = psw_tensor.data.reshape(-1)
+    if max_norm is not None:
+        kernels.renorm_rows_(weight.data, flat[: bounds[-1]], max_norm, norm_type)
+    data, argmax = kernels.bag_pool(weight.data, flat, bounds, mode, psw, padding_idx)
+
+    def backward(g):
+        rows, grads, grad_psw = kernels.bag_pool_backward(
+            g, weight.data, flat, bounds, mode, psw, padding_idx, argmax, scale_grad_by_freq)
+        weight_grad = _row_grad(rows, grads, weight.shape, sparse) if weight.requires_grad else None
+        if psw_tensor is None:
+            return (weight_grad,)
+        return weight_grad, (None if grad_psw is None else grad_psw.reshape(psw_tensor.shape))
+
+    parents = (weight,) if psw_tensor is None else (weight, psw_tensor)
+    return Tensor._from_op(data, parents, backward, "embedding_bag")
+
+
+# -- modules ---------------------------------------------------------------------------------------
+def _pretrained_weight(embeddings) -> np.ndarray:
+    data = np.asarray(embeddings.data if isinstance(embeddings, Tensor) else embeddings)
+    if data.ndim != 2:
+        raise ValueError(f"pretrained embeddings must be 2-D (num_embeddings, embedding_dim), got shape {data.shape}")
+    if data.dtype.kind != "f":
+        raise TypeError(f"pretrained embeddings must be floating point, got {data.dtype}")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"pretrained embeddings hold a non-finite value {data[row, col]} at row {row}, column {col}")
+    return data
+
+
+class _TableModule(Module):
+    """What Embedding and EmbeddingBag share: the table, its init and its options."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                 scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init):
+        super().__init__()
+        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.padding_idx = _resolve_padding_idx(padding_idx, self.num_embeddings)
+        _check_norm(max_norm, norm_type)
+        self.max_norm = max_norm
+        self.norm_type = float(norm_type)
+        self.scale_grad_by_freq = bool(scale_grad_by_freq)
+        self.sparse = bool(sparse)
+        if _weight is None:
+            dtype = np.dtype(dtype)
+            if dtype not in (np.float32, np.float64):
+                raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+            rng = np.random.default_rng(seed)
+            data = init_.get(init)((self.num_embeddings, self.embedding_dim), rng, dtype)
+            if self.padding_idx is not None:
+                data[self.padding_idx] = 0  # the padding row starts at zero and never trains
+            self.weight = Parameter(data, requires_grad=not _freeze)
+        else:
+            if tuple(_weight.shape) != (self.num_embeddings, self.embedding_dim):
+                raise ValueError(f"_weight has shape {tuple(_weight.shape)}, expected "
+                                 f"({self.num_embeddings}, {self.embedding_dim})")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, **kwargs):
+        """A table holding ``embeddings`` (V, D); its padding row is kept as given.
+
+        ``freeze=True`` stops the weight from training. The array is shared, not copied.
+        """
+        data = _pretrained_weight(embeddings)
+        num, dim = data.shape
+        return cls(num, dim, padding_idx=padding_idx, _weight=data, _freeze=freeze, **kwargs)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.num_embeddings}, {self.embedding_dim}"]
+        if self.padding_idx is not None:
+            parts.append(f"padding_idx={self.padding_idx}")
+        if self.max_norm is not None:
+            parts.append(f"max_norm={self.max_norm}")
+        if self.norm_type != 2.0:
+            parts.append(f"norm_type={self.norm_type}")
+        if self.scale_grad_by_freq:
+            parts.append("scale_grad_by_freq=True")
+        if self.sparse:
+            parts.append("sparse=True")
+        if self.weight.dtype != np.float32:
+            parts.append(f"dtype={self.weight.dtype}")
+        return ", ".join(parts)
+
+
+class Embedding(_TableModule):
+    """A lookup table from integer ids to rows of a (num_embeddings, embedding_dim) weight.
+
+    Args:
+        num_embeddings: rows (the vocabulary size).
+        embedding_dim: columns.
+        padding_idx: a row that starts at zero and never receives gradient; negative counts from the end.
+        max_norm: rows looked up are renormalized in place to at most this norm.
+        norm_type: the p of the p-norm for ``max_norm``.
+        scale_grad_by_freq: scale gradients by the inverse frequency of ids in the batch.
+        sparse: give ``weight.grad`` as a :class:`RowSparseGrad`.
+        dtype: float32 (default) or float64.
+        seed: seed of the initializer's random generator.
+        init: 'normal' (N(0, 1), PyTorch's default), 'uniform', 'xavier_uniform', or
+            a configured initializer such as ``nn.init.normal(std=0.02)``.
+
+    Shape:
+        input (*) integer ids -> output (*, embedding_dim).
+
+    Examples:
+        >>> emb = Embedding(10, 3, padding_idx=0, seed=0)
+        >>> emb([[0, 2], [4, 9]]).shape
+        (2, 2, 3)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                 sparse: bool = False, _weight=None, _freeze: bool = False, dtype=np.float32,
+                 seed: int | None = None, init="normal"):
+        super().__init__(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                         scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init)
+
+    def forward(self, input, out: np.ndarray | None = None) -> Tensor:
+        return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                         self.scale_grad_by_freq, self.sparse, out=out)
+
+
+class EmbeddingBag(_TableModule):
+    """Sums, means or maxes of bags of embeddings, without materializing each bag.
+
+    Args:
+        mode: 'sum', 'mean' (default) or 'max'.
+        include_last_offset: offsets carry B + 1 entries, the last ending the last bag.
+        Others as :class:`Embedding`.
+
+    Shape:
+        input (B, N) with offsets None, or (n,) with offsets (B,) -> output (B, embedding_dim).
+
+    Examples:
+        >>> bag = EmbeddingBag(10, 3, mode="sum", seed=0)
+        >>> bag([1, 2, 4, 5, 4, 3], offsets=[0, 2]).shape
+        (2, 3)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_norm: float | None = None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                 sparse: bool = False, _weight=None, include_last_offset: bool = False,
+                 padding_idx: int | None = None, _freeze: bool = False, dtype=np.float32,
+                 seed: int | None = None, init="normal"):
+        if mode not in _BAG_MODES:
+            raise ValueError(f"mode must be one of {_BAG_MODES}, got {mode!r}")
+        if sparse and mode == "max":
+            raise ValueError("max mode does not support sparse gradients")
+        super().__init__(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                         scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init)
+        self.mode = mode
+        self.include_last_offset = bool(include_last_offset)
+
+    def forward(self, input, offsets=None, per_sample_weights=None) -> Tensor:
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                             self.scale_grad_by_freq, self.mode, self.sparse, per_sample_weights,
+                             self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        extra = f", mode={self.mode!r}"
+        if self.include_last_offset:
+            extra += ", include_last_offset=True"
+        return super().extra_repr() + extra
