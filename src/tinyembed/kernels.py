@@ -155,9 +155,9 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     elif out.shape != ids.shape + (dim,) or out.dtype != weight.dtype:
         raise ValueError(f"out must have shape {ids.shape + (dim,)} and dtype {weight.dtype}, "
                          f"got {out.shape} {out.dtype}")
-    out2d = out.reshape(-1, dim)
-    if not np.shares_memory(out2d, out):  # `out` not contiguous: reshape copied it
+    if not out.flags.c_contiguous:  # reshape would copy, and we would write into the copy
         raise ValueError("out must be C-contiguous")
+    out2d = out.reshape(-1, dim)
 
     def work(a, b):
         np.take(weight, flat[a:b], axis=0, out=out2d[a:b], mode="clip")
@@ -223,8 +223,6 @@ def segment_sum_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     Returns:
         (unique_rows (k,) sorted int64, sums (k, D)).
     """
-    rows = rows.reshape(-1)
-    values = values.reshape(len(rows), -1)
     if rows.size == 0:
         return rows.astype(np.int64), values[:0].copy()
     order, unique, starts, counts = _sort_segments(rows)
