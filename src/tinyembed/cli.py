@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -139,7 +140,8 @@ def _add_memory_arguments(parser: argparse.ArgumentParser) -> None:
         type=_nonnegative_float,
         default=1.0,
         metavar="A",
-        help="Zipf exponent, p(rank i) ∝ 1/i^A (default: %(default)s)",
+        help="Zipf exponent: rank i is drawn with probability proportional to 1/i^A "
+        "(default: %(default)s)",
     )
 
     parser.add_argument(
@@ -236,7 +238,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     (code 2 and 0).
     """
     args = build_parser().parse_args(argv)
-    return args._command.run(args, args._parser)
+    try:
+        return args._command.run(args, args._parser)
+    except BrokenPipeError:
+        # `tinyembed memory | head` closed our stdout early: not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
