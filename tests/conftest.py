@@ -1,0 +1,10 @@
+import importlib.util
+import os
+
+import pytest
+
+
+def pytest_configure(config):
+    # Parity tests skip where torch is missing on a laptop; CI must run them, not skip them.
+    if os.environ.get("CI") and importlib.util.find_spec("torch") is None:
+        raise pytest.UsageError("CI needs torch==2.13.0 (the test oracle): pip install -e '.[test]'")
