@@ -9,10 +9,10 @@ Layout (one concept per module):
     cli                         the `tinyembed` command
 """
 
-from . import kernels
-from .gradcheck import gradcheck
-from .sparse import RowSparseGrad
 from .tensor import Tensor, cat, concatenate, enable_grad, is_grad_enabled, no_grad, stack, tensor
+from .sparse import RowSparseGrad
+from .gradcheck import gradcheck
+from . import kernels, nn, optim
 
 __version__ = "0.1.0"
 
@@ -21,11 +21,3 @@ __all__ = [
     "RowSparseGrad", "gradcheck", "kernels", "nn", "optim",
 ]
 
-
-def __getattr__(name):
-    # nn and optim import tensor; load them lazily to keep `import tinyembed` cheap and acyclic.
-    if name in ("nn", "optim"):
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'tinyembed' has no attribute {name!r}")

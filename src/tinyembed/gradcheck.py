@@ -17,16 +17,16 @@ def numerical_grad(fn: Callable[[], Tensor], x: np.ndarray, weights: np.ndarray,
 
     ``x`` is perturbed in place (and restored), so ``fn`` must read it afresh.
     """
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)
-    for i in range(flat.size):
-        orig = flat[i]
-        flat[i] = orig + eps
+    grad = np.zeros(x.shape, dtype=np.float64)
+    # Index x itself: x.reshape(-1) copies a non-contiguous x, and the perturbation would be lost.
+    for i in np.ndindex(x.shape):
+        orig = x[i]
+        x[i] = orig + eps
         plus = float(np.sum(fn().data * weights))
-        flat[i] = orig - eps
+        x[i] = orig - eps
         minus = float(np.sum(fn().data * weights))
-        flat[i] = orig
-        grad.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        x[i] = orig
+        grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 
@@ -53,6 +53,8 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         analytic = t.grad.to_dense() if isinstance(t.grad, RowSparseGrad) else t.grad
         if analytic is None:
             analytic = np.zeros_like(t.data)
+        if analytic.shape != t.shape:  # allclose would broadcast a wrongly shaped gradient
+            raise AssertionError(f"gradient of input {k} has shape {analytic.shape}, expected {t.shape}")
         numeric = numerical_grad(lambda: fn(*inputs), t.data, weights, eps)
         if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
             i = np.unravel_index(np.argmax(np.abs(analytic - numeric)), numeric.shape)

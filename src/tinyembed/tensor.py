@@ -63,7 +63,8 @@ def _as_array(data, dtype=None) -> np.ndarray:
     if dtype is not None:
         return np.asarray(data, dtype=dtype)
     arr = np.asarray(data)
-    if arr.dtype.kind == "f" and arr.dtype != np.float64:
+    # Python floats (and lists of them) parse as float64 but default to float32, as in PyTorch.
+    if arr.dtype.kind == "f" and (arr.dtype != np.float64 or not isinstance(data, (np.ndarray, np.generic))):
         return arr.astype(np.float32, copy=False)
     if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray):
         return arr.astype(np.int64, copy=False)
@@ -284,7 +285,9 @@ class Tensor:
             raise TypeError("pow supports a scalar exponent only")
         x = self.data
         e = np.asarray(exponent, dtype=x.dtype)
-        return Tensor._from_op(x ** e, (self,), lambda g: (g * e * x ** (e - 1),), "pow")
+        # x**0 is constant: its gradient is 0 even at x = 0, where x**-1 would give nan.
+        backward = (lambda g: (np.zeros_like(x),)) if e == 0 else (lambda g: (g * e * x ** (e - 1),))
+        return Tensor._from_op(x ** e, (self,), backward, "pow")
 
     def __matmul__(self, other):
         other = self._lift(other)
@@ -295,10 +298,11 @@ class Tensor:
             x2 = x[None, :] if x.ndim == 1 else x
             y2 = y[:, None] if y.ndim == 1 else y
             g2 = g
-            if x.ndim == 1:
-                g2 = np.expand_dims(g2, -2)
+            # Restore the dropped axes innermost first: for 1-D @ 1-D, g is 0-d.
             if y.ndim == 1:
                 g2 = np.expand_dims(g2, -1)
+            if x.ndim == 1:
+                g2 = np.expand_dims(g2, -2)
             gx = unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
             gy = unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape)
             return gx, gy
@@ -353,7 +357,8 @@ class Tensor:
             if not keepdims and axis is not None:
                 g = np.expand_dims(g, axis)
             mask = x == out
-            return (mask * (g / mask.sum(axis=axis, keepdims=True)),)
+            # Cast the tie count: float32 / int64 would promote the gradient to float64.
+            return (mask * (g / mask.sum(axis=axis, keepdims=True).astype(x.dtype)),)
 
         result = out if keepdims else (out.reshape(()) if axis is None else np.squeeze(out, axis))
         return Tensor._from_op(np.asarray(result), (self,), backward, "max")
@@ -373,7 +378,7 @@ class Tensor:
     def permute(self, *dims) -> "Tensor":
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        inverse = np.argsort(dims)
+        inverse = np.argsort([d % self.ndim for d in dims])  # argsort needs non-negative dims
         return Tensor._from_op(np.transpose(self.data, dims), (self,),
                                lambda g: (np.transpose(g, inverse),), "permute")
 
@@ -390,6 +395,8 @@ class Tensor:
         return self.reshape(np.expand_dims(self.data, dim).shape)
 
     def squeeze(self, dim=None) -> "Tensor":
+        if dim is not None and self.shape[dim] != 1:
+            return self.reshape(self.shape)  # as PyTorch: squeezing a dim that is not 1 is a no-op
         return self.reshape(np.squeeze(self.data, dim).shape)
 
     def __getitem__(self, index) -> "Tensor":

@@ -1,11 +1,12 @@
 """Layers: modules own parameters and configuration; functional code does the work."""
 
-from . import init
+from . import functional, init
 from .embedding import Embedding, EmbeddingBag
+from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList, Parameter, Sequential
 
 __all__ = [
     "Module", "ModuleList", "Sequential", "Parameter",
-    "Embedding", "EmbeddingBag",
-    "init",
+    "Embedding", "EmbeddingBag", "Linear", "LayerNorm", "Dropout",
+    "functional", "init",
 ]

@@ -23,7 +23,9 @@ class Parameter(Tensor):
     def __init__(self, data, requires_grad: bool = True, dtype=None):
         data = data.data if isinstance(data, Tensor) else data
         arr = np.asarray(data, dtype=dtype)
-        if dtype is None and arr.dtype.kind == "f" and arr.dtype != np.float64:
+        # As Tensor: float64 arrays are kept, Python floats default to float32.
+        if dtype is None and arr.dtype.kind == "f" and (
+                arr.dtype != np.float64 or not isinstance(data, (np.ndarray, np.generic))):
             arr = arr.astype(np.float32)
         super().__init__(arr, requires_grad=requires_grad)
 

@@ -1,0 +1,406 @@
+"""Differentiable functions on Tensors, with PyTorch's names and argument orders.
+
+Each function computes its forward in NumPy and, right beside it, a ``backward``
+closure that maps the output's gradient to one gradient per input; the output is
+built with :meth:`Tensor._from_op`. Layers (:mod:`tinyembed.nn.layers`) own the
+parameters and call these functions.
+
+Numerics:
+    * softmax / log_softmax / cross_entropy subtract the row maximum before
+      exponentiating, so no logit overflows ``exp``.
+    * gelu is computed in float64 and cast back, so float32 results are
+      correctly rounded; the exact form uses ``math.erfc`` element by element
+      (NumPy has no erf), which is accurate to about one ulp.
+    * Gradients always have the dtype of the input they belong to.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ..tensor import Tensor
+
+__all__ = [
+    "linear",
+    "gelu",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "layer_norm",
+    "dropout",
+    "relu",
+    "tanh",
+    "sigmoid",
+]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# -- validation -------------------------------------------------------------------------
+def _check_float_tensor(t, name: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a Tensor, got {type(t).__name__}")
+    if t.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+
+
+def _check_same_dtype(x: Tensor, **others) -> None:
+    for name, t in others.items():
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{name} has dtype {t.dtype} but the input has dtype {x.dtype}")
+
+
+def _normalize_dim(dim: int, ndim: int) -> int:
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % ndim
+
+
+def _log_softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x - logsumexp(x)`` along ``axis``, shifted by the maximum so exp never overflows."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+# -- linear -----------------------------------------------------------------------------
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y = x @ weight.T + bias``.
+
+    Args:
+        x: input features.
+        weight: (out_features, in_features), as in PyTorch.
+        bias: optional (out_features,).
+
+    Shape:
+        x (*, in_features) -> (*, out_features); all three share one float dtype.
+
+    Examples:
+        >>> y = linear(Tensor(np.ones((2, 4))), Tensor(np.ones((3, 4))))  # (2, 3)
+    """
+    _check_float_tensor(x, "x")
+    _check_float_tensor(weight, "weight")
+    if bias is not None:
+        _check_float_tensor(bias, "bias")
+    _check_same_dtype(x, weight=weight, bias=bias)
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    out_features, in_features = weight.shape
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(f"x has shape {x.shape}, expected (*, {in_features}) for weight of shape {weight.shape}")
+    if bias is not None and bias.shape != (out_features,):
+        raise ValueError(f"bias has shape {bias.shape}, expected ({out_features},)")
+
+    xd, w = x.data, weight.data
+    y = xd @ w.T  # (*, out)
+    if bias is not None:
+        y = y + bias.data
+
+    def backward(g):
+        g2 = g.reshape(-1, out_features)  # (M, out)
+        gx = g @ w  # (*, in)
+        gw = g2.T @ xd.reshape(-1, in_features)  # (out, in)
+        if bias is None:
+            return gx, gw
+        return gx, gw, g2.sum(axis=0)
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor._from_op(y, parents, backward, "linear")
+
+
+# -- activations --------------------------------------------------------------------------
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_TANH_COEF = 0.044715
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit, ``x * Phi(x)``.
+
+    Args:
+        x: float32 or float64 tensor.
+        approximate: ``'none'`` for the exact form ``x * 0.5 * erfc(-x / sqrt(2))``;
+            ``'tanh'`` for ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``.
+
+    Shape:
+        any -> same shape and dtype.
+
+    Examples:
+        >>> gelu(Tensor([0.0, 1.0]))  # tensor([0., 0.8413])
+    """
+    _check_float_tensor(x, "x")
+    x64 = x.data.astype(np.float64)  # compute in float64; float32 results are then correctly rounded
+    dtype = x.dtype
+
+    if approximate == "none":
+        # erfc(-x/sqrt 2) rather than 1 + erf(x/sqrt 2): no cancellation for negative x.
+        cdf = 0.5 * np.asarray(_erfc(-x64 * _INV_SQRT_2), dtype=np.float64)  # Phi(x)
+        y = x64 * cdf
+
+        def backward(g):
+            pdf = np.exp(-0.5 * x64 * x64) * _INV_SQRT_2PI  # phi(x)
+            return ((g * (cdf + x64 * pdf)).astype(dtype, copy=False),)
+
+    elif approximate == "tanh":
+        inner = _SQRT_2_OVER_PI * (x64 + _GELU_TANH_COEF * x64 ** 3)
+        t = np.tanh(inner)
+        y = 0.5 * x64 * (1.0 + t)
+
+        def backward(g):
+            d_inner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_COEF * x64 * x64)
+            dy = 0.5 * (1.0 + t) + 0.5 * x64 * (1.0 - t * t) * d_inner
+            return ((g * dy).astype(dtype, copy=False),)
+
+    else:
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    return Tensor._from_op(y.astype(dtype), (x,), backward, "gelu")
+
+
+def relu(x: Tensor) -> Tensor:
+    """``max(x, 0)``; same as ``x.relu()``."""
+    return x.relu()
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent; same as ``x.tanh()``."""
+    return x.tanh()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Logistic function, overflow-free for large ``|x|``; same as ``x.sigmoid()``."""
+    return x.sigmoid()
+
+
+# -- softmax family -----------------------------------------------------------------------
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``, computed after subtracting the maximum.
+
+    Args:
+        x: float tensor with at least one dimension.
+        dim: the dimension that sums to one.
+
+    Shape:
+        any -> same shape and dtype.
+
+    Examples:
+        >>> softmax(Tensor([[1.0, 1.0]]))  # tensor([[0.5, 0.5]])
+    """
+    _check_float_tensor(x, "x")
+    axis = _normalize_dim(dim, x.ndim)
+    e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    y = e / e.sum(axis=axis, keepdims=True)
+
+    def backward(g):
+        # Jacobian-vector product of softmax: y * (g - <g, y>).
+        return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+
+    return Tensor._from_op(y, (x,), backward, "softmax")
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """``x - logsumexp(x)`` along ``dim``; stable for any finite logits.
+
+    Args:
+        x: float tensor with at least one dimension.
+        dim: the dimension normalized over.
+
+    Shape:
+        any -> same shape and dtype.
+
+    Examples:
+        >>> log_softmax(Tensor([[0.0, 0.0]]))  # tensor([[-0.6931, -0.6931]])
+    """
+    _check_float_tensor(x, "x")
+    axis = _normalize_dim(dim, x.ndim)
+    y = _log_softmax_array(x.data, axis)
+
+    def backward(g):
+        return (g - np.exp(y) * g.sum(axis=axis, keepdims=True),)
+
+    return Tensor._from_op(y, (x,), backward, "log_softmax")
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Cross entropy between softmax(logits) over dim 1 and integer class targets.
+
+    With label smoothing ``e`` the target distribution is ``(1 - e) * onehot + e / C``,
+    so each loss is ``-(1 - e) * logp[target] - (e / C) * sum_c logp[c]``.
+
+    Args:
+        logits: float unnormalized scores, classes along dim 1 (dim 0 if 1-D).
+        target: integer class ids (Tensor or array-like); ``ignore_index`` entries
+            contribute no loss and no gradient.
+        ignore_index: target value to skip.
+        reduction: ``'mean'`` (over non-ignored targets; nan if all are ignored,
+            as in PyTorch), ``'sum'``, or ``'none'`` (per-target losses, 0 where ignored).
+        label_smoothing: ``e`` in [0, 1].
+
+    Shape:
+        logits (N, C) or (N, C, d1, ...) or (C,); target (N,) or (N, d1, ...) or ();
+        output () for 'mean'/'sum', the target's shape for 'none'.
+
+    Raises:
+        IndexError: a target (other than ignore_index) is outside [0, C).
+
+    Examples:
+        >>> cross_entropy(Tensor([[0.0, 0.0]]), [1])  # tensor(0.6931)
+    """
+    _check_float_tensor(logits, "logits")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class ids, got dtype {t.dtype}")
+    if logits.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the classes)")
+    class_axis = 0 if logits.ndim == 1 else 1
+    expected = logits.shape[:class_axis] + logits.shape[class_axis + 1:]
+    if t.shape != expected:
+        raise ValueError(f"target has shape {t.shape}, expected {expected} for logits of shape {logits.shape}")
+
+    num_classes = logits.shape[class_axis]
+    z = np.moveaxis(logits.data, class_axis, -1)  # (..., C)
+    moved_shape = z.shape
+    z = z.reshape(-1, num_classes)  # (M, C)
+    t = t.reshape(-1).astype(np.int64)  # (M,)
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= num_classes))
+    if bad.any():
+        raise IndexError(f"target {int(t[bad][0])} is out of bounds for {num_classes} classes")
+    rows = np.arange(len(t))
+    safe_t = np.where(valid, t, 0)
+    count = int(valid.sum())
+
+    logp = _log_softmax_array(z, axis=-1)  # (M, C)
+    eps = float(label_smoothing)
+    loss = -(1.0 - eps) * logp[rows, safe_t]
+    if eps:
+        loss = loss - (eps / num_classes) * logp.sum(axis=-1)
+    loss = np.where(valid, loss, 0.0).astype(logits.dtype, copy=False)  # (M,)
+
+    if reduction == "none":
+        out = loss.reshape(expected)
+    elif reduction == "sum":
+        out = np.asarray(loss.sum())
+    else:
+        out = np.asarray(loss.sum() / count if count else np.nan, dtype=logits.dtype)
+
+    def backward(g):
+        grad = np.exp(logp)  # softmax, (M, C)
+        if eps:
+            grad -= eps / num_classes
+        grad[rows, safe_t] -= 1.0 - eps
+        grad *= valid[:, None]
+        if reduction == "none":
+            grad *= g.reshape(-1, 1)
+        elif reduction == "sum":
+            grad *= g
+        else:
+            # All targets ignored: the loss is nan but the gradient is zero, as in PyTorch.
+            grad *= g / count if count else 0.0
+        grad = np.moveaxis(grad.reshape(moved_shape), -1, class_axis)
+        return (grad.astype(logits.dtype, copy=False),)
+
+    return Tensor._from_op(out, (logits,), backward, "cross_entropy")
+
+
+# -- normalization and regularization ------------------------------------------------------
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing ``normalized_shape`` dimensions, then scale and shift.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance, as in PyTorch.
+
+    Args:
+        x: float tensor whose last dimensions equal ``normalized_shape``.
+        normalized_shape: int or tuple of the trailing dimensions.
+        weight, bias: optional, of shape ``normalized_shape`` and x's dtype.
+        eps: added to the variance.
+
+    Shape:
+        (*, *normalized_shape) -> same shape and dtype.
+
+    Examples:
+        >>> layer_norm(Tensor([[1.0, 3.0]]), 2)  # tensor([[-1., 1.]]) (up to eps)
+    """
+    _check_float_tensor(x, "x")
+    shape = (int(normalized_shape),) if np.isscalar(normalized_shape) else tuple(int(n) for n in normalized_shape)
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"normalized_shape {shape} does not match the trailing dimensions of x {x.shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            _check_float_tensor(p, name)
+            if p.shape != shape:
+                raise ValueError(f"{name} has shape {p.shape}, expected {shape}")
+    _check_same_dtype(x, weight=weight, bias=bias)
+
+    axes = tuple(range(x.ndim - k, x.ndim))  # normalized
+    lead = tuple(range(x.ndim - k))  # batch
+    xc = x.data - x.data.mean(axis=axes, keepdims=True)
+    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
+    xhat = xc * rstd
+    y = xhat
+    if weight is not None:
+        y = y * weight.data
+    if bias is not None:
+        y = y + bias.data
+
+    def backward(g):
+        gxhat = g * weight.data if weight is not None else g
+        gx = rstd * (gxhat - gxhat.mean(axis=axes, keepdims=True)
+                     - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
+        grads = [gx]
+        if weight is not None:
+            grads.append((g * xhat).sum(axis=lead))
+        if bias is not None:
+            grads.append(g.sum(axis=lead))
+        return tuple(grads)
+
+    parents = [t for t in (x, weight, bias) if t is not None]
+    return Tensor._from_op(y.astype(x.dtype, copy=False), parents, backward, "layer_norm")
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    The expected value of every element is unchanged, so evaluation needs no rescaling.
+
+    Args:
+        x: float tensor.
+        p: drop probability in [0, 1]; ``p=1`` gives zeros.
+        training: if False, or ``p == 0``, return ``x`` itself.
+        rng: ``np.random.Generator`` for the mask (a fresh one if None).
+
+    Shape:
+        any -> same shape and dtype.
+
+    Examples:
+        >>> dropout(Tensor(np.ones(4)), 0.5, rng=np.random.default_rng(0))
+    """
+    _check_float_tensor(x, "x")
+    if not 0.0 <= p <= 1.0:  # also rejects nan
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p  # float64 draws: the same seed gives the same mask in any dtype
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    mask = (keep * scale).astype(x.dtype)  # 0 or 1/(1-p)
+
+    return Tensor._from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
+
+
+# The lookup functions live beside their modules (nn/embedding.py); F.embedding is where users look.
+from .embedding import embedding, embedding_bag  # noqa: E402

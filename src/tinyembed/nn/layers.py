@@ -1,0 +1,147 @@
+"""Thin layers: each owns its parameters and configuration and calls :mod:`.functional`."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module, Parameter
+
+__all__ = ["Linear", "LayerNorm", "Dropout"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _check_probability(p) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p!r}")
+    return float(p)
+
+
+class Linear(Module):
+    """Affine map ``y = x @ weight.T + bias``.
+
+    Weight and bias are drawn from U(-1/sqrt(in_features), 1/sqrt(in_features)), as in PyTorch.
+
+    Args:
+        in_features: size of each input row (> 0).
+        out_features: size of each output row (> 0).
+        bias: learn an additive bias.
+        dtype: float32 or float64.
+        seed: seed of the ``np.random.default_rng`` used for initialization.
+
+    Shape:
+        input (*, in_features) -> output (*, out_features).
+        weight (out_features, in_features); bias (out_features,).
+
+    Examples:
+        >>> layer = Linear(4, 3, seed=0)
+        >>> layer(Tensor(np.ones((2, 4)))).shape
+        (2, 3)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32, seed=None):
+        super().__init__()
+        self.in_features = _check_positive_int(in_features, "in_features")
+        self.out_features = _check_positive_int(out_features, "out_features")
+        dtype = _check_float_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, (self.out_features, self.in_features)), dtype=dtype)
+        self.bias = Parameter(rng.uniform(-bound, bound, self.out_features), dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing ``normalized_shape`` dimensions.
+
+    Args:
+        normalized_shape: int or tuple of positive ints.
+        eps: added to the (biased) variance; >= 0.
+        elementwise_affine: learn ``weight`` (init 1) and ``bias`` (init 0) of shape ``normalized_shape``.
+        dtype: float32 or float64.
+
+    Shape:
+        input (*, *normalized_shape) -> output of the same shape.
+
+    Examples:
+        >>> norm = LayerNorm(8)
+        >>> norm(Tensor(np.random.rand(2, 8))).shape
+        (2, 8)
+    """
+
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, dtype=np.float32):
+        super().__init__()
+        shape = (normalized_shape,) if np.isscalar(normalized_shape) else tuple(normalized_shape)
+        if not shape:
+            raise ValueError("normalized_shape must name at least one dimension, got ()")
+        self.normalized_shape = tuple(_check_positive_int(n, "normalized_shape entry") for n in shape)
+        if not eps >= 0:  # also rejects nan
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        self.eps = eps
+        self.elementwise_affine = bool(elementwise_affine)
+        dtype = _check_float_dtype(dtype)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype)
+            self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype)
+        else:
+            self.weight = None
+            self.bias = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class Dropout(Module):
+    """Inverted dropout while training; the identity in eval mode.
+
+    Args:
+        p: drop probability in [0, 1].
+        seed: seed of the layer's own ``np.random.default_rng``; each call draws a new mask
+            from it, so a given seed reproduces the whole sequence of masks.
+
+    Shape:
+        any -> same shape.
+
+    Examples:
+        >>> drop = Dropout(0.1, seed=0)
+        >>> drop.eval()(x) is x  # doctest: +SKIP
+        True
+    """
+
+    def __init__(self, p: float = 0.5, seed=None):
+        super().__init__()
+        self.p = _check_probability(p)
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training, self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
