@@ -10,6 +10,9 @@ Where PyTorch refuses or is wrong, we say so next to the code:
 * EmbeddingBag's dense CPU backward with ``scale_grad_by_freq`` and repeated
   ids is wrong in PyTorch 2.13; here each row's gradient is divided by the
   number of times its id occurs in the input, which is the definition.
+* EmbeddingBag ``mode='max'`` with ``scale_grad_by_freq`` works (PyTorch raises).
+* With ``include_last_offset=True``, ids after the last offset belong to no bag:
+  they are ignored everywhere, max_norm included (PyTorch 2.13 is inconsistent there).
 """
 
 from __future__ import annotations
