@@ -173,29 +173,40 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
 _LONG_SEGMENT = 16
 
 
-def segment_reduce(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op=np.add) -> np.ndarray:
-    """Reduce contiguous row segments: ``out[i] = op.reduce(values[starts[i]:starts[i]+counts[i]])``.
+def segment_reduce(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op=np.add,
+                   order: np.ndarray | None = None) -> np.ndarray:
+    """Reduce row segments: ``out[i] = op.reduce(values[order[starts[i]:starts[i]+counts[i]]])``.
 
     Args:
-        values: (n, D) rows, each segment contiguous.
+        values: (n, D) rows.
         starts, counts: (S,) int64; every count must be >= 1.
         op: a binary ufunc (np.add, np.maximum, np.minimum).
+        order: (n,) permutation that makes each segment contiguous; identity if None.
+            Passing it (rather than ``values[order]``) avoids copying every row once more.
 
     Returns:
         (S, D) array. Rows are combined left to right, so results are deterministic.
     """
-    out = np.take(values, starts, axis=0)
+    pick = (lambda pos: pos) if order is None else (lambda pos: order[pos])
+    out = np.take(values, pick(starts), axis=0)
     long_ = counts > _LONG_SEGMENT
     active = np.flatnonzero((counts > 1) & ~long_)
+    # Two scratch buffers serve every round: fresh large temporaries cost a page fault per 4 KiB.
+    rows_buf = np.empty((active.size,) + values.shape[1:], dtype=values.dtype)
+    acc_buf = np.empty_like(rows_buf)
     k = 1
     while active.size:
-        rows = np.take(values, starts[active] + k, axis=0)
-        out[active] = op(out[active], rows)
+        m = active.size
+        rows = np.take(values, pick(starts[active] + k), axis=0, out=rows_buf[:m], mode="clip")
+        acc = np.take(out, active, axis=0, out=acc_buf[:m], mode="clip")
+        op(acc, rows, out=acc)
+        out[active] = acc
         k += 1
         active = active[counts[active] > k]
     for i in np.flatnonzero(long_):
         s = starts[i]
-        out[i] = op.reduce(values[s:s + counts[i]], axis=0)
+        segment = values[s:s + counts[i]] if order is None else np.take(values, order[s:s + counts[i]], axis=0)
+        out[i] = op.reduce(segment, axis=0)
     return out
 
 
@@ -228,7 +239,7 @@ def segment_sum_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     order, unique, starts, counts = _sort_segments(rows)
     if len(unique) == len(rows):  # no repeats: a permutation is all there is to do
         return unique, np.take(values, order, axis=0)
-    return unique, segment_reduce(np.take(values, order, axis=0), starts, counts)
+    return unique, segment_reduce(values, starts, counts, order=order)
 
 
 def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
