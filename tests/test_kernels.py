@@ -411,3 +411,32 @@ def test_bag_pool_backward_matches_python_loop(mode, scale_grad_by_freq):
         np.testing.assert_allclose(grad_psw, expected_psw, rtol=0, atol=1e-12)
     else:
         assert grad_psw is None
+
+
+def test_gather_is_safe_while_another_thread_changes_the_thread_count():
+    import threading
+
+    weight = np.random.default_rng(0).standard_normal((512, 256)).astype(np.float32)
+    ids = np.random.default_rng(1).integers(0, 512, 4096)
+    expected = weight[ids]
+    errors = []
+
+    def lookups():
+        try:
+            for _ in range(30):
+                np.testing.assert_array_equal(kernels.gather_rows(weight, ids), expected)
+        except Exception as e:  # noqa: BLE001 - any failure in a thread must reach the test
+            errors.append(e)
+
+    saved = kernels.get_num_threads()
+    workers = [threading.Thread(target=lookups) for _ in range(3)]
+    try:
+        for w in workers:
+            w.start()
+        for n in [1, 3, 2, 5, 1, 4] * 5:
+            kernels.set_num_threads(n)
+        for w in workers:
+            w.join()
+    finally:
+        kernels.set_num_threads(saved)
+    assert not errors, errors[0]

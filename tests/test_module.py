@@ -304,15 +304,15 @@ def test_linear_repr_matches_torch():
     assert repr(Linear(4, 3, bias=False)) == repr(torch.nn.Linear(4, 3, bias=False))
 
 
-@pytest.mark.parametrize("kwargs, bad", [
-    (dict(in_features=0, out_features=3), "in_features must be a positive integer, got 0"),
-    (dict(in_features=4, out_features=-2), "out_features must be a positive integer, got -2"),
-    (dict(in_features=2.5, out_features=3), "got 2.5"),
-    (dict(in_features=True, out_features=3), "got True"),
-    (dict(in_features=4, out_features=3, dtype=np.int64), "dtype must be float32 or float64, got int64"),
+@pytest.mark.parametrize("kwargs, error, bad", [
+    (dict(in_features=0, out_features=3), ValueError, "in_features must be a positive integer, got 0"),
+    (dict(in_features=4, out_features=-2), ValueError, "out_features must be a positive integer, got -2"),
+    (dict(in_features=2.5, out_features=3), ValueError, "got 2.5"),
+    (dict(in_features=True, out_features=3), ValueError, "got True"),
+    (dict(in_features=4, out_features=3, dtype=np.int64), TypeError, "dtype must be float32 or float64, got int64"),
 ])
-def test_linear_rejects_bad_configuration_naming_the_value(kwargs, bad):
-    with pytest.raises(ValueError, match=bad):
+def test_linear_rejects_bad_configuration_naming_the_value(kwargs, error, bad):
+    with pytest.raises(error, match=bad):
         Linear(**kwargs)
 
 
@@ -378,3 +378,16 @@ def test_dropout_module_repr_and_validation():
     for bad in (-0.5, 1.5, "0.5"):
         with pytest.raises(ValueError, match=repr(bad).replace(".", r"\.")):
             Dropout(bad)
+
+
+def test_reassigning_a_buffer_keeps_it_in_state_dict():
+    from tinyembed.nn.module import Module
+
+    class Counter(Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("counts", np.zeros(4))
+
+    m = Counter()
+    m.counts = np.ones(4)
+    np.testing.assert_array_equal(m.state_dict()["counts"], np.ones(4))

@@ -449,3 +449,36 @@ def test_squeeze_of_a_dim_that_is_not_one_is_a_no_op_as_in_torch():
     x = Tensor(np.ones((2, 3)))
     assert x.squeeze(0).shape == (2, 3)
     assert Tensor(np.ones((2, 1))).squeeze(1).shape == (2,)
+
+
+def test_np_array_copies_but_np_asarray_shares():
+    t = Tensor(np.zeros(3, np.float32))
+    snapshot = np.array(t)
+    snapshot[0] = 99
+    assert t.data[0] == 0
+    assert np.asarray(t) is t.data
+
+
+def test_float32_leaf_gets_a_float32_grad_from_a_float64_expression():
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    (a * Tensor(np.ones(3))).sum().backward()
+    assert a.grad.dtype == np.float32
+
+
+def test_mean_of_nothing_is_nan():
+    assert np.isnan(Tensor(np.zeros((0, 3))).mean().item())
+
+
+def test_bool_of_a_comparison_is_its_value():
+    assert not bool(Tensor([-1.0]) > 0)
+    assert bool(Tensor([1.0]) > 0)
+    with pytest.raises(ValueError):
+        bool(Tensor([1.0, 2.0]))
+
+
+def test_leaf_grad_does_not_alias_an_array_given_to_two_parents():
+    a = Tensor(np.ones(2), requires_grad=True)
+    b = Tensor(np.ones(2), requires_grad=True)
+    (a + b).sum().backward()
+    a.grad += 1
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])

@@ -18,6 +18,7 @@ Why not the obvious one-liners:
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 __all__ = [
     "check_ids",
     "check_offsets",
+    "check_out",
     "get_num_threads",
     "set_num_threads",
     "gather_rows",
@@ -41,6 +43,8 @@ __all__ = [
 # -- threads ------------------------------------------------------------------------
 _num_threads = max(1, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
 # Below this many output bytes, the cost of waking a thread beats the gain.
 _PARALLEL_MIN_BYTES = 1 << 21
 
@@ -51,13 +55,21 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Threads the kernels may use (NumPy releases the GIL inside take and copy)."""
-    global _num_threads, _pool
-    if int(n) < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"number of threads must be an int >= 1, got {n!r}")
     _num_threads = int(n)
-    if _pool is not None:
-        _pool.shutdown(wait=False)
-        _pool = None
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool with at least ``workers`` threads. A smaller old pool is dropped, not shut
+    down: a caller in another thread may still be submitting to it."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyembed")
+            _pool_size = workers
+        return _pool
 
 
 def _chunks(n: int, row_bytes: int) -> list[tuple[int, int]]:
@@ -69,13 +81,11 @@ def _chunks(n: int, row_bytes: int) -> list[tuple[int, int]]:
 
 
 def _run_chunks(fn, chunks) -> None:
-    global _pool
     if len(chunks) == 1:
         fn(*chunks[0])
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_num_threads, thread_name_prefix="tinyembed")
-    futures = [_pool.submit(fn, a, b) for a, b in chunks[1:]]
+    pool = _get_pool(len(chunks) - 1)
+    futures = [pool.submit(fn, a, b) for a, b in chunks[1:]]
     fn(*chunks[0])  # the calling thread works too
     for f in futures:
         f.result()
@@ -97,7 +107,8 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
             arr = arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
         else:
             raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
+    # Always a copy: backward closures keep the ids, and the caller may reuse its array.
+    arr = np.array(arr, dtype=np.int64)
     if arr.size:
         bad = (arr < 0) | (arr >= num_embeddings)
         if bad.any():
@@ -136,6 +147,15 @@ def check_offsets(offsets, num_ids: int, include_last_offset: bool = False) -> n
     return off if include_last_offset else np.append(off, num_ids)
 
 
+def check_out(out: np.ndarray, shape: tuple, dtype: np.dtype) -> None:
+    """A preallocated output must match exactly and be C-contiguous (a reshape must not copy it)."""
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"out must be an array of shape {shape} and dtype {dtype}, got {got}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+
+
 # -- gather -------------------------------------------------------------------------
 def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Rows of ``weight`` at ``ids``: the embedding lookup.
@@ -152,11 +172,8 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     flat = ids.reshape(-1)
     if out is None:
         out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
-    elif out.shape != ids.shape + (dim,) or out.dtype != weight.dtype:
-        raise ValueError(f"out must have shape {ids.shape + (dim,)} and dtype {weight.dtype}, "
-                         f"got {out.shape} {out.dtype}")
-    if not out.flags.c_contiguous:  # reshape would copy, and we would write into the copy
-        raise ValueError("out must be C-contiguous")
+    else:
+        check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(-1, dim)
 
     def work(a, b):
@@ -203,10 +220,13 @@ def segment_reduce(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, o
         out[active] = acc
         k += 1
         active = active[counts[active] > k]
-    for i in np.flatnonzero(long_):
-        s = starts[i]
-        segment = values[s:s + counts[i]] if order is None else np.take(values, order[s:s + counts[i]], axis=0)
-        out[i] = op.reduce(segment, axis=0)
+    long_ids = np.flatnonzero(long_)
+    if long_ids.size:
+        # All long segments in one reduceat: gather their rows back to back first.
+        lengths = counts[long_ids]
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        positions = np.repeat(starts[long_ids] - first, lengths) + np.arange(lengths.sum())
+        out[long_ids] = op.reduceat(np.take(values, pick(positions), axis=0), first, axis=0)
     return out
 
 
@@ -277,11 +297,14 @@ def renorm_rows_(weight: np.ndarray, ids: np.ndarray, max_norm: float, norm_type
         weight[rows] = (weight[rows] * scale).astype(weight.dtype)
 
 
-def frequency_scale(ids: np.ndarray) -> np.ndarray:
-    """1 / (how often each id occurs in ``ids``), per position: scale_grad_by_freq."""
-    flat = ids.reshape(-1)
-    _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
-    return 1.0 / counts[inverse.reshape(-1)]
+def frequency_scale(ids: np.ndarray, of: np.ndarray | None = None) -> np.ndarray:
+    """scale_grad_by_freq: 1 / (how often each id occurs in ``ids``), for each id of ``of``.
+
+    ``of`` defaults to ``ids`` itself (one scale per position); its ids must occur in ``ids``.
+    """
+    unique, counts = np.unique(ids, return_counts=True)
+    of = ids if of is None else of
+    return 1.0 / counts[np.searchsorted(unique, of.reshape(-1))]
 
 
 # -- bags -------------------------------------------------------------------------
@@ -366,8 +389,7 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
         if scale_grad_by_freq:
             counted = ids[: bounds[-1]]
             counted = counted if padding_idx is None else counted[counted != padding_idx]
-            uniq, cnt = np.unique(counted, return_counts=True)
-            vals = vals / cnt[np.searchsorted(uniq, rows)]
+            vals = vals * frequency_scale(counted, of=rows)
         touched, inverse = np.unique(rows, return_inverse=True)
         # Each (row, col) can be the arg-max of several bags: sum with bincount over a small grid.
         local = inverse.reshape(-1) * dim + cols

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RowSparseGrad", "accumulate_grad"]
+__all__ = ["RowSparseGrad", "accumulate_grad", "zeros_like_grad"]
 
 
 class RowSparseGrad:
@@ -85,6 +85,14 @@ class RowSparseGrad:
 
     __rmul__ = __mul__
 
+    def astype(self, dtype) -> "RowSparseGrad":
+        return RowSparseGrad(self.indices, self.values.astype(dtype), self.shape)
+
+    @classmethod
+    def empty(cls, shape: tuple, dtype) -> "RowSparseGrad":
+        """No rows: the zero gradient, still row-sparse."""
+        return cls(np.zeros(0, np.int64), np.zeros((0, shape[1]), dtype), shape)
+
     def __neg__(self) -> "RowSparseGrad":
         return self * -1
 
@@ -96,10 +104,19 @@ def accumulate_grad(current, new):
     """``current + new`` for dense arrays and row-sparse grads, in any mix.
 
     Dense plus sparse gives dense (as in PyTorch); sparse plus sparse stays
-    sparse and coalesced. ``current`` may be None.
+    sparse and coalesced. ``current`` may be None; then ``new`` itself is
+    returned (not copied), so callers that keep it must own it.
     """
     if current is None:
-        return new.copy() if isinstance(new, np.ndarray) else new
+        return new
     if isinstance(current, np.ndarray) and isinstance(new, np.ndarray):
         return current + new
     return current + new if isinstance(current, RowSparseGrad) else new + current
+
+
+def zeros_like_grad(grad):
+    """A zero gradient in the same layout: an empty RowSparseGrad for a row-sparse one
+    (as a sparse ``.grad.zero_()`` in PyTorch, so sparse-only optimizers still accept it)."""
+    if isinstance(grad, RowSparseGrad):
+        return RowSparseGrad.empty(grad.shape, grad.dtype)
+    return np.zeros_like(grad)

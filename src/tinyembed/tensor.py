@@ -24,7 +24,7 @@ from .sparse import RowSparseGrad, accumulate_grad
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "tensor", "cat", "stack"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes that can carry gradients
 
 _state = threading.local()
 
@@ -101,7 +101,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _as_array(data, dtype)
-        if requires_grad and self.data.dtype not in _FLOAT_DTYPES:
+        if requires_grad and self.data.dtype not in FLOAT_DTYPES:
             raise TypeError(
                 f"only float32 and float64 tensors can require gradients, got {self.data.dtype}"
             )
@@ -161,11 +161,15 @@ class Tensor:
                 if g is None:
                     continue
                 if node._backward is None:  # a leaf that asked for gradients
-                    node.grad = accumulate_grad(node.grad, g)
+                    # Copy the first gradient: backward closures may hand one array to several parents.
+                    first = node.grad is None and isinstance(g, np.ndarray)
+                    node.grad = g.copy() if first else accumulate_grad(node.grad, g)
                     continue
                 for parent, pg in zip(node._parents, node._backward(g)):
                     if pg is None or not parent.requires_grad:
                         continue
+                    if pg.dtype != parent.dtype:  # float32 * float64 must still give a float32 grad
+                        pg = pg.astype(parent.dtype)
                     key = id(parent)
                     grads[key] = accumulate_grad(grads.get(key), pg)
 
@@ -213,10 +217,16 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        # np.asarray(t) shares the data; np.array(t) (copy=True) must not, or a "snapshot" keeps training.
+        if copy or (dtype is not None and np.dtype(dtype) != self.dtype):
+            return self.data.astype(dtype or self.dtype, copy=True)
+        return self.data
 
     def item(self):
         return self.data.item()
+
+    def __bool__(self) -> bool:
+        return bool(self.data)  # as NumPy: ambiguous (an error) for more than one element
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph."""
@@ -346,7 +356,8 @@ class Tensor:
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         count = self.data.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
-        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / max(count, 1))
+        # The mean of nothing is nan, as in NumPy and PyTorch.
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Maximum; the gradient is split evenly between tied maxima."""

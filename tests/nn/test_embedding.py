@@ -28,7 +28,7 @@ def embedding_cases(draw):
         ids.reshape(-1)[: ids.size // 2] = ids.reshape(-1)[0]  # many repeats
     padding_idx = draw(st.one_of(st.none(), st.integers(-num, num - 1)))
     max_norm = draw(st.one_of(st.none(), st.floats(0.1, 3.0)))
-    norm_type = draw(st.sampled_from([1.0, 2.0, 3.5]))
+    norm_type = draw(st.sampled_from([1.0, 2.0, 3.5, float("inf")]))
     scale = draw(st.booleans())
     sparse = draw(st.booleans())
     weight = rng.standard_normal((num, dim)).astype(dtype)
@@ -249,3 +249,29 @@ def test_load_state_dict_round_trip_and_shape_check():
     with pytest.raises(ValueError, match=r"\(5, 2\)"):
         b.load_state_dict({"weight": np.zeros((5, 2), np.float32)})
     np.testing.assert_array_equal(a.weight.data, b.weight.data)
+
+
+def test_changing_the_callers_ids_after_forward_does_not_move_the_gradient():
+    emb = Embedding(6, 2, seed=0)
+    ids = np.array([1, 2])
+    out = emb(ids)
+    ids[:] = [4, 5]
+    out.sum().backward()
+    np.testing.assert_array_equal(np.flatnonzero(emb.weight.grad.any(axis=1)), [1, 2])
+
+
+def test_bad_out_raises_before_max_norm_renorm_changes_the_weight():
+    emb = _table(max_norm=0.5)
+    before = emb.weight.data.copy()
+    with pytest.raises(ValueError, match=r"out must be an array of shape \(2, 3\)"):
+        emb([1, 2], out=np.empty((3, 3), np.float32))
+    np.testing.assert_array_equal(emb.weight.data, before)
+
+
+def test_module_zero_grad_keeps_a_sparse_grad_sparse_for_sparse_adam():
+    emb = Embedding(5, 2, sparse=True, seed=0)
+    opt = te.optim.SparseAdam(emb.parameters())
+    emb([1]).sum().backward()
+    emb.zero_grad(set_to_none=False)
+    assert isinstance(emb.weight.grad, RowSparseGrad) and emb.weight.grad.nnz_rows == 0
+    opt.step()  # accepted: still row-sparse

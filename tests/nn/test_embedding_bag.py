@@ -499,3 +499,9 @@ def test_nonpositive_max_norm_raises_naming_value_and_leaves_weight_unchanged(bi
 def test_module_constructor_rejects_bad_configuration_naming_value(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         EmbeddingBag(6, 4, **kwargs)
+
+
+def test_per_sample_weights_must_have_the_tables_dtype():
+    bag = EmbeddingBag(5, 2, mode="sum", seed=0)
+    with pytest.raises(TypeError, match="float64.*float32"):
+        bag([1, 2], offsets=[0], per_sample_weights=np.ones(2))

@@ -23,7 +23,7 @@ from .. import kernels
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor, no_grad
 from . import init as init_
-from .module import Module, Parameter
+from .module import Module, Parameter, check_float_dtype, check_positive_int
 
 __all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag"]
 
@@ -50,6 +50,13 @@ def _check_norm(max_norm, norm_type) -> None:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
     if not norm_type > 0:
         raise ValueError(f"norm_type must be > 0, got {norm_type}")
+
+
+def _check_bag_mode(mode: str, sparse: bool) -> None:
+    if mode not in _BAG_MODES:
+        raise ValueError(f"mode must be one of {_BAG_MODES}, got {mode!r}")
+    if sparse and mode == "max":
+        raise ValueError("max mode does not support sparse gradients")
 
 
 def _check_weight(weight) -> Tensor:
@@ -91,7 +98,9 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
     ids = kernels.check_ids(input, num_embeddings)
     padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
     _check_norm(max_norm, norm_type)
-    if max_norm is not None:  # validated above: nothing has changed if we got an error
+    if out is not None:
+        kernels.check_out(out, ids.shape + (dim,), weight.dtype)
+    if max_norm is not None:  # everything is validated: a failed call has changed nothing
         kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
     data = kernels.gather_rows(weight.data, ids, out=out)
 
@@ -143,10 +152,7 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = 
     """
     weight = _check_weight(weight)
     num_embeddings, dim = weight.shape
-    if mode not in _BAG_MODES:
-        raise ValueError(f"mode must be one of {_BAG_MODES}, got {mode!r}")
-    if sparse and mode == "max":
-        raise ValueError("max mode does not support sparse gradients")
+    _check_bag_mode(mode, sparse)
     ids = kernels.check_ids(input, num_embeddings)
     flat, bounds = _bag_bounds(ids, offsets, include_last_offset)
     padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
@@ -158,8 +164,8 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = 
         psw_tensor = per_sample_weights if isinstance(per_sample_weights, Tensor) else Tensor(per_sample_weights)
         if psw_tensor.shape != ids.shape:
             raise ValueError(f"per_sample_weights has shape {psw_tensor.shape}, input has {ids.shape}")
-        if psw_tensor.dtype.kind != "f":
-            raise TypeError(f"per_sample_weights must be floating point, got {psw_tensor.dtype}")
+        if psw_tensor.dtype != weight.dtype:
+            raise TypeError(f"per_sample_weights has dtype {psw_tensor.dtype}, the table has {weight.dtype}")
         psw = psw_tensor.data.reshape(-1)
     if max_norm is not None:
         kernels.renorm_rows_(weight.data, flat[: bounds[-1]], max_norm, norm_type)
@@ -197,11 +203,8 @@ class _TableModule(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
                  scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init):
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.num_embeddings = int(num_embeddings)
-        self.embedding_dim = int(embedding_dim)
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.padding_idx = _resolve_padding_idx(padding_idx, self.num_embeddings)
         _check_norm(max_norm, norm_type)
         self.max_norm = max_norm
@@ -209,9 +212,7 @@ class _TableModule(Module):
         self.scale_grad_by_freq = bool(scale_grad_by_freq)
         self.sparse = bool(sparse)
         if _weight is None:
-            dtype = np.dtype(dtype)
-            if dtype not in (np.float32, np.float64):
-                raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+            dtype = check_float_dtype(dtype)
             rng = np.random.default_rng(seed)
             data = init_.get(init)((self.num_embeddings, self.embedding_dim), rng, dtype)
             if self.padding_idx is not None:
@@ -227,7 +228,8 @@ class _TableModule(Module):
     def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, **kwargs):
         """A table holding ``embeddings`` (V, D); its padding row is kept as given.
 
-        ``freeze=True`` stops the weight from training. The array is shared, not copied.
+        ``freeze=True`` stops the weight from training. A float32 or float64 ndarray is
+        shared, not copied; other input (lists, float16) is converted to float32.
         """
         data = _pretrained_weight(embeddings)
         num, dim = data.shape
@@ -309,10 +311,7 @@ class EmbeddingBag(_TableModule):
                  sparse: bool = False, _weight=None, include_last_offset: bool = False,
                  padding_idx: int | None = None, _freeze: bool = False, dtype=np.float32,
                  seed: int | None = None, init="normal"):
-        if mode not in _BAG_MODES:
-            raise ValueError(f"mode must be one of {_BAG_MODES}, got {mode!r}")
-        if sparse and mode == "max":
-            raise ValueError("max mode does not support sparse gradients")
+        _check_bag_mode(mode, sparse)
         super().__init__(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
                          scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init)
         self.mode = mode

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import FLOAT_DTYPES, Tensor
 
 __all__ = [
     "linear",
@@ -36,14 +36,13 @@ __all__ = [
     "sigmoid",
 ]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # -- validation -------------------------------------------------------------------------
 def _check_float_tensor(t, name: str) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a Tensor, got {type(t).__name__}")
-    if t.dtype not in _FLOAT_DTYPES:
+    if t.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
 
 

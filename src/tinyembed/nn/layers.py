@@ -9,25 +9,9 @@ import numpy as np
 
 from ..tensor import Tensor
 from . import functional as F
-from .module import Module, Parameter
+from .module import Module, Parameter, check_float_dtype, check_positive_int
 
 __all__ = ["Linear", "LayerNorm", "Dropout"]
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_float_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in _FLOAT_DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
 
 def _check_probability(p) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
@@ -59,9 +43,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32, seed=None):
         super().__init__()
-        self.in_features = _check_positive_int(in_features, "in_features")
-        self.out_features = _check_positive_int(out_features, "out_features")
-        dtype = _check_float_dtype(dtype)
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
+        dtype = check_float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Parameter(rng.uniform(-bound, bound, (self.out_features, self.in_features)), dtype=dtype)
@@ -98,12 +82,12 @@ class LayerNorm(Module):
         shape = (normalized_shape,) if np.isscalar(normalized_shape) else tuple(normalized_shape)
         if not shape:
             raise ValueError("normalized_shape must name at least one dimension, got ()")
-        self.normalized_shape = tuple(_check_positive_int(n, "normalized_shape entry") for n in shape)
+        self.normalized_shape = tuple(check_positive_int(n, "normalized_shape entry") for n in shape)
         if not eps >= 0:  # also rejects nan
             raise ValueError(f"eps must be >= 0, got {eps!r}")
         self.eps = eps
         self.elementwise_affine = bool(elementwise_affine)
-        dtype = _check_float_dtype(dtype)
+        dtype = check_float_dtype(dtype)
         if self.elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype)
             self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype)

@@ -12,22 +12,31 @@ from typing import Iterator
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..sparse import zeros_like_grad
+from ..tensor import FLOAT_DTYPES, Tensor
 
-__all__ = ["Parameter", "Module", "ModuleList", "Sequential"]
+__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "check_positive_int", "check_float_dtype"]
+
+
+# -- constructor checks shared by every layer -------------------------------------------------
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
 
 
 class Parameter(Tensor):
     """A Tensor that is a trainable weight of a Module (requires_grad by default)."""
 
     def __init__(self, data, requires_grad: bool = True, dtype=None):
-        data = data.data if isinstance(data, Tensor) else data
-        arr = np.asarray(data, dtype=dtype)
-        # As Tensor: float64 arrays are kept, Python floats default to float32.
-        if dtype is None and arr.dtype.kind == "f" and (
-                arr.dtype != np.float64 or not isinstance(data, (np.ndarray, np.generic))):
-            arr = arr.astype(np.float32)
-        super().__init__(arr, requires_grad=requires_grad)
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -45,6 +54,10 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("call Module.__init__() before assigning attributes")
+        if name in self._buffers and (value is None or isinstance(value, np.ndarray)):
+            self._buffers[name] = value  # reassigning a buffer keeps it in state_dict
+            object.__setattr__(self, name, value)
+            return
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -108,10 +121,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad = np.zeros_like(p.data)
+            p.grad = None if set_to_none or p.grad is None else zeros_like_grad(p.grad)
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():

@@ -22,15 +22,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..sparse import RowSparseGrad
-from ..tensor import Tensor, enable_grad
+from ..sparse import RowSparseGrad, zeros_like_grad
+from ..tensor import FLOAT_DTYPES, Tensor, enable_grad
 
 __all__ = ["Optimizer"]
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-# How to read one hyper-parameter: a real number, a flag, or a pair of numbers.
-_KINDS = ("float", "bool", "betas")
 
 
 # -- hyper-parameter checks, shared by the subclasses ---------------------------------------
@@ -143,7 +138,7 @@ class Optimizer:
                 raise TypeError(
                     f"{self._name} can only optimize Parameters (Tensors), got {type(p).__name__} at index {i}"
                 )
-            if p.dtype not in _FLOAT_DTYPES:
+            if p.dtype not in FLOAT_DTYPES:
                 raise TypeError(
                     f"{self._name} can only optimize float32/float64 parameters, got {p.dtype} at index {i}"
                 )
@@ -203,13 +198,7 @@ class Optimizer:
         """
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                elif isinstance(p.grad, RowSparseGrad):
-                    g = p.grad
-                    p.grad = RowSparseGrad(np.zeros(0, np.int64), np.zeros((0, g.shape[1]), g.dtype), g.shape)
-                else:
-                    p.grad = np.zeros_like(p.data)
+                p.grad = None if set_to_none or p.grad is None else zeros_like_grad(p.grad)
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Update every parameter that has a gradient; parameters whose ``.grad`` is None are skipped.
