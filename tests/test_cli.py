@@ -5,7 +5,8 @@ import json
 import pytest
 
 from tinyembed.cli import main
-from tinyembed.memory import MODELS, embedding_memory
+from tinyembed.memory import embedding_memory
+from tinyembed.models import MODELS
 
 
 def run_json(capsys, *argv):

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyembed.models import MODELS, ModelConfig
 from tinyembed.memory import (
-    MODELS,
-    ModelConfig,
     embedding_memory,
     expected_unique_rows,
     expected_unique_rows_uniform,

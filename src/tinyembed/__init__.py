@@ -5,7 +5,7 @@ Layout (one concept per module):
     kernels                     pure array functions: gather, segment sums, bag pooling
     nn                          Module, Parameter, Embedding, EmbeddingBag, layers, functional
     optim                       SGD, Adam, AdamW, SparseAdam, RowWiseAdagrad
-    memory                      embedding memory of real model configurations
+    models, memory              published model configurations; their embedding memory
     cli                         the `tinyembed` command
 """
 

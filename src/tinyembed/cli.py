@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from tinyembed.memory import DISTRIBUTIONS, MODELS, ModelConfig, embedding_memory, format_table
+from tinyembed.memory import DISTRIBUTIONS, embedding_memory, format_table
+from tinyembed.models import MODELS, ModelConfig
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import kernels
 from ..sparse import RowSparseGrad
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor
 from . import init as init_
 from .module import Module, Parameter, check_float_dtype, check_positive_int
 
