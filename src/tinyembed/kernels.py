@@ -308,11 +308,20 @@ def frequency_scale(ids: np.ndarray, of: np.ndarray | None = None) -> np.ndarray
 
 
 # -- bags -------------------------------------------------------------------------
-def _drop_ids(ids, bounds, keep, per_sample_weights):
-    """Remove entries where ``keep`` is False, moving bag boundaries accordingly."""
-    position = np.concatenate([[0], np.cumsum(keep)])
-    weights = None if per_sample_weights is None else per_sample_weights[keep]
-    return ids[keep], position[bounds], weights, np.flatnonzero(keep)
+def _bag_entries(ids, bounds, per_sample_weights, padding_idx):
+    """The entries that belong to a bag: those before the last bound, padding left out.
+
+    Returns (ids, bounds, per_sample_weights, positions): bounds moved to the kept
+    entries, positions the kept entries' places in the input.
+    """
+    end = bounds[-1]
+    ids = ids[:end]
+    weights = None if per_sample_weights is None else per_sample_weights[:end]
+    if padding_idx is None:
+        return ids, bounds, weights, np.arange(end)
+    keep = ids != padding_idx
+    moved = np.concatenate([[0], np.cumsum(keep)])[bounds]
+    return ids[keep], moved, (None if weights is None else weights[keep]), np.flatnonzero(keep)
 
 
 def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str = "mean",
@@ -333,11 +342,7 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
     """
     num_bags = len(bounds) - 1
     dim = weight.shape[1]
-    ids = ids[: bounds[-1]]
-    if per_sample_weights is not None:
-        per_sample_weights = per_sample_weights[: bounds[-1]]
-    if padding_idx is not None:
-        ids, bounds, per_sample_weights, _ = _drop_ids(ids, bounds, ids != padding_idx, per_sample_weights)
+    ids, bounds, per_sample_weights, _ = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
     counts = np.diff(bounds)
     full = np.flatnonzero(counts)
     out = np.zeros((num_bags, dim), dtype=weight.dtype)
@@ -381,26 +386,20 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
     """
     n_all = len(ids)
     dim = grad_out.shape[1]
+    ids_used, bounds, psw, kept = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
     if mode == "max":
         full = argmax >= 0  # (B, D); empty bags have no arg-max
         rows = argmax[full]
         cols = np.broadcast_to(np.arange(dim), argmax.shape)[full]
         vals = grad_out[full]
         if scale_grad_by_freq:
-            counted = ids[: bounds[-1]]
-            counted = counted if padding_idx is None else counted[counted != padding_idx]
-            vals = vals * frequency_scale(counted, of=rows)
+            vals = vals * frequency_scale(ids_used, of=rows)
         touched, inverse = np.unique(rows, return_inverse=True)
         # Each (row, col) can be the arg-max of several bags: sum with bincount over a small grid.
         local = inverse.reshape(-1) * dim + cols
         summed = np.bincount(local, weights=vals, minlength=len(touched) * dim)
         return touched, summed.reshape(len(touched), dim).astype(weight.dtype), None
 
-    ids_used = ids[: bounds[-1]]
-    psw = None if per_sample_weights is None else per_sample_weights[: bounds[-1]]
-    kept = np.arange(len(ids_used))
-    if padding_idx is not None:
-        ids_used, bounds, psw, kept = _drop_ids(ids_used, bounds, ids_used != padding_idx, psw)
     counts = np.diff(bounds)
     bag_of_entry = np.repeat(np.arange(len(counts)), counts)
     entry_grad = np.take(grad_out, bag_of_entry, axis=0)  # (n_kept, D)
