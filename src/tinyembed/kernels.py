@@ -402,7 +402,13 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 
     counts = np.diff(bounds)
     bag_of_entry = np.repeat(np.arange(len(counts)), counts)
-    entry_grad = np.take(grad_out, bag_of_entry, axis=0)  # (n_kept, D)
+    entry_grad = np.take(grad_out, bag_of_entry, axis=0)  # (n_kept, D): each entry's bag gradient
+
+    grad_psw = None
+    if per_sample_weights is not None:  # d out[b] / d w_j = weight[ids[j]]; before scaling entry_grad
+        grad_psw = np.zeros(n_all, dtype=per_sample_weights.dtype)
+        grad_psw[kept] = np.einsum("ij,ij->i", gather_rows(weight, ids_used), entry_grad)
+
     scale = None
     if mode == "mean":
         scale = 1.0 / counts[bag_of_entry]
@@ -413,11 +419,5 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
         scale = freq if scale is None else scale * freq
     if scale is not None:
         entry_grad *= np.asarray(scale, dtype=np.float64)[:, None].astype(grad_out.dtype)
-
-    grad_psw = None
-    if per_sample_weights is not None:
-        grad_psw = np.zeros(n_all, dtype=per_sample_weights.dtype)
-        rows = gather_rows(weight, ids_used)
-        grad_psw[kept] = np.einsum("ij,ij->i", rows, np.take(grad_out, bag_of_entry, axis=0))
     unique, sums = segment_sum_rows(ids_used, entry_grad)
     return unique, sums, grad_psw
