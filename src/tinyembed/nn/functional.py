@@ -77,7 +77,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         x (*, in_features) -> (*, out_features); all three share one float dtype.
 
     Examples:
-        >>> y = linear(Tensor(np.ones((2, 4))), Tensor(np.ones((3, 4))))  # (2, 3)
+        >>> linear(Tensor([[1.0, 2.0]]), Tensor([[1.0, 1.0], [0.0, 1.0]]), Tensor([0.5, 0.0]))
+        tensor([[3.5, 2. ]])
     """
     _check_float_tensor(x, "x")
     _check_float_tensor(weight, "weight")
@@ -129,7 +130,8 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
         any -> same shape and dtype.
 
     Examples:
-        >>> gelu(Tensor([0.0, 1.0]))  # tensor([0., 0.8413])
+        >>> gelu(Tensor([-1.0, 0.0, 1.0]))
+        tensor([-0.1587,  0.    ,  0.8413])
     """
     _check_float_tensor(x, "x")
     x64 = x.data.astype(np.float64)  # compute in float64; float32 results are then correctly rounded
@@ -187,7 +189,12 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
         any -> same shape and dtype.
 
     Examples:
-        >>> softmax(Tensor([[1.0, 1.0]]))  # tensor([[0.5, 0.5]])
+        >>> p = softmax(Tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
+        >>> p
+        tensor([[0.09  , 0.2447, 0.6652],
+                [0.3333, 0.3333, 0.3333]])
+        >>> p.sum(axis=-1)
+        tensor([1., 1.])
     """
     _check_float_tensor(x, "x")
     axis = _normalize_dim(dim, x.ndim)
@@ -212,7 +219,10 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
         any -> same shape and dtype.
 
     Examples:
-        >>> log_softmax(Tensor([[0.0, 0.0]]))  # tensor([[-0.6931, -0.6931]])
+        >>> log_softmax(Tensor([[0.0, 0.0]]))
+        tensor([[-0.6931, -0.6931]])
+        >>> log_softmax(Tensor([[1000.0, 1000.0]]))  # no overflow
+        tensor([[-0.6931, -0.6931]])
     """
     _check_float_tensor(x, "x")
     axis = _normalize_dim(dim, x.ndim)
@@ -251,7 +261,10 @@ def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: s
         IndexError: a target (other than ignore_index) is outside [0, C).
 
     Examples:
-        >>> cross_entropy(Tensor([[0.0, 0.0]]), [1])  # tensor(0.6931)
+        >>> cross_entropy(Tensor([[0.0, 0.0]]), [1])
+        tensor(0.6931)
+        >>> cross_entropy(Tensor([[0.0, 0.0], [0.0, 0.0]]), [1, -100], reduction="none")
+        tensor([0.6931, 0.    ])
     """
     _check_float_tensor(logits, "logits")
     if reduction not in _REDUCTIONS:
@@ -331,7 +344,8 @@ def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor 
         (*, *normalized_shape) -> same shape and dtype.
 
     Examples:
-        >>> layer_norm(Tensor([[1.0, 3.0]]), 2)  # tensor([[-1., 1.]]) (up to eps)
+        >>> layer_norm(Tensor([[1.0, 3.0]]), 2)
+        tensor([[-1.,  1.]])
     """
     _check_float_tensor(x, "x")
     shape = (int(normalized_shape),) if np.isscalar(normalized_shape) else tuple(int(n) for n in normalized_shape)
@@ -386,7 +400,11 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
         any -> same shape and dtype.
 
     Examples:
-        >>> dropout(Tensor(np.ones(4)), 0.5, rng=np.random.default_rng(0))
+        >>> x = Tensor(np.ones(6, dtype=np.float32))
+        >>> dropout(x, 0.5, rng=np.random.default_rng(0))
+        tensor([2., 0., 0., 0., 2., 2.])
+        >>> dropout(x, 0.5, training=False) is x
+        True
     """
     _check_float_tensor(x, "x")
     if not 0.0 <= p <= 1.0:  # also rejects nan

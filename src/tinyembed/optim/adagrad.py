@@ -89,8 +89,12 @@ class RowWiseAdagrad(Optimizer):
         ``sum``: (V,) float32, the accumulator (the name torch.optim.Adagrad uses).
 
     Examples:
-        >>> emb = Embedding(10**6, 64, sparse=True)
+        >>> from tinyembed.nn import Embedding
+        >>> emb = Embedding(4, 3, sparse=True, seed=0)
         >>> opt = RowWiseAdagrad(emb.parameters(), lr=0.05)
+        >>> emb([0, 0, 2]).sum().backward(); opt.step()
+        >>> opt.state[emb.weight]["sum"]  # one float32 per row: mean(g**2)
+        array([4., 0., 1., 0.], dtype=float32)
     """
 
     _OPTION_KINDS = {"lr": "float", "eps": "float", "weight_decay": "float",

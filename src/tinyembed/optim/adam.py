@@ -116,7 +116,12 @@ class Adam(Optimizer):
         (each the shape of the parameter).
 
     Examples:
-        >>> opt = Adam(model.parameters(), lr=3e-4)
+        >>> from tinyembed.nn import Parameter
+        >>> w = Parameter([1.0, -2.0])
+        >>> opt = Adam([w], lr=0.1)
+        >>> (w * w).sum().backward(); opt.step()  # first step: lr against the gradient's sign
+        >>> np.round(w.numpy(), 4)
+        array([ 0.9, -1.9], dtype=float32)
     """
 
     _OPTION_KINDS = {"lr": "float", "betas": "betas", "eps": "float", "weight_decay": "float",
@@ -200,8 +205,15 @@ class SparseAdam(Optimizer):
         ``step`` (int), ``exp_avg``, ``exp_avg_sq`` (each the shape of the parameter).
 
     Examples:
-        >>> emb = Embedding(1000, 16, sparse=True)
-        >>> opt = SparseAdam(emb.parameters(), lr=1e-2)
+        >>> from tinyembed.nn import Embedding
+        >>> emb = Embedding(4, 2, sparse=True, seed=0)
+        >>> w0, opt = np.array(emb.weight), SparseAdam(emb.parameters(), lr=0.1)
+        >>> emb([1, 3]).sum().backward(); opt.step()  # only rows 1 and 3 move
+        >>> np.round(w0 - np.array(emb.weight), 4)
+        array([[0. , 0. ],
+               [0.1, 0.1],
+               [0. , 0. ],
+               [0.1, 0.1]], dtype=float32)
     """
 
     _OPTION_KINDS = {"lr": "float", "betas": "betas", "eps": "float", "maximize": "bool"}

@@ -67,8 +67,12 @@ class SGD(Optimizer):
         ``momentum_buffer`` (shape of the parameter), when momentum != 0.
 
     Examples:
-        >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
-        >>> loss.backward(); opt.step(); opt.zero_grad()
+        >>> from tinyembed.nn import Parameter
+        >>> w = Parameter([1.0, 2.0])
+        >>> opt = SGD([w], lr=0.1)
+        >>> (w * w).sum().backward(); opt.step()  # grad 2w: w -= 0.1 * 2w
+        >>> w.numpy()
+        array([0.8, 1.6], dtype=float32)
     """
 
     _OPTION_KINDS = {"lr": "float", "momentum": "float", "dampening": "float",
