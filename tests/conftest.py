@@ -2,6 +2,13 @@ import importlib.util
 import os
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a red CI is then always reproducible);
+# local runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_configure(config):
