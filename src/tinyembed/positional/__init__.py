@@ -1,0 +1,12 @@
+"""Positional encodings: how a transformer learns where each token is.
+
+    sinusoidal   fixed sin/cos pairs (Vaswani et al.), any length
+    learned      a trainable table per position (GPT-2, BERT), up to max_len
+    rope         rotary embeddings of queries and keys, with context-extension scalings
+    alibi        linear attention biases by distance (Press et al.)
+"""
+
+from .learned import LearnedPositionalEmbedding
+from .sinusoidal import PositionalEncoding, sinusoidal_table
+
+__all__ = ["PositionalEncoding", "sinusoidal_table", "LearnedPositionalEmbedding"]

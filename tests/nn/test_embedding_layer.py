@@ -1,0 +1,86 @@
+"""EmbeddingLayer: token table, scale, positions and dropout composed correctly."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tinyembed as te
+from tinyembed import Tensor
+from tinyembed.nn import Embedding, EmbeddingLayer
+from tinyembed.positional import sinusoidal_table
+
+IDS = np.array([[3, 1, 4, 1], [5, 9, 2, 0]])
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned", "none"])
+@pytest.mark.parametrize("scale", [False, True, 0.5])
+def test_output_is_scaled_tokens_plus_positions(positional, scale):
+    layer = EmbeddingLayer(10, 6, max_len=16, positional=positional, scale=scale, seed=0)
+    out = layer(IDS, start=2).data
+    factor = {False: 1.0, True: math.sqrt(6), 0.5: 0.5}[scale]
+    expected = layer.tokens.weight.data[IDS] * factor
+    if positional == "sinusoidal":
+        expected = expected + sinusoidal_table(np.arange(2, 6), 6)
+    elif positional == "learned":
+        expected = expected + layer.positions.weight.data[2:6]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_whole_layer_gradient_matches_finite_differences(positional):
+    tokens = Embedding.from_pretrained(np.random.default_rng(0).standard_normal((10, 4)), freeze=False)
+    layer = EmbeddingLayer(10, 4, max_len=8, positional=positional, scale=True, token_table=tokens, seed=0)
+    if positional == "learned":
+        layer.positions.weight = te.nn.Parameter(np.random.default_rng(1).standard_normal((8, 4)))
+    params = list(layer.parameters())
+    te.gradcheck(lambda *ps: layer(IDS), params)
+
+
+def test_dropout_only_in_training_and_seeded():
+    a = EmbeddingLayer(10, 8, dropout=0.5, seed=3)
+    b = EmbeddingLayer(10, 8, dropout=0.5, seed=3)
+    np.testing.assert_array_equal(a(IDS).data, b(IDS).data)
+    dropped = a(IDS).data
+    assert 0.2 < np.mean(dropped == 0) < 0.8
+    a.eval()
+    kept = a(IDS).data
+    assert not np.any(kept == 0)
+
+
+def test_padding_mask_marks_padding_ids():
+    layer = EmbeddingLayer(10, 4, padding_idx=0)
+    np.testing.assert_array_equal(layer.padding_mask(IDS), IDS == 0)
+    assert not EmbeddingLayer(10, 4).padding_mask(IDS).any()
+    assert EmbeddingLayer(10, 4, padding_idx=-1).padding_idx == 9
+
+
+def test_any_table_with_the_lookup_protocol_serves_as_token_table():
+    class PlainRows:
+        """A table that returns plain arrays, as a compressed table may."""
+        num_embeddings, embedding_dim = 10, 4
+
+        def __call__(self, ids):
+            return np.full(np.shape(ids) + (4,), 2.0, np.float32)
+
+    layer = EmbeddingLayer(10, 4, positional="none", token_table=PlainRows())
+    np.testing.assert_array_equal(layer(IDS).data, np.full((2, 4, 4), 2.0))
+
+
+def test_learned_positions_cannot_exceed_max_len_but_sinusoidal_can():
+    ids = np.zeros((1, 20), dtype=np.int64)
+    with pytest.raises(ValueError, match="max_len=16"):
+        EmbeddingLayer(10, 4, max_len=16, positional="learned")(ids)
+    assert EmbeddingLayer(10, 4, max_len=16, positional="sinusoidal")(ids).shape == (1, 20, 4)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(positional="rotary"), ValueError, "rotary"),
+    (dict(scale="big"), ValueError, "big"),
+    (dict(dropout=1.0), ValueError, "dropout"),
+    (dict(token_table=Embedding(5, 4)), ValueError, "5 x 4"),
+    (dict(token_table=42), TypeError, "int"),
+])
+def test_bad_configuration_raises(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        EmbeddingLayer(10, 4, **kwargs)
