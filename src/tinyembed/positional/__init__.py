@@ -6,7 +6,10 @@
     alibi        linear attention biases by distance (Press et al.)
 """
 
+from .alibi import ALiBi
 from .learned import LearnedPositionalEmbedding
+from .rope import ROPE_SCALINGS, RotaryEmbedding
 from .sinusoidal import PositionalEncoding, sinusoidal_table
 
-__all__ = ["PositionalEncoding", "sinusoidal_table", "LearnedPositionalEmbedding"]
+__all__ = ["PositionalEncoding", "sinusoidal_table", "LearnedPositionalEmbedding", "RotaryEmbedding",
+           "ROPE_SCALINGS", "ALiBi"]

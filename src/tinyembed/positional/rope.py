@@ -1,0 +1,334 @@
+"""Rotary position embeddings (RoPE, Su et al. 2021) and their context-extension scalings.
+
+RoPE turns each pair of query/key dims by the angle ``position * inv_freq[pair]``.
+Since <R(m) q, R(n) k> = <q, R(n - m) k>, attention scores see only the offset.
+
+Two pairings are in use, and they agree up to a fixed permutation of dims:
+  * half-split (``interleaved=False``; GPT-NeoX, LLaMA): dim i pairs with i + rotary_dim/2.
+  * adjacent (``interleaved=True``; GPT-J, RoFormer): dims (2i, 2i+1) pair up.
+
+Scalings let a model trained on ``original_max_position_embeddings`` tokens read
+longer inputs. As in Hugging Face's ``modeling_rope_utils``, each is one pure
+function ``(dim, base, scaling, seq_len) -> (inv_freq, attention_factor)`` in
+:data:`ROPE_SCALINGS`; :class:`RotaryEmbedding` looks it up and never branches on
+a name. Where we differ from HF, on purpose:
+  * everything is float64 (HF builds inv_freq and the ramp in float32);
+  * 'dynamic' depends on the current length only. HF grows its frequencies with the
+    longest length seen and keeps them until a call drops below the original length,
+    so its output for a given input can depend on earlier calls.
+  * 'dynamic' reads ``original_max_position_embeddings`` from the scaling dict (HF:
+    the config's max_position_embeddings); yarn's beta_fast=0 or beta_slow=0 is an
+    error (HF's ``get(...) or 32`` silently turns them into the defaults).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..nn.module import Module, check_positive_int
+from ..tensor import FLOAT_DTYPES, Tensor
+
+__all__ = ["RotaryEmbedding", "apply_rotary", "ROPE_SCALINGS"]
+
+_SEQ_AXIS = {"bhsd": 2, "bshd": 1}  # (batch, heads, seq, dim) and (batch, seq, heads, dim)
+
+
+# -- scaling variants: pure functions (dim, base, scaling, seq_len) -> (inv_freq, attention_factor) --
+def _params(scaling: dict, required: tuple, optional: dict) -> dict:
+    """The scaling dict with defaults filled in; names what is missing or unknown."""
+    rope_type = scaling.get("rope_type", "default")
+    missing = [key for key in required if key not in scaling]
+    if missing:
+        raise ValueError(f"rope_type {rope_type!r} needs {missing} in scaling, got keys {sorted(scaling)}")
+    unknown = sorted(set(scaling) - set(required) - set(optional) - {"rope_type"})
+    if unknown:  # a typo such as 'factr' would otherwise silently mean "unscaled"
+        raise ValueError(f"unknown keys {unknown} for rope_type {rope_type!r}; "
+                         f"accepted: {sorted(set(required) | set(optional))}")
+    return {**optional, **scaling}
+
+
+def _factor(p: dict) -> float:
+    f = p["factor"]
+    if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not f >= 1:
+        raise ValueError(f"scaling factor must be a number >= 1, got {f!r}")
+    return float(f)
+
+
+def _unscaled_inv_freq(dim: int, base: float) -> np.ndarray:
+    # Pair i turns once every 2*pi*base^(2i/dim) positions: wavelengths grow geometrically.
+    return 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+
+
+def default_rope(dim, base, scaling, seq_len):
+    """The original RoPE: inv_freq = base^(-2i/dim), no attention factor."""
+    _params(scaling, (), {})
+    return _unscaled_inv_freq(dim, base), 1.0
+
+
+def linear_rope(dim, base, scaling, seq_len):
+    """Position interpolation (Chen et al. 2023): position/factor, i.e. inv_freq/factor."""
+    p = _params(scaling, ("factor",), {})
+    return _unscaled_inv_freq(dim, base) / _factor(p), 1.0
+
+
+def dynamic_ntk_rope(dim, base, scaling, seq_len):
+    """NTK-aware scaling with a base that grows with the current length L (None: not known yet).
+
+    Up to original_max_position_embeddings the frequencies are the unscaled ones; beyond,
+    base' = base * (factor * L / orig - (factor - 1)) ** (dim / (dim - 2)).
+    """
+    p = _params(scaling, ("factor", "original_max_position_embeddings"), {})
+    factor = _factor(p)
+    orig = check_positive_int(p["original_max_position_embeddings"], "original_max_position_embeddings")
+    if dim < 4:  # the exponent dim / (dim - 2) divides by zero (HF raises ZeroDivisionError)
+        raise ValueError(f"rope_type 'dynamic' needs rotary_dim >= 4, got {dim}")
+    length = orig if seq_len is None else max(seq_len, orig)
+    base = base * (factor * length / orig - (factor - 1)) ** (dim / (dim - 2))
+    return _unscaled_inv_freq(dim, base), 1.0
+
+
+def yarn_rope(dim, base, scaling, seq_len):
+    """YaRN (Peng et al. 2023), with HF's ramp: interpolate slow dims, keep fast ones.
+
+    A pair that turns more than beta_fast times within the original context keeps its
+    frequency; one that turns fewer than beta_slow times is divided by factor; between,
+    the blend is linear in the *dim index* (HF and the YaRN code; the paper writes it
+    linear in the number of turns). ``truncate`` (default True) widens the ramp to whole
+    dims with floor/ceil. The attention factor multiplies cos and sin.
+    """
+    p = _params(scaling, ("factor", "original_max_position_embeddings"),
+                {"beta_fast": 32.0, "beta_slow": 1.0, "attention_factor": None,
+                 "mscale": None, "mscale_all_dim": None, "truncate": True})
+    factor = _factor(p)
+    orig = check_positive_int(p["original_max_position_embeddings"], "original_max_position_embeddings")
+    beta_fast, beta_slow = float(p["beta_fast"]), float(p["beta_slow"])
+    if not beta_fast > beta_slow > 0:
+        raise ValueError(f"yarn needs beta_fast > beta_slow > 0, got {beta_fast} and {beta_slow}")
+
+    def mscale(coefficient):  # the paper's 0.1 ln(s) + 1, with DeepSeek's coefficient on the 0.1
+        return 1.0 if factor <= 1 else 0.1 * coefficient * math.log(factor) + 1.0
+
+    attention_factor = p["attention_factor"]
+    if attention_factor is None:
+        # As HF: both set (and non-zero) gives their ratio (1 when equal, as DeepSeek-V3).
+        both = p["mscale"] and p["mscale_all_dim"]
+        attention_factor = mscale(p["mscale"]) / mscale(p["mscale_all_dim"]) if both else mscale(1.0)
+    if not float(attention_factor) > 0:
+        raise ValueError(f"yarn attention_factor must be > 0, got {attention_factor!r}")
+
+    def dim_turning(turns):  # the (fractional) pair index that turns `turns` times in orig tokens
+        return dim * math.log(orig / (turns * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = dim_turning(beta_fast), dim_turning(beta_slow)
+    if p["truncate"]:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)  # HF clamps to dim - 1, not dim/2 - 1: kept for parity
+    if low == high:
+        high += 0.001  # one-point ramp: avoid 0/0
+    ramp = np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
+    inv_freq = _unscaled_inv_freq(dim, base)
+    return inv_freq / factor * ramp + inv_freq * (1.0 - ramp), float(attention_factor)
+
+
+def llama3_rope(dim, base, scaling, seq_len):
+    """Llama 3.1: divide long wavelengths by factor, keep short ones, blend in between.
+
+    Wavelengths above orig/low_freq_factor are interpolated, below orig/high_freq_factor
+    kept; between, the weight of the unscaled frequency rises linearly in orig/wavelength.
+    """
+    p = _params(scaling, ("factor", "low_freq_factor", "high_freq_factor",
+                          "original_max_position_embeddings"), {})
+    factor = _factor(p)
+    orig = check_positive_int(p["original_max_position_embeddings"], "original_max_position_embeddings")
+    low_ff, high_ff = float(p["low_freq_factor"]), float(p["high_freq_factor"])
+    if not high_ff > low_ff > 0:
+        raise ValueError(f"llama3 needs high_freq_factor > low_freq_factor > 0, got {high_ff} and {low_ff}")
+    inv_freq = _unscaled_inv_freq(dim, base)
+    wavelen = 2 * math.pi / inv_freq
+    # Clipping the blend weight to [0, 1] is the three cases at once: 0 for long wavelengths
+    # (divide by factor), 1 for short ones (keep), linear in between.
+    smooth = np.clip((orig / wavelen - low_ff) / (high_ff - low_ff), 0.0, 1.0)
+    return inv_freq / factor * (1.0 - smooth) + inv_freq * smooth, 1.0
+
+
+ROPE_SCALINGS = {
+    "default": default_rope,
+    "linear": linear_rope,
+    "dynamic": dynamic_ntk_rope,
+    "yarn": yarn_rope,
+    "llama3": llama3_rope,
+}
+
+
+# -- the rotation: a differentiable op ------------------------------------------------------------
+def _turn_pairs_90(x: np.ndarray, interleaved: bool) -> np.ndarray:
+    """Each pair (a, b) -> (-b, a): the quarter turn that sin multiplies."""
+    if interleaved:
+        out = np.empty_like(x)
+        out[..., 0::2], out[..., 1::2] = -x[..., 1::2], x[..., 0::2]
+        return out
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def apply_rotary(x, cos: np.ndarray, sin: np.ndarray, interleaved: bool = False) -> Tensor:
+    """Rotate the first ``cos.shape[-1]`` dims of ``x``; the other dims pass through bit-identical.
+
+    Args:
+        x: Tensor (float32 or float64), (..., head_dim).
+        cos, sin: float64 tables laid out for the convention, broadcastable to
+            (..., rotary_dim); any attention factor is already multiplied in.
+
+    Returns a Tensor of x's shape and dtype, computed in float64 then cast.
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    rd = cos.shape[-1]
+
+    def rotate(a: np.ndarray, sin: np.ndarray) -> np.ndarray:
+        out = a.copy()  # the pass-through dims are copied, never recomputed
+        part = a[..., :rd].astype(np.float64)
+        out[..., :rd] = part * cos + _turn_pairs_90(part, interleaved) * sin
+        return out
+
+    # A rotation's adjoint is its inverse, the turn by -theta: negate sin. The attention
+    # factor, a scalar in cos and sin, is its own adjoint and stays.
+    return Tensor._from_op(rotate(x.data, sin), (x,), lambda g: (rotate(g, -sin),), "rotary")
+
+
+def _check_positions(positions) -> np.ndarray:
+    pos = np.asarray(positions.data if isinstance(positions, Tensor) else positions)
+    if pos.dtype.kind not in "iu":
+        raise TypeError(f"positions must be integers, got dtype {pos.dtype}")
+    if pos.ndim not in (1, 2):
+        raise ValueError(f"positions must be (seq,) or (batch, seq), got shape {pos.shape}")
+    if pos.size and pos.min() < 0:
+        raise ValueError(f"positions must be >= 0, got {int(pos.min())}")
+    return pos
+
+
+def _build_tables(inv_freq: np.ndarray, attention_factor: float, length: int, interleaved: bool):
+    """(cos, sin), each (length, rotary_dim) float64, laid out for the convention."""
+    angles = np.arange(length, dtype=np.float64)[:, None] * inv_freq  # (length, rotary_dim/2)
+    # Both dims of a pair turn by the pair's angle.
+    angles = np.repeat(angles, 2, axis=1) if interleaved else np.concatenate([angles, angles], axis=1)
+    return attention_factor * np.cos(angles), attention_factor * np.sin(angles)
+
+
+class RotaryEmbedding(Module):
+    """Rotates queries and keys by their positions. No parameters.
+
+    Args:
+        head_dim: size of each head (even).
+        base: the wavelength scale theta (10000 in the paper; LLaMA 3 uses 500000).
+        rotary_dim: rotate only the first rotary_dim dims (even, <= head_dim; GPT-NeoX, Phi).
+        interleaved: False pairs dim i with i + rotary_dim/2, True pairs (2i, 2i+1).
+        scaling: None or a dict with 'rope_type' (one of :data:`ROPE_SCALINGS`) and its keys.
+
+    Attributes:
+        inv_freq: (rotary_dim/2,) float64, the frequencies of the cached tables
+            ('dynamic': those of the last length used).
+        attention_scaling: float multiplying cos and sin (YaRN's attention factor, else 1).
+
+    Shape:
+        apply: q (B, Hq, S, head_dim), k (B, Hk, S, head_dim) for layout 'bhsd', or
+        (B, S, H, head_dim) for 'bshd' -> the same shapes and dtypes.
+
+    Examples:
+        >>> rope = RotaryEmbedding(8, scaling={"rope_type": "linear", "factor": 2.0})
+        >>> x = np.random.default_rng(0).standard_normal((1, 1, 1, 8)).repeat(13, axis=2)
+        >>> q, k = rope.apply(x, x)  # the same vector at positions 0..12
+        >>> scores = q.data[0, 0] @ k.data[0, 0].T
+        >>> bool(np.isclose(scores[5, 3], scores[12, 10]))  # only the offset counts
+        True
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0, rotary_dim: int | None = None,
+                 interleaved: bool = False, scaling: dict | None = None):
+        super().__init__()
+        self.head_dim = _check_even_dim(head_dim, "head_dim")
+        self.rotary_dim = self.head_dim if rotary_dim is None else _check_even_dim(rotary_dim, "rotary_dim")
+        if self.rotary_dim > self.head_dim:
+            raise ValueError(f"rotary_dim ({self.rotary_dim}) must be <= head_dim ({self.head_dim})")
+        if not base > 1.0:
+            raise ValueError(f"base must be > 1, got {base}")
+        self.base = float(base)
+        self.interleaved = bool(interleaved)
+        self.scaling = dict(scaling) if scaling is not None else {"rope_type": "default"}
+        rope_type = self.scaling.get("rope_type")
+        if rope_type not in ROPE_SCALINGS:
+            raise ValueError(f"unknown rope_type {rope_type!r}; known: {sorted(ROPE_SCALINGS)}")
+        self._frequencies = ROPE_SCALINGS[rope_type]
+        # Called once now so that a bad scaling dict fails here, not at the first forward.
+        self.inv_freq, self.attention_scaling = self._frequencies(self.rotary_dim, self.base, self.scaling, None)
+        self._cos = self._sin = np.empty((0, self.rotary_dim))
+
+    def _tables(self, length: int):
+        """cos/sin rows for positions 0..length-1 at least, rebuilt only when needed.
+
+        The frequencies are asked for at every call (O(rotary_dim)): they change with
+        the length for 'dynamic' only, and a change is what invalidates the tables.
+        """
+        inv_freq, factor = self._frequencies(self.rotary_dim, self.base, self.scaling, length)
+        same = factor == self.attention_scaling and np.array_equal(inv_freq, self.inv_freq)
+        if same and length <= len(self._cos):
+            return self._cos, self._sin
+        # Same frequencies: grow geometrically so token-by-token decoding rebuilds O(log n) times.
+        size = max(length, 2 * len(self._cos)) if same else length
+        self._cos, self._sin = _build_tables(inv_freq, factor, size, self.interleaved)
+        self.inv_freq, self.attention_scaling = inv_freq, factor
+        return self._cos, self._sin
+
+    def cos_sin(self, positions) -> tuple[np.ndarray, np.ndarray]:
+        """(cos, sin) of ``positions`` ((seq,) or (batch, seq) ints >= 0): (*positions.shape, rotary_dim) float64.
+
+        The current length is max(positions) + 1 (what 'dynamic' scales by).
+        """
+        pos = _check_positions(positions)
+        cos, sin = self._tables(int(pos.max()) + 1 if pos.size else 0)
+        return cos[pos], sin[pos]
+
+    def apply(self, q, k, positions=None, layout: str = "bhsd") -> tuple[Tensor, Tensor]:
+        """Rotated (q, k): Tensors (or arrays) in, Tensors out, differentiable in q and k.
+
+        positions: None (0..seq-1), (seq,) or (batch, seq) ints; shared by q and k.
+        """
+        if layout not in _SEQ_AXIS:
+            raise ValueError(f"layout must be one of {sorted(_SEQ_AXIS)}, got {layout!r}")
+        q, k = self._check_input(q, "q", layout), self._check_input(k, "k", layout)
+        seq = q.shape[_SEQ_AXIS[layout]]
+        if k.shape[_SEQ_AXIS[layout]] != seq:
+            raise ValueError(f"q and k must have the same sequence length, got {q.shape} and {k.shape}")
+        pos = np.arange(seq) if positions is None else _check_positions(positions)
+        if pos.shape[-1] != seq:
+            raise ValueError(f"positions {pos.shape} do not match the sequence length {seq}")
+        if pos.ndim == 2 and not pos.shape[0] == q.shape[0] == k.shape[0]:
+            raise ValueError(f"positions of batch {pos.shape[0]} for q {q.shape} and k {k.shape}")
+        cos, sin = self.cos_sin(pos)  # (S, rd) or (B, S, rd)
+        head_axis = -3 if layout == "bhsd" else -2  # a heads axis of 1: (.., 1, S, rd) or (.., S, 1, rd)
+        cos, sin = np.expand_dims(cos, head_axis), np.expand_dims(sin, head_axis)
+        return apply_rotary(q, cos, sin, self.interleaved), apply_rotary(k, cos, sin, self.interleaved)
+
+    forward = apply
+
+    def _check_input(self, x, name: str, layout: str) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+        if x.ndim != 4:
+            raise ValueError(f"{name} must be 4-D ({layout}), got shape {x.shape}")
+        if x.shape[-1] != self.head_dim:
+            raise ValueError(f"{name} has last dim {x.shape[-1]}, expected head_dim={self.head_dim}")
+        return x
+
+    def extra_repr(self) -> str:
+        return (f"head_dim={self.head_dim}, rotary_dim={self.rotary_dim}, base={self.base:g}, "
+                f"interleaved={self.interleaved}, scaling={self.scaling}")
+
+
+def _check_even_dim(value, name: str) -> int:
+    value = check_positive_int(value, name)
+    if value % 2:
+        raise ValueError(f"{name} must be even (dims rotate in pairs), got {value}")
+    return value
