@@ -205,6 +205,36 @@ def _run_memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 # ---------------------------------------------------------------------------
+# tinyembed plot
+# ---------------------------------------------------------------------------
+
+# What can be plotted -> the library function that writes its PNGs into a directory.
+_PLOTS = {"positional": "save_positional_plots"}
+
+
+def _add_plot_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=sorted(_PLOTS), help="which family of plots to draw")
+    parser.add_argument("--out", metavar="DIR", default="plots",
+                        help="directory to write the PNG files into (default: ./plots)")
+
+
+def _run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from tinyembed import plots
+    except ImportError as e:
+        parser.error(str(e))
+    try:
+        paths = getattr(plots, _PLOTS[args.what])(args.out)
+    except ImportError as e:  # matplotlib missing: say which extra to install
+        parser.error(str(e))
+    except OSError as e:
+        parser.error(f"cannot write plots to {args.out!r}: {e}")
+    for path in paths:
+        print(path)
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # The command registry and entry point
 # ---------------------------------------------------------------------------
 
@@ -214,6 +244,12 @@ _COMMANDS: list[Command] = [
         help="parameters and memory of embedding tables for published or custom models",
         add_arguments=_add_memory_arguments,
         run=_run_memory,
+    ),
+    Command(
+        name="plot",
+        help="draw pictures of embeddings as PNG files (needs the 'plot' extra: matplotlib)",
+        add_arguments=_add_plot_arguments,
+        run=_run_plot,
     ),
 ]
 
