@@ -15,13 +15,20 @@ import numpy as np
 from ..sparse import zeros_like_grad
 from ..tensor import FLOAT_DTYPES, Tensor
 
-__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "check_positive_int", "check_float_dtype"]
+__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "check_positive_int", "check_nonnegative_int",
+           "check_float_dtype"]
 
 
 # -- constructor checks shared by every layer -------------------------------------------------
 def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     return int(value)
 
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..nn.module import Module, check_float_dtype, check_positive_int
+from ..nn.module import Module, check_float_dtype, check_nonnegative_int, check_positive_int
 
 __all__ = ["ALiBi", "alibi_slopes"]
 
@@ -43,12 +43,6 @@ def alibi_slopes(num_heads: int) -> np.ndarray:
     closest = 2 ** int(math.floor(math.log2(n)))
     extra = _geometric_slopes(2 * closest)[0::2][: n - closest]
     return np.array(_geometric_slopes(closest) + extra, dtype=np.float64)
-
-
-def _check_length(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return int(value)
 
 
 class ALiBi(Module):
@@ -89,8 +83,8 @@ class ALiBi(Module):
                 so query i sits at position i + offset.
             dtype: float32 or float64 (the distances are exact in both up to 2^24).
         """
-        q_len, k_len = _check_length(q_len, "q_len"), _check_length(k_len, "k_len")
-        offset = _check_length(offset, "offset")
+        q_len, k_len = check_nonnegative_int(q_len, "q_len"), check_nonnegative_int(k_len, "k_len")
+        offset = check_nonnegative_int(offset, "offset")
         dtype = check_float_dtype(dtype)
         # distance[i, j] = how many tokens key j lies before query i (negative: after it).
         distance = (np.arange(q_len)[:, None] + offset) - np.arange(k_len)[None, :]  # (q_len, k_len)

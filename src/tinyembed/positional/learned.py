@@ -6,9 +6,9 @@ import numpy as np
 
 from ..nn import init as init_
 from ..nn.embedding import _pretrained_weight, embedding
-from ..nn.module import Module, Parameter, check_positive_int
+from ..nn.module import Module, Parameter, check_nonnegative_int, check_positive_int
 from ..tensor import Tensor
-from .sinusoidal import _check_input, _check_positions, _check_start
+from .sinusoidal import _check_input, check_positions
 
 __all__ = ["LearnedPositionalEmbedding"]
 
@@ -47,14 +47,14 @@ class LearnedPositionalEmbedding(Module):
 
     def encoding(self, positions) -> Tensor:
         """Rows of ``positions``: a Tensor that carries gradients to the table."""
-        pos = _check_positions(positions)
+        pos = check_positions(positions)
         if pos.size:
             self._check_length(int(pos.max()) + 1)
         return embedding(pos, self.weight)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         x = _check_input(x, self.embedding_dim)
-        start = _check_start(start)
+        start = check_nonnegative_int(start, "start")
         seq = x.shape[-2]
         self._check_length(start + seq)
         return x + embedding(np.arange(start, start + seq), self.weight)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..nn.module import Module, check_positive_int
 from ..tensor import FLOAT_DTYPES, Tensor
+from .sinusoidal import check_positions
 
 __all__ = ["RotaryEmbedding", "apply_rotary", "ROPE_SCALINGS"]
 
@@ -198,13 +199,9 @@ def apply_rotary(x, cos: np.ndarray, sin: np.ndarray, interleaved: bool = False)
 
 
 def _check_positions(positions) -> np.ndarray:
-    pos = np.asarray(positions.data if isinstance(positions, Tensor) else positions)
-    if pos.dtype.kind not in "iu":
-        raise TypeError(f"positions must be integers, got dtype {pos.dtype}")
+    pos = check_positions(positions)
     if pos.ndim not in (1, 2):
         raise ValueError(f"positions must be (seq,) or (batch, seq), got shape {pos.shape}")
-    if pos.size and pos.min() < 0:
-        raise ValueError(f"positions must be >= 0, got {int(pos.min())}")
     return pos
 
 

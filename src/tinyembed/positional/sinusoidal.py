@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module, check_float_dtype, check_positive_int
+from ..nn.module import Module, check_float_dtype, check_nonnegative_int, check_positive_int
 from ..tensor import Tensor
 
 __all__ = ["PositionalEncoding", "sinusoidal_table"]
@@ -47,7 +47,8 @@ def sinusoidal_table(positions, embedding_dim: int, base: float = 10000.0,
     return out
 
 
-def _check_positions(positions) -> np.ndarray:
+def check_positions(positions) -> np.ndarray:
+    """Positions as an int array of any shape, all >= 0 (TypeError / ValueError naming the value)."""
     pos = np.asarray(positions.data if isinstance(positions, Tensor) else positions)
     if pos.dtype.kind not in "iu":
         raise TypeError(f"positions must be integers, got dtype {pos.dtype}")
@@ -92,7 +93,7 @@ class PositionalEncoding(Module):
 
     def encoding(self, positions, dtype=np.float32) -> np.ndarray:
         """The (*positions.shape, dim) table rows of ``positions``, computed in float64 then cast."""
-        pos = _check_positions(positions)
+        pos = check_positions(positions)
         dtype = check_float_dtype(dtype)
         if pos.size == 0 or pos.max() < self.max_len:
             return self._table(dtype)[pos]
@@ -106,7 +107,7 @@ class PositionalEncoding(Module):
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + PE[start : start + seq]``; ``start`` serves incremental decoding."""
         x = _check_input(x, self.embedding_dim)
-        start = _check_start(start)
+        start = check_nonnegative_int(start, "start")
         seq = x.shape[-2]
         return x + Tensor(self.encoding(np.arange(start, start + seq), dtype=x.dtype))
 
@@ -119,9 +120,3 @@ def _check_input(x, dim: int) -> Tensor:
     if x.ndim < 2 or x.shape[-1] != dim:
         raise ValueError(f"input must be (..., seq, {dim}), got shape {x.shape}")
     return x
-
-
-def _check_start(start) -> int:
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-        raise ValueError(f"start must be an int >= 0, got {start!r}")
-    return int(start)
