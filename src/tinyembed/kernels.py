@@ -37,6 +37,7 @@ __all__ = [
     "renorm_rows_",
     "frequency_scale",
     "bag_pool",
+    "pool_segments",
     "bag_pool_backward",
 ]
 
@@ -362,11 +363,29 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         first = segment_reduce(position, starts, lengths, np.minimum)
         argmax[full] = ids[first]
         return out, argmax
-    pooled = segment_reduce(rows, starts, lengths, np.add)
-    if mode == "mean":
-        pooled /= lengths[:, None].astype(weight.dtype)
-    out[full] = pooled
-    return out, argmax
+    return pool_segments(rows, bounds, mode), None
+
+
+def pool_segments(rows: np.ndarray, bounds: np.ndarray, mode: str = "sum") -> np.ndarray:
+    """Sum or mean of consecutive row segments: bag ``b`` is ``rows[bounds[b]:bounds[b+1]]``.
+
+    Args:
+        rows: (n, D) rows, n >= bounds[-1].
+        bounds: (B + 1,) non-decreasing boundaries starting at 0.
+        mode: 'sum' or 'mean'. Empty bags give zeros.
+
+    Returns:
+        (B, D) array of ``rows.dtype``.
+    """
+    counts = np.diff(bounds)
+    full = np.flatnonzero(counts)
+    out = np.zeros((len(counts), rows.shape[1]), dtype=rows.dtype)
+    if full.size:
+        pooled = segment_reduce(rows, bounds[full], counts[full], np.add)
+        if mode == "mean":
+            pooled /= counts[full, None].astype(rows.dtype)
+        out[full] = pooled
+    return out
 
 
 def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray,

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import tinyembed as te
 from tinyembed.nn import Embedding, init
-from tinyembed.nn.embedding import embedding
+from tinyembed.nn.functional import embedding
 from tinyembed.sparse import RowSparseGrad
 
 torch = pytest.importorskip("torch")

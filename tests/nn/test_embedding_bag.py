@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tinyembed import Tensor
 from tinyembed.nn import EmbeddingBag
-from tinyembed.nn.embedding import embedding_bag
+from tinyembed.nn.functional import embedding_bag
 from tinyembed.sparse import RowSparseGrad
 
 torch = pytest.importorskip("torch")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed import Tensor
 from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.positional import sinusoidal_table
 

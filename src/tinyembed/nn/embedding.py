@@ -1,189 +1,22 @@
 """Embedding and EmbeddingBag: lookup tables with PyTorch 2.13's semantics.
 
-The functional forms (:func:`embedding`, :func:`embedding_bag`) validate their
-inputs, run the kernels in :mod:`tinyembed.kernels`, and give autograd the
-backward written right beside the forward. The modules own the weight and the
-configuration and call them.
-
-Where PyTorch refuses or is wrong, we say so next to the code:
-* ``sparse=True`` with ``scale_grad_by_freq=True`` works here (PyTorch raises).
-* EmbeddingBag's dense CPU backward with ``scale_grad_by_freq`` and repeated
-  ids is wrong in PyTorch 2.13; here each row's gradient is divided by the
-  number of times its id occurs in the input, which is the definition.
-* EmbeddingBag ``mode='max'`` with ``scale_grad_by_freq`` works (PyTorch raises).
-* With ``include_last_offset=True``, ids after the last offset belong to no bag:
-  they are ignored everywhere, max_norm included (PyTorch 2.13 is inconsistent there).
+The modules own the weight and the configuration; the work is done by the
+functional forms in :mod:`tinyembed.nn.lookup` (see there for where we differ
+from PyTorch on purpose).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
-from ..sparse import RowSparseGrad
 from ..tensor import Tensor
 from . import init as init_
+from .lookup import _check_bag_mode, _check_norm, _resolve_padding_idx, embedding, embedding_bag
 from .module import Module, Parameter, check_float_dtype, check_positive_int
 
-__all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag"]
-
-_BAG_MODES = ("sum", "mean", "max")
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
-# -- shared validation ---------------------------------------------------------------------
-def _resolve_padding_idx(padding_idx, num_embeddings: int) -> int | None:
-    """Negative padding_idx counts from the end, as in PyTorch."""
-    if padding_idx is None:
-        return None
-    if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
-        raise TypeError(f"padding_idx must be an int, got {padding_idx!r}")
-    if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(
-            f"padding_idx {padding_idx} is out of range for {num_embeddings} embeddings "
-            f"(valid: {-num_embeddings}..{num_embeddings - 1})"
-        )
-    return int(padding_idx) % num_embeddings
-
-
-def _check_norm(max_norm, norm_type) -> None:
-    if max_norm is not None and not max_norm > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm}")
-    if not norm_type > 0:
-        raise ValueError(f"norm_type must be > 0, got {norm_type}")
-
-
-def _check_bag_mode(mode: str, sparse: bool) -> None:
-    if mode not in _BAG_MODES:
-        raise ValueError(f"mode must be one of {_BAG_MODES}, got {mode!r}")
-    if sparse and mode == "max":
-        raise ValueError("max mode does not support sparse gradients")
-
-
-def _check_weight(weight) -> Tensor:
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"weight must be a Tensor or Parameter, got {type(weight).__name__}")
-    if weight.ndim != 2:
-        raise ValueError(f"weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
-    return weight
-
-
-def _row_grad(rows: np.ndarray, grads: np.ndarray, shape: tuple, sparse: bool):
-    """The weight's gradient from per-row contributions: row-sparse or dense."""
-    if sparse:
-        return RowSparseGrad.from_rows(rows, grads, shape)
-    return kernels.scatter_add_rows(rows, grads, shape[0])
-
-
-# -- embedding --------------------------------------------------------------------------------
-def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
-              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False,
-              out: np.ndarray | None = None) -> Tensor:
-    """Look up rows of ``weight``.
-
-    Args:
-        input: integer ids (Tensor, ndarray or nested list), any shape.
-        weight: (V, D) table.
-        padding_idx: rows with this id get no gradient.
-        max_norm: rows looked up with a larger ``norm_type``-norm are renormalized
-            in place to ``max_norm`` before the lookup.
-        scale_grad_by_freq: divide each row's gradient by its id's count in ``input``.
-        sparse: the weight's gradient is a :class:`RowSparseGrad`.
-        out: optional preallocated (*input.shape, D) array.
-
-    Shape:
-        input (*), weight (V, D) -> output (*, D), weight's dtype.
-    """
-    weight = _check_weight(weight)
-    num_embeddings, dim = weight.shape
-    ids = kernels.check_ids(input, num_embeddings)
-    padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
-    _check_norm(max_norm, norm_type)
-    if out is not None:
-        kernels.check_out(out, ids.shape + (dim,), weight.dtype)
-    if max_norm is not None:  # everything is validated: a failed call has changed nothing
-        kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
-    data = kernels.gather_rows(weight.data, ids, out=out)
-
-    def backward(g):
-        rows, grads = ids.reshape(-1), g.reshape(-1, dim)
-        if scale_grad_by_freq and rows.size:
-            grads = grads * kernels.frequency_scale(rows)[:, None].astype(grads.dtype)
-        if padding_idx is not None:
-            keep = rows != padding_idx
-            rows, grads = rows[keep], grads[keep]
-        return (_row_grad(rows, grads, weight.shape, sparse),)
-
-    return Tensor._from_op(data, (weight,), backward, "embedding")
-
-
-# -- embedding_bag ------------------------------------------------------------------------------
-def _bag_bounds(ids: np.ndarray, offsets, include_last_offset: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Flat ids and (B + 1,) bag boundaries for 2-D (fixed bags) or 1-D + offsets input."""
-    if ids.ndim == 2:
-        if offsets is not None:
-            raise ValueError("2-D input is a batch of fixed-size bags: offsets must be None")
-        batch, length = ids.shape
-        return ids.reshape(-1), np.arange(batch + 1, dtype=np.int64) * length
-    if ids.ndim == 1:
-        if offsets is None:
-            raise ValueError("1-D input needs offsets (the start of each bag)")
-        return ids, kernels.check_offsets(offsets, len(ids), include_last_offset)
-    raise ValueError(f"EmbeddingBag input must be 1-D (with offsets) or 2-D, got shape {ids.shape}")
-
-
-def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = None,
-                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
-                  sparse: bool = False, per_sample_weights=None, include_last_offset: bool = False,
-                  padding_idx: int | None = None) -> Tensor:
-    """Pool (sum, mean or max) the rows of each bag of ids without materializing them per bag.
-
-    Args:
-        input: 1-D ids with ``offsets``, or 2-D (B, N): B bags of N ids.
-        weight: (V, D) table.
-        offsets: 1-D start of each bag in ``input``; must start at 0 and not decrease.
-        mode: 'sum', 'mean' or 'max'. Empty bags give zeros.
-        per_sample_weights: weights of each id, same shape as input ('sum' only).
-        include_last_offset: ``offsets`` has B + 1 entries, the last one ending the last bag.
-        padding_idx: ids equal to it are left out of their bag (not counted in 'mean').
-        Other arguments as :func:`embedding`.
-
-    Shape:
-        output (B, D), weight's dtype.
-    """
-    weight = _check_weight(weight)
-    num_embeddings, dim = weight.shape
-    _check_bag_mode(mode, sparse)
-    ids = kernels.check_ids(input, num_embeddings)
-    flat, bounds = _bag_bounds(ids, offsets, include_last_offset)
-    padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
-    _check_norm(max_norm, norm_type)
-    psw_tensor, psw = None, None
-    if per_sample_weights is not None:
-        if mode != "sum":
-            raise ValueError(f"per_sample_weights is only supported with mode='sum', got mode={mode!r}")
-        psw_tensor = per_sample_weights if isinstance(per_sample_weights, Tensor) else Tensor(per_sample_weights)
-        if psw_tensor.shape != ids.shape:
-            raise ValueError(f"per_sample_weights has shape {psw_tensor.shape}, input has {ids.shape}")
-        if psw_tensor.dtype != weight.dtype:
-            raise TypeError(f"per_sample_weights has dtype {psw_tensor.dtype}, the table has {weight.dtype}")
-        psw = psw_tensor.data.reshape(-1)
-    if max_norm is not None:
-        kernels.renorm_rows_(weight.data, flat[: bounds[-1]], max_norm, norm_type)
-    data, argmax = kernels.bag_pool(weight.data, flat, bounds, mode, psw, padding_idx)
-
-    def backward(g):
-        rows, grads, grad_psw = kernels.bag_pool_backward(
-            g, weight.data, flat, bounds, mode, psw, padding_idx, argmax, scale_grad_by_freq)
-        weight_grad = _row_grad(rows, grads, weight.shape, sparse) if weight.requires_grad else None
-        if psw_tensor is None:
-            return (weight_grad,)
-        return weight_grad, (None if grad_psw is None else grad_psw.reshape(psw_tensor.shape))
-
-    parents = (weight,) if psw_tensor is None else (weight, psw_tensor)
-    return Tensor._from_op(data, parents, backward, "embedding_bag")
-
-
-# -- modules ---------------------------------------------------------------------------------------
 def _pretrained_weight(embeddings) -> np.ndarray:
     data = np.asarray(embeddings.data if isinstance(embeddings, Tensor) else embeddings)
     if data.ndim != 2:

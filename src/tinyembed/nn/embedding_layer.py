@@ -17,7 +17,8 @@ import numpy as np
 from ..positional import LearnedPositionalEmbedding, PositionalEncoding
 from ..tensor import Tensor
 from . import functional as F
-from .embedding import Embedding, _resolve_padding_idx
+from .embedding import Embedding
+from .lookup import _resolve_padding_idx
 from .module import Module, check_positive_int
 
 __all__ = ["EmbeddingLayer", "POSITIONAL"]

@@ -419,5 +419,5 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Gen
     return Tensor._from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
 
 
-# The lookup functions live beside their modules (nn/embedding.py); F.embedding is where users look.
-from .embedding import embedding, embedding_bag  # noqa: E402
+# The lookup functions live in nn/lookup.py with their backward; F.embedding is where users look.
+from .lookup import embedding, embedding_bag  # noqa: E402,F401

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn import init as init_
-from ..nn.embedding import _pretrained_weight, embedding
+from ..nn.embedding import _pretrained_weight
+from ..nn.lookup import embedding
 from ..nn.module import Module, Parameter, check_nonnegative_int, check_positive_int
 from ..tensor import Tensor
 from .sinusoidal import _check_input, check_positions
