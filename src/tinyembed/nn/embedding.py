@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
+from ..tables.base import EmbeddingTable, register_table, take_array
 from ..tensor import Tensor
 from . import init as init_
 from .lookup import _check_bag_mode, _check_norm, _resolve_padding_idx, embedding, embedding_bag
@@ -85,7 +87,8 @@ class _TableModule(Module):
         return ", ".join(parts)
 
 
-class Embedding(_TableModule):
+@register_table
+class Embedding(_TableModule, EmbeddingTable):
     """A lookup table from integer ids to rows of a (num_embeddings, embedding_dim) weight.
 
     Args:
@@ -120,6 +123,38 @@ class Embedding(_TableModule):
     def forward(self, input, out: np.ndarray | None = None) -> Tensor:
         return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
                          self.scale_grad_by_freq, self.sparse, out=out)
+
+    def attend(self, h) -> Tensor:
+        """Scores of ``h`` against every row, ``h @ weight.T``: the output projection of a
+        tied model (Flax's ``Embed.attend``). Its gradient adds into the same weight.
+
+        Shape:
+            h (*, embedding_dim) -> (*, num_embeddings).
+        """
+        h = h if isinstance(h, Tensor) else Tensor(h)
+        if h.ndim == 0 or h.shape[-1] != self.embedding_dim:
+            raise ValueError(f"attend needs (..., {self.embedding_dim}) input, got shape {h.shape}")
+        return h @ self.weight.T
+
+    # -- the table protocol (tinyembed.tables): rows without autograd, stored arrays --
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        return kernels.gather_rows(self.weight.data, ids).astype(np.float32, copy=False)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"weight": self.weight.data}
+
+    def config(self) -> dict:
+        return {**super().config(), "padding_idx": self.padding_idx, "max_norm": self.max_norm,
+                "norm_type": self.norm_type, "scale_grad_by_freq": self.scale_grad_by_freq,
+                "sparse": self.sparse, "dtype": str(self.weight.dtype)}
+
+    @classmethod
+    def _from_state(cls, arrays, config) -> "Embedding":
+        weight = take_array(arrays, "weight", (config["num_embeddings"], config["embedding_dim"]),
+                            config["dtype"])
+        return cls.from_pretrained(weight, freeze=False, padding_idx=config["padding_idx"],
+                                   max_norm=config["max_norm"], norm_type=config["norm_type"],
+                                   scale_grad_by_freq=config["scale_grad_by_freq"], sparse=config["sparse"])
 
 
 class EmbeddingBag(_TableModule):
