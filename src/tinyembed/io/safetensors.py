@@ -49,15 +49,19 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, BinaryIO, Iterable, Mapping, Optional, Union
 
 import numpy as np
+
+from .dtypes import (DECODED_DTYPES, NUMPY_DTYPES, _KNOWN_DTYPES, _NAME_OF_NUMPY_DTYPE,
+                     _SUB_BYTE_BITS, _bits_per_element, _float32_to_bf16_bits, _loaded_dtype)
 
 __all__ = [
     "DECODED_DTYPES",
@@ -79,103 +83,6 @@ METADATA_KEY = "__metadata__"
 
 
 # ---------------------------------------------------------------------------
-# Data types
-# ---------------------------------------------------------------------------
-
-# Stored types NumPy has: a tensor loads as a view of the buffer with this dtype.
-NUMPY_DTYPES: dict[str, np.dtype] = {
-    name: np.dtype(code)
-    for name, code in [
-        ("F64", "<f8"), ("F32", "<f4"), ("F16", "<f2"), ("C64", "<c8"),
-        ("I64", "<i8"), ("I32", "<i4"), ("I16", "<i2"), ("I8", "i1"),
-        ("U64", "<u8"), ("U32", "<u4"), ("U16", "<u2"), ("U8", "u1"),
-        ("BOOL", "?"),
-    ]
-}
-# The other way round, for writing; keyed by dtype with the byte order dropped.
-_NAME_OF_NUMPY_DTYPE = {dtype.newbyteorder("="): name for name, dtype in NUMPY_DTYPES.items()}
-
-
-def _bf16_to_float32(raw: np.ndarray) -> np.ndarray:
-    """uint8 bytes of bfloat16 values -> float32, exactly: the bits become the high half."""
-    return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
-
-
-def _minifloat_table(exponent_bits: int, mantissa_bits: int, bias: int, special: str) -> np.ndarray:
-    """float32 value of each of the 256 bytes of an 8-bit float format.
-
-    ``special`` is how the format spends its top codes:
-    "ieee"  all-ones exponent is inf (mantissa 0) or NaN, as in IEEE 754 (E5M2);
-    "fn"    no infinities; only all-ones exponent and mantissa is NaN (E4M3FN);
-    "fnuz"  no infinities, no negative zero; the byte 0x80 is the only NaN.
-    """
-    code = np.arange(256)
-    sign = np.where(code >> 7, -1.0, 1.0)
-    exponent = (code >> mantissa_bits) & ((1 << exponent_bits) - 1)
-    mantissa = (code & ((1 << mantissa_bits) - 1)) / (1 << mantissa_bits)
-    magnitude = np.where(exponent == 0,
-                         mantissa * 2.0 ** (1 - bias),                 # subnormal
-                         (1.0 + mantissa) * 2.0 ** (exponent - bias))  # normal
-    value = sign * magnitude
-    top = (1 << exponent_bits) - 1
-    if special == "ieee":
-        infinite = (exponent == top) & (mantissa == 0)
-        value[infinite] = sign[infinite] * np.inf
-        value[(exponent == top) & (mantissa != 0)] = np.nan
-    elif special == "fn":
-        value[(code & 0x7F) == 0x7F] = np.nan
-    elif special == "fnuz":
-        value[code == 0x80] = np.nan
-    else:
-        raise ValueError(f"unknown special-value scheme {special!r}")
-    return value.astype(np.float32)  # every value is exactly a float32
-
-
-def _e8m0_table() -> np.ndarray:
-    """E8M0 (the OCP MX scale type): no sign, no mantissa; 2**(byte - 127), 0xFF is NaN."""
-    value = np.ldexp(1.0, np.arange(256) - 127)
-    value[255] = np.nan
-    return value.astype(np.float32)  # 2**-127 is a float32 subnormal: still exact
-
-
-def _table_decoder(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda raw: table[raw]
-
-
-# Stored types NumPy lacks: name -> decoder from the tensor's uint8 bytes to float32.
-# Adding a format is adding one entry.
-DECODED_DTYPES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "BF16": _bf16_to_float32,
-    "F8_E5M2": _table_decoder(_minifloat_table(5, 2, 15, "ieee")),
-    "F8_E4M3": _table_decoder(_minifloat_table(4, 3, 7, "fn")),
-    "F8_E5M2FNUZ": _table_decoder(_minifloat_table(5, 2, 16, "fnuz")),
-    "F8_E4M3FNUZ": _table_decoder(_minifloat_table(4, 3, 8, "fnuz")),
-    "F8_E8M0": _table_decoder(_e8m0_table()),
-}
-_DECODED_BITS = {"BF16": 16}
-
-# Sub-byte types: their sizes are known (so headers naming them are checked and
-# described) but loading them is refused.
-_SUB_BYTE_BITS = {"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
-
-
-def _bits_per_element(dtype: str) -> int:
-    if dtype in NUMPY_DTYPES:
-        return NUMPY_DTYPES[dtype].itemsize * 8
-    if dtype in DECODED_DTYPES:
-        return _DECODED_BITS.get(dtype, 8)
-    return _SUB_BYTE_BITS[dtype]
-
-
-_KNOWN_DTYPES = sorted([*NUMPY_DTYPES, *DECODED_DTYPES, *_SUB_BYTE_BITS])
-
-
-def _loaded_dtype(dtype: str) -> np.dtype:
-    """The NumPy dtype a stored type loads as."""
-    return NUMPY_DTYPES[dtype] if dtype in NUMPY_DTYPES else np.dtype(np.float32)
-
-
-# ---------------------------------------------------------------------------
 # The header
 # ---------------------------------------------------------------------------
 
@@ -194,6 +101,11 @@ class TensorInfo:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_to_str(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -221,13 +133,10 @@ def _parse_header(raw: bytes, where: str) -> tuple[dict[str, TensorInfo], dict[s
         raise ValueError(f"{where}: header is not valid JSON: {e}") from None
 
     metadata = header.pop(METADATA_KEY, {})
-    if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if not _is_str_to_str(metadata):
         raise ValueError(f"{where}: {METADATA_KEY} must map strings to strings, got {metadata!r}")
 
-    infos = {}
-    for name, entry in header.items():
-        infos[name] = _parse_entry(name, entry, where)
+    infos = {name: _parse_entry(name, entry, where) for name, entry in header.items()}
 
     # The tensors must tile the buffer: sorted by offset, each starts where the last ended.
     ordered = sorted(infos.items(), key=lambda item: item[1].data_offsets)
@@ -480,7 +389,7 @@ def load_tensor(source: Source, name: str, expected_shape: Optional[Iterable[Opt
     if name not in opened.infos:
         raise _missing([name], opened.infos, where)
     info = opened.infos[name]
-    loaded = _loaded_dtype(info.dtype) if info.dtype not in _SUB_BYTE_BITS else None
+    loaded = _loaded_dtype(info.dtype)
     if expected_dtype is not None:
         if isinstance(expected_dtype, str) and expected_dtype in _KNOWN_DTYPES:
             ok, wanted = expected_dtype == info.dtype, expected_dtype
@@ -504,13 +413,10 @@ def load_tensor(source: Source, name: str, expected_shape: Optional[Iterable[Opt
 # Writing
 # ---------------------------------------------------------------------------
 
-def _float32_to_bf16_bits(array: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bits (uint16), rounding to nearest, ties to even, as torch
-    rounds. Every NaN becomes the quiet NaN 0x7FC0 (torch's own NaN bits vary by code
-    path; any NaN is a NaN)."""
-    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-    rounded = (bits + (((bits >> 16) & 1) + 0x7FFF)) >> 16  # wraps only for NaNs, replaced next
-    return np.where(np.isnan(array), np.uint32(0x7FC0), rounded).astype("<u2")
+# The types we write, in the order of the reference implementation's Dtype enum
+# (ascending alignment; ties as it breaks them).
+_WRITE_ORDER = ["BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",
+                "F64", "I64", "U64"]
 
 
 @dataclass
@@ -551,8 +457,7 @@ def _plan(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]],
                             f"supported: {', '.join(str(d) for d in _NAME_OF_NUMPY_DTYPE)} "
                             f"(and BF16 through store_as)")
         planned.append(_Planned(name, array, dtype_name))
-    if metadata is not None and not (isinstance(metadata, Mapping) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+    if metadata is not None and not _is_str_to_str(metadata):
         raise TypeError(f"metadata must map str to str, got {metadata!r}")
 
     # The reference writer's order, so that both write the same bytes: widest types
@@ -571,12 +476,6 @@ def _plan(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]],
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
     return len(raw).to_bytes(8, "little") + raw, planned
-
-
-# The types we write, in the order of the reference implementation's Dtype enum
-# (ascending alignment; ties as it breaks them).
-_WRITE_ORDER = ["BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",
-                "F64", "I64", "U64"]
 
 
 def _tensor_bytes(planned: _Planned) -> np.ndarray:
@@ -626,10 +525,8 @@ def save(tensors: Mapping[str, Any], path: Union[str, "os.PathLike[str]"],
             os.fsync(f.fileno())
         os.replace(temp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        except FileNotFoundError:
-            pass
         raise
 
 
