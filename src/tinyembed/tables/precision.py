@@ -1,0 +1,140 @@
+"""Tables stored in a narrower float type: float16, bfloat16 or float8_e4m3fn.
+
+Each entry is rounded once, to nearest even, when the table is built; rows looked
+up are widened back to float32 (exactly: every value of these types is a float32).
+
+The stored array and how it goes into a safetensors file:
+
+    dtype           bytes/entry   stored array (the file's tensor "weight")
+    float16         2             float16 (F16)
+    bfloat16        2             the raw bits as uint16 (U16); "dtype" in the config says what they are
+    float8_e4m3fn   1             the raw bits as uint8 (U8); likewise
+
+Why raw bits for bfloat16 rather than safetensors' BF16: our reader decodes BF16 to
+float32 (NumPy has no bfloat16), so a BF16 tensor would come back as 4-byte floats and
+the table would no longer store what it saved. uint16 bits round-trip bit for bit.
+
+Rounding float32 into bfloat16 and float8 uses the ``ml_dtypes`` package, imported
+only when such a table is built (``pip install 'tinyembed[precision]'``). Widening
+back needs nothing but NumPy (the decoders of :mod:`tinyembed.io.dtypes`), so a
+saved table loads and looks up without ml_dtypes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import kernels
+from ..io.dtypes import DECODED_DTYPES
+from ..nn.module import check_positive_int
+from .base import EmbeddingTable, register_table, take_array
+from .quantized import as_float32_table
+
+__all__ = ["ReducedPrecisionEmbedding", "FORMATS"]
+
+
+def _ml_dtypes():
+    try:
+        import ml_dtypes
+    except ImportError as e:
+        raise ImportError("bfloat16 and float8_e4m3fn tables need the ml_dtypes package: "
+                          "pip install 'tinyembed[precision]'") from e
+    return ml_dtypes
+
+
+@dataclass(frozen=True)
+class _Format:
+    """A stored type: its storage dtype, float32 -> storage (round to nearest even), storage -> float32."""
+
+    storage: np.dtype
+    encode: Callable[[np.ndarray], np.ndarray]
+    decode: Callable[[np.ndarray], np.ndarray]
+    largest: float  # the largest finite value, for the error message on overflow
+
+
+# name -> format. Adding a type is adding one entry.
+FORMATS: dict[str, _Format] = {
+    "float16": _Format(np.dtype("<f2"), lambda x: x.astype("<f2"),
+                       lambda raw: raw.astype(np.float32), 65504.0),
+    "bfloat16": _Format(np.dtype("<u2"), lambda x: x.astype(_ml_dtypes().bfloat16).view("<u2"),
+                        DECODED_DTYPES["BF16"], 3.3895313892515355e38),
+    "float8_e4m3fn": _Format(np.dtype("u1"), lambda x: x.astype(_ml_dtypes().float8_e4m3fn).view("u1"),
+                             DECODED_DTYPES["F8_E4M3"], 448.0),
+}
+
+
+def _check_dtype(dtype) -> str:
+    name = getattr(dtype, "__name__", None) or str(dtype)  # np.float16 and 'float16' alike
+    if name not in FORMATS:
+        raise ValueError(f"dtype must be one of {sorted(FORMATS)}, got {dtype!r}")
+    return name
+
+
+@register_table
+class ReducedPrecisionEmbedding(EmbeddingTable):
+    """A frozen table stored in float16, bfloat16 or float8_e4m3fn; rows come back as float32.
+
+    Args:
+        table: (V, D) float array (converted to float32 first), or any EmbeddingTable.
+        dtype: 'float16' (default), 'bfloat16' or 'float8_e4m3fn'. Values beyond the
+            type's range are refused (float16 and bfloat16 would give inf, float8 NaN).
+
+    Shape:
+        lookup: ids (*) -> (*, embedding_dim) float32.
+
+    Examples:
+        >>> table = ReducedPrecisionEmbedding(np.array([[1.0, 1e-4], [3.14159, -2.0]]), dtype="float16")
+        >>> table.nbytes, table.lookup([1])
+        (8, array([[ 3.140625, -2.      ]], dtype=float32))
+    """
+
+    def __init__(self, table, dtype: str = "float16"):
+        self.dtype = _check_dtype(dtype)
+        weight = as_float32_table(table)
+        with np.errstate(over="ignore"):  # overflow is reported below, with its position
+            stored = FORMATS[self.dtype].encode(weight)
+        _check_in_range(weight, FORMATS[self.dtype].decode(stored), self.dtype)
+        self._set_state(stored, self.dtype)
+
+    @classmethod
+    def from_float(cls, table, dtype: str = "float16") -> "ReducedPrecisionEmbedding":
+        """The same as the constructor, named as :meth:`QuantizedEmbedding.from_float`."""
+        return cls(table, dtype)
+
+    def _set_state(self, stored: np.ndarray, dtype: str) -> None:
+        self.dtype = dtype
+        self.weight = np.ascontiguousarray(stored)  # (V, D) of FORMATS[dtype].storage
+        self.num_embeddings, self.embedding_dim = self.weight.shape
+
+    # -- the table protocol -----------------------------------------------------------
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        return FORMATS[self.dtype].decode(kernels.gather_rows(self.weight, ids))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"weight": self.weight}
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "dtype": self.dtype}
+
+    @classmethod
+    def _from_state(cls, arrays, config) -> "ReducedPrecisionEmbedding":
+        dtype = _check_dtype(config.get("dtype"))
+        shape = (check_positive_int(config.get("num_embeddings"), "num_embeddings"),
+                 check_positive_int(config.get("embedding_dim"), "embedding_dim"))
+        table = cls.__new__(cls)  # the stored bits as they are: no rounding again, no ml_dtypes
+        table._set_state(take_array(arrays, "weight", shape, FORMATS[dtype].storage), dtype)
+        return table
+
+    def __repr__(self) -> str:
+        return f"ReducedPrecisionEmbedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype!r})"
+
+
+def _check_in_range(weight: np.ndarray, decoded: np.ndarray, dtype: str) -> None:
+    bad = ~np.isfinite(decoded)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"value {weight[row, col]} at row {row}, column {col} is outside the range of "
+                         f"{dtype} (largest finite value {FORMATS[dtype].largest:g})")
