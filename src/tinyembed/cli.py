@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from tinyembed.memory import DISTRIBUTIONS, embedding_memory, format_table
 from tinyembed.models import MODELS, ModelConfig
 
@@ -235,6 +237,74 @@ def _run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 # ---------------------------------------------------------------------------
+# tinyembed compress
+# ---------------------------------------------------------------------------
+
+
+def _add_compress_arguments(parser: argparse.ArgumentParser) -> None:
+    from tinyembed.compress import METHODS
+
+    source = parser.add_argument_group("the table (default: the real all-MiniLM-L6-v2 word table)")
+    source.add_argument("--file", metavar="PATH", help="a .safetensors or .npy file holding a (V, D) table")
+    source.add_argument("--tensor", metavar="NAME", help="the tensor's name inside a .safetensors file")
+    source.add_argument("--counts", metavar="PATH",
+                        help="a .npy file of (V,) token counts, for the frequency-ranked methods")
+    parser.add_argument("--methods", metavar="M,M,...", default=",".join(METHODS),
+                        help=f"comma-separated methods (default: all): {', '.join(METHODS)}")
+    parser.add_argument("--sample", type=_positive_int, default=1000, help="rows sampled for recall@10")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
+
+
+def _load_table_file(args, parser) -> np.ndarray:
+    from tinyembed.io import safetensors
+
+    path = args.file
+    try:
+        if path.endswith(".npy"):
+            return np.load(path, allow_pickle=False)  # never unpickle
+        if not args.tensor:
+            names = sorted(safetensors.read_header(path)[0])
+            parser.error(f"--tensor is needed to pick a table from {path!r}; it holds {names}")
+        return safetensors.load_tensor(path, args.tensor, copy=True)
+    except (OSError, ValueError, KeyError) as e:
+        parser.error(f"cannot read a table from {path!r}: {e}")
+
+
+def _run_compress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tinyembed import assets
+    from tinyembed.compress import METHODS, compress, format_results, token_counts
+
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    counts = None
+    if args.file:
+        table = _load_table_file(args, parser)
+        if args.counts:
+            counts = np.load(args.counts, allow_pickle=False)
+        elif any(METHODS[m][1] for m in methods):
+            skipped = [m for m in methods if METHODS[m][1]]
+            print(f"note: no --counts, so {skipped} (frequency-ranked) are left out", file=sys.stderr)
+            methods = [m for m in methods if not METHODS[m][1]]
+    else:
+        table = assets.minilm_tensor("embeddings.word_embeddings.weight")
+        # Token frequencies from real text: gensim's Lee news corpus through the model's own tokenizer.
+        text = assets.gensim_test_data("lee_background.cor").decode("utf-8", errors="replace")
+        counts = token_counts(assets.minilm_tokenizer_json(), text, len(table))
+    try:
+        results = compress(table, methods, counts=counts, sample=args.sample, seed=args.seed)
+    except (ValueError, ImportError) as e:
+        parser.error(str(e))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(format_results(results))
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # The command registry and entry point
 # ---------------------------------------------------------------------------
 
@@ -244,6 +314,12 @@ _COMMANDS: list[Command] = [
         help="parameters and memory of embedding tables for published or custom models",
         add_arguments=_add_memory_arguments,
         run=_run_memory,
+    ),
+    Command(
+        name="compress",
+        help="shrink an embedding table every established way and measure what each costs",
+        add_arguments=_add_compress_arguments,
+        run=_run_compress,
     ),
     Command(
         name="plot",

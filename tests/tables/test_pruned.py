@@ -1,0 +1,275 @@
+"""PrunedEmbedding: the most frequent rows kept exactly, the rest hashed into shared OOV rows."""
+
+import numpy as np
+import pytest
+
+import tinyembed as te
+from tinyembed.io import safetensors
+from tinyembed.nn import Embedding, EmbeddingLayer
+from tinyembed.tables.pruned import PrunedEmbedding, oov_bucket
+
+MASK = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    """SplitMix64's output function in Python integers: the reference for the NumPy version."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
+def reference_bucket(i: int, seed: int, buckets: int) -> int:
+    return splitmix64(i ^ splitmix64(seed)) % buckets
+
+
+def reference_ranking(counts):
+    """Ids from most to least frequent, equal counts by lower id: sorted by the key (-count, id)."""
+    return sorted(range(len(counts)), key=lambda i: (-counts[i], i))
+
+
+V, D, K, B = 60, 5, 20, 6
+
+
+@pytest.fixture
+def setup():
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((V, D)).astype(np.float32)
+    counts = rng.integers(0, 8, size=V)  # small range: many ties
+    return table, counts, PrunedEmbedding.from_counts(table, counts, keep=K, oov_buckets=B, seed=7)
+
+
+# -- what from_counts promises ---------------------------------------------------------------
+def test_kept_ids_are_exact_copies_of_the_most_frequent_rows(setup):
+    table, counts, pruned = setup
+    kept = reference_ranking(counts.tolist())[:K]
+    np.testing.assert_array_equal(pruned.lookup(kept), table[kept])
+    np.testing.assert_array_equal(pruned.weight[:K], table[kept])  # kept row r is the id of rank r
+
+
+def test_id_map_sends_kept_ids_to_their_rank_and_the_rest_to_k_plus_their_bucket(setup):
+    _, counts, pruned = setup
+    ranking = reference_ranking(counts.tolist())
+    expected = np.empty(V, dtype=np.int64)
+    for rank, i in enumerate(ranking[:K]):
+        expected[i] = rank
+    for i in ranking[K:]:
+        expected[i] = K + reference_bucket(i, 7, B)
+    np.testing.assert_array_equal(pruned.id_map, expected)
+    assert pruned.id_map.dtype == np.int32
+
+
+def test_pruned_ids_get_their_buckets_row_the_mean_of_the_rows_it_serves(setup):
+    table, counts, pruned = setup
+    served = {}
+    for i in reference_ranking(counts.tolist())[K:]:
+        served.setdefault(reference_bucket(i, 7, B), []).append(i)
+    for bucket, ids in served.items():
+        mean = table[ids].astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(pruned.lookup(ids), np.broadcast_to(mean, (len(ids), D)), rtol=1e-6, atol=1e-7)
+    assert len(served) == B  # every bucket serves some id here
+
+
+def test_a_bucket_that_serves_no_id_is_a_zero_row():
+    table = np.arange(8, dtype=np.float32).reshape(4, 2)
+    pruned = PrunedEmbedding.from_counts(table, [3, 2, 1, 0], keep=3, oov_buckets=8)
+    used = 3 + reference_bucket(3, 0, 8)
+    assert pruned.id_map[3] == used
+    np.testing.assert_array_equal(pruned.lookup(3), table[3])  # the only id it serves
+    unused = [r for r in range(3, 11) if r != used]
+    np.testing.assert_array_equal(pruned.weight[unused], 0)
+
+
+def test_equal_counts_keep_the_lower_ids():
+    table = np.random.default_rng(1).standard_normal((10, 3)).astype(np.float32)
+    pruned = PrunedEmbedding.from_counts(table, np.ones(10), keep=4, oov_buckets=2)
+    np.testing.assert_array_equal(pruned.id_map[:4], [0, 1, 2, 3])
+    np.testing.assert_array_equal(pruned.weight[:4], table[:4])
+    assert (pruned.id_map[4:] >= 4).all()
+
+
+def test_keeping_every_id_without_buckets_is_lossless():
+    table = np.random.default_rng(2).standard_normal((9, 4)).astype(np.float32)
+    counts = np.array([0.5, 3, 3, 0, 1, 2, 7, 0, 1.5])  # float counts are fine
+    pruned = PrunedEmbedding.from_counts(table, counts, keep=9, oov_buckets=0)
+    np.testing.assert_array_equal(pruned.to_dense(), table)
+    assert pruned.oov_buckets == 0
+    assert pruned.nbytes == 9 * 4 * 4 + 9 * 4
+
+
+def test_from_counts_takes_any_embedding_table(setup):
+    table, counts, pruned = setup
+    again = PrunedEmbedding.from_counts(Embedding.from_pretrained(table), counts, keep=K, oov_buckets=B, seed=7)
+    np.testing.assert_array_equal(again.weight, pruned.weight)
+    np.testing.assert_array_equal(again.id_map, pruned.id_map)
+
+
+def test_the_seed_chooses_the_buckets_deterministically(setup):
+    table, counts, pruned = setup
+    same = PrunedEmbedding.from_counts(table, counts, keep=K, oov_buckets=B, seed=7)
+    other = PrunedEmbedding.from_counts(table, counts, keep=K, oov_buckets=B, seed=8)
+    np.testing.assert_array_equal(same.id_map, pruned.id_map)
+    assert (other.id_map != pruned.id_map).any()
+    np.testing.assert_array_equal(other.weight[:K], pruned.weight[:K])
+
+
+# -- the hash ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**63 + 5, 2**64 - 1])
+def test_oov_bucket_is_splitmix64_of_the_id_xor_the_mixed_seed(seed):
+    ids = np.array([0, 1, 2, 17, 30521, 2**31 - 1, 2**40 + 3, 2**63 - 1])
+    for buckets in (1, 7, 1024):
+        expected = [reference_bucket(int(i), seed, buckets) for i in ids]
+        np.testing.assert_array_equal(oov_bucket(ids, seed, buckets), expected)
+    assert oov_bucket(np.int64(17), seed, 7).shape == ()
+    assert oov_bucket(ids.reshape(2, 4), seed, 7).shape == (2, 4)
+
+
+def test_oov_buckets_are_close_to_uniform_on_consecutive_ids():
+    counts = np.bincount(oov_bucket(np.arange(100_000), 3, 16), minlength=16)
+    # Each count is Binomial(100000, 1/16): mean 6250, sd 76.5; 6 sd either way.
+    assert np.all(np.abs(counts - 6250) < 460), counts
+
+
+# -- the table protocol -------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 4)])
+def test_lookup_equals_rows_of_to_dense_and_the_brute_force_rows(setup, shape):
+    table, counts, pruned = setup
+    ids = np.random.default_rng(3).integers(0, V, size=shape)
+    rows = pruned.lookup(ids)
+    assert rows.shape == shape + (D,) and rows.dtype == np.float32
+    np.testing.assert_array_equal(rows, pruned.to_dense()[ids])
+    np.testing.assert_array_equal(rows, pruned.weight[pruned.id_map[ids]])
+    out = pruned(ids)
+    assert isinstance(out, te.Tensor) and not out.requires_grad
+    np.testing.assert_array_equal(out.data, rows)
+
+
+def test_out_of_range_ids_name_the_id_and_its_position(setup):
+    with pytest.raises(IndexError, match=r"id 60 at position \(2,\)"):
+        setup[2].lookup([0, 1, 60])
+
+
+def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights(setup):
+    pruned = setup[2]
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, V, size=10)
+    offsets = np.array([0, 3, 3, 8, 10])  # bags 1 and 4 are empty
+    bounds = list(offsets) + [10]
+    weights = rng.standard_normal(10).astype(np.float32)
+    rows = pruned.lookup(ids).astype(np.float64)
+    for mode in ("sum", "mean"):
+        expected = np.zeros((5, D))
+        for b in range(5):
+            seg = rows[bounds[b]:bounds[b + 1]]
+            if len(seg):
+                expected[b] = seg.sum(0) if mode == "sum" else seg.mean(0)
+        np.testing.assert_allclose(pruned.bag(ids, offsets, mode=mode), expected, rtol=1e-5, atol=1e-6)
+    weighted = np.array([(rows[bounds[b]:bounds[b + 1]] * weights[bounds[b]:bounds[b + 1], None]).sum(0)
+                         for b in range(5)])
+    np.testing.assert_allclose(pruned.bag(ids, offsets, per_sample_weights=weights), weighted, rtol=1e-5, atol=1e-6)
+
+
+def test_nbytes_counts_the_id_map_and_num_parameters_does_not(setup):
+    pruned = setup[2]
+    stored = (K + B) * D * 4 + V * 4  # float32 rows, int32 id map
+    assert pruned.nbytes == stored
+    assert pruned.compression_ratio == pytest.approx(V * D * 4 / stored)
+    assert pruned.num_parameters() == (K + B) * D
+
+
+# -- save / load -------------------------------------------------------------------------------
+def test_save_load_round_trips_exactly(tmp_path, setup):
+    pruned = setup[2]
+    pruned.save(tmp_path / "p.safetensors")
+    back = PrunedEmbedding.load(tmp_path / "p.safetensors")
+    assert back.config() == pruned.config() == {"num_embeddings": V, "embedding_dim": D, "keep": K,
+                                                 "oov_buckets": B, "seed": 7}
+    np.testing.assert_array_equal(back.weight, pruned.weight)
+    np.testing.assert_array_equal(back.id_map, pruned.id_map)
+    np.testing.assert_array_equal(back.to_dense(), pruned.to_dense())
+
+
+def _rewrite(good, bad, arrays):
+    """Write ``arrays`` to ``bad`` with the metadata (table type and config) of ``good``."""
+    _, metadata = safetensors.read_header(good)
+    safetensors.save(arrays, bad, metadata=metadata)
+
+
+def test_load_refuses_another_table_type(tmp_path):
+    Embedding(4, 3, seed=0).save(tmp_path / "e.safetensors")
+    with pytest.raises(ValueError, match="holds a Embedding, not a PrunedEmbedding"):
+        PrunedEmbedding.load(tmp_path / "e.safetensors")
+
+
+def _bad_map(arrays):
+    id_map = arrays["id_map"].copy()
+    id_map[5] = K + B  # one past the last row
+    return {**arrays, "id_map": id_map}
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: {"weight": a["weight"]}, "needs a tensor 'id_map'"),
+    (lambda a: {**a, "weight": a["weight"][:, :-1]}, r"tensor 'weight' is float32\[26, 4\], expected float32\[26, 5\]"),
+    (lambda a: {**a, "id_map": a["id_map"].astype(np.int64)}, r"tensor 'id_map' is int64\[60\], expected int32\[60\]"),
+    (_bad_map, r"id_map\[5\] = 26 is not a row of the 26-row weight"),
+])
+def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, setup, change, match):
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
+    setup[2].save(good)
+    _rewrite(good, bad, change(setup[2].state_arrays()))
+    with pytest.raises(ValueError, match=match):
+        PrunedEmbedding.load(bad)
+
+
+def test_load_refuses_a_truncated_file(tmp_path, setup):
+    path = tmp_path / "p.safetensors"
+    setup[2].save(path)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError):
+        PrunedEmbedding.load(path)
+
+
+# -- in a model --------------------------------------------------------------------------------
+def test_embedding_layer_accepts_the_table(setup):
+    pruned = setup[2]
+    layer = EmbeddingLayer(V, D, positional="none", token_table=pruned)
+    ids = np.array([[0, 5, 59], [1, 1, 2]])
+    np.testing.assert_array_equal(layer(ids).data, pruned.lookup(ids))
+    assert list(layer.parameters()) == []  # frozen
+
+
+def test_repr_shows_the_configuration(setup):
+    assert repr(setup[2]) == "PrunedEmbedding(60, 5, keep=20, oov_buckets=6, seed=7)"
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(keep=0), r"keep must be an integer in \[1, V\] = \[1, 60\], got keep=0"),
+    (dict(keep=61), "got keep=61"),
+    (dict(keep=-3), "got keep=-3"),
+    (dict(keep=2.5), "got keep=2.5"),
+    (dict(oov_buckets=-1), "oov_buckets must be an int >= 0, got -1"),
+    (dict(oov_buckets=0), "oov_buckets=0 leaves the 40 pruned ids without a row"),
+    (dict(counts=np.ones(59)), r"shape \(60,\), got shape \(59,\)"),
+    (dict(counts=np.r_[np.ones(59), -2.0]), r"counts\[59\] = -2.0"),
+    (dict(counts=np.r_[np.nan, np.ones(59)]), r"counts\[0\] = nan"),
+    (dict(counts=np.array(["a"] * 60)), "counts must be numbers"),
+    (dict(table=np.ones(60)), "2-D"),
+    (dict(seed=-1), "seed must be an int >= 0, got -1"),
+])
+def test_from_counts_refuses_bad_input_naming_the_value(setup, kwargs, match):
+    table, counts, _ = setup
+    args = dict(table=table, counts=counts, keep=K, oov_buckets=B, seed=0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        PrunedEmbedding.from_counts(**args)
+
+
+@pytest.mark.parametrize("weight, id_map, keep, match", [
+    (np.ones((4, 2)), np.zeros(5, np.int32), 2, "float32"),
+    (np.ones((4, 2), np.float32), np.zeros(5), 2, "integer array"),
+    (np.ones((4, 2), np.float32), np.zeros(5, np.int32), 5, "keep=5 exceeds"),
+    (np.ones((4, 2), np.float32), np.array([0, 1, 4, 0, 0]), 2, r"id_map\[2\] = 4"),
+])
+def test_constructor_refuses_arrays_that_do_not_fit(weight, id_map, keep, match):
+    with pytest.raises(ValueError, match=match):
+        PrunedEmbedding(weight, id_map, keep)
