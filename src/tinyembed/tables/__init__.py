@@ -11,7 +11,7 @@
 The dense :class:`tinyembed.nn.Embedding` offers the same protocol.
 """
 
-from .base import TABLE_TYPES, EmbeddingTable, load_table, register_table, take_array
+from .base import TABLE_TYPES, EmbeddingTable, as_float_table, load_table, register_table, take_array
 from .factorized import FactorizedEmbedding
 from .hashing import HashedEmbedding, QREmbedding
 from .mixed_dim import MixedDimEmbedding, power_law_dims
@@ -20,7 +20,7 @@ from .pruned import PrunedEmbedding, oov_bucket
 from .quantized import QuantizedEmbedding
 
 __all__ = [
-    "EmbeddingTable", "TABLE_TYPES", "load_table", "register_table", "take_array",
+    "EmbeddingTable", "TABLE_TYPES", "as_float_table", "load_table", "register_table", "take_array",
     "ReducedPrecisionEmbedding", "QuantizedEmbedding", "HashedEmbedding", "QREmbedding",
     "FactorizedEmbedding", "MixedDimEmbedding", "PrunedEmbedding", "power_law_dims", "oov_bucket",
 ]

@@ -25,7 +25,7 @@ import numpy as np
 from .. import kernels
 from ..io import safetensors
 
-__all__ = ["EmbeddingTable", "TABLE_TYPES", "load_table", "register_table", "take_array"]
+__all__ = ["EmbeddingTable", "TABLE_TYPES", "as_float_table", "load_table", "register_table", "take_array"]
 
 # class name -> class; `load_table` reads the name from a file's metadata.
 TABLE_TYPES: dict[str, type] = {}
@@ -49,6 +49,29 @@ def take_array(arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype) ->
         raise ValueError(f"tensor {name!r} is {array.dtype}{list(array.shape)}, "
                          f"expected {np.dtype(dtype)}{list(shape)}")
     return array
+
+
+def as_float_table(table, dtype=np.float32, what: str = "table") -> np.ndarray:
+    """A (V, D) array of ``dtype`` (float32 by default) from a float array, a Tensor, or any
+    EmbeddingTable (its ``to_dense()``); refuses other shapes, non-float input, empty tables
+    and non-finite values. What every ``from_float`` / ``from_counts`` starts with."""
+    if isinstance(table, EmbeddingTable):
+        data = table.to_dense()
+    else:
+        data = np.asarray(table.data if hasattr(table, "data") and not isinstance(table, np.ndarray) else table)
+    if data.ndim != 2 or 0 in data.shape:
+        raise ValueError(f"{what} must be a non-empty 2-D (num_embeddings, embedding_dim) array, "
+                         f"got shape {data.shape}")
+    if data.dtype.kind != "f":
+        raise TypeError(f"{what} must be floating point, got {data.dtype}")
+    with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused next
+        data = np.ascontiguousarray(data, dtype=dtype)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{what} holds a non-finite value {data[row, col]} at row {row}, column {col} "
+                         f"(after conversion to {np.dtype(dtype)})")
+    return data
 
 
 class EmbeddingTable:

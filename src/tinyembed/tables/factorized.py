@@ -18,7 +18,7 @@ from .. import kernels
 from ..nn.lookup import embedding
 from ..nn.module import Module, Parameter, check_float_dtype, check_positive_int
 from ..tensor import Tensor
-from .base import EmbeddingTable, register_table, take_array
+from .base import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["FactorizedEmbedding"]
 
@@ -112,12 +112,7 @@ class FactorizedEmbedding(Module, EmbeddingTable):
             ValueError: a rank outside [1, min(V, D)] (the message names both), a table
                 that is not 2-D, or one with non-finite values.
         """
-        dense = table.to_dense() if isinstance(table, EmbeddingTable) else np.asarray(table)
-        if dense.ndim != 2 or dense.dtype.kind not in "fiu":
-            raise ValueError(f"table must be a 2-D (V, D) numeric array, got {dense.dtype} shape {dense.shape}")
-        if not np.isfinite(dense).all():
-            row, col = (int(i) for i in np.argwhere(~np.isfinite(dense))[0])
-            raise ValueError(f"table holds a non-finite value {dense[row, col]} at row {row}, column {col}")
+        dense = as_float_table(table, np.float64)
         num, dim = dense.shape
         rank = _check_rank(rank, check_positive_int(num, "num_embeddings"), check_positive_int(dim, "embedding_dim"))
         dtype = check_float_dtype(dtype)

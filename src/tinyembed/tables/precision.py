@@ -30,8 +30,8 @@ import numpy as np
 from .. import kernels
 from ..io.dtypes import DECODED_DTYPES
 from ..nn.module import check_positive_int
-from .base import EmbeddingTable, register_table, take_array
-from .quantized import as_float32_table
+from .base import EmbeddingTable, as_float_table, register_table, take_array
+
 
 __all__ = ["ReducedPrecisionEmbedding", "FORMATS"]
 
@@ -93,7 +93,7 @@ class ReducedPrecisionEmbedding(EmbeddingTable):
 
     def __init__(self, table, dtype: str = "float16"):
         self.dtype = _check_dtype(dtype)
-        weight = as_float32_table(table)
+        weight = as_float_table(table)
         with np.errstate(over="ignore"):  # overflow is reported below, with its position
             stored = FORMATS[self.dtype].encode(weight)
         _check_in_range(weight, FORMATS[self.dtype].decode(stored), self.dtype)

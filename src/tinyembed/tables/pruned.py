@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.module import check_nonnegative_int, check_positive_int
-from .base import EmbeddingTable, register_table, take_array
+from .base import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["PrunedEmbedding", "oov_bucket"]
 
@@ -137,9 +137,7 @@ class PrunedEmbedding(EmbeddingTable):
             oov_buckets: B >= 0; 0 only when keep == V (no id would have a row otherwise).
             seed: the hash seed, an int >= 0.
         """
-        dense = table.to_dense() if isinstance(table, EmbeddingTable) else np.asarray(table)
-        if dense.ndim != 2 or dense.dtype.kind not in "fiu":
-            raise ValueError(f"table must be a 2-D (V, D) numeric array, got {dense.dtype} shape {dense.shape}")
+        dense = as_float_table(table)
         num, dim = dense.shape
         check_positive_int(num, "num_embeddings")
         if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or not 1 <= keep <= num:

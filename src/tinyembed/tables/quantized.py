@@ -34,36 +34,14 @@ import numpy as np
 
 from .. import kernels
 from ..nn.module import check_positive_int
-from .base import EmbeddingTable, register_table, take_array
+from .base import EmbeddingTable, as_float_table, register_table, take_array
 
-__all__ = ["QuantizedEmbedding", "as_float32_table", "dequantize_rows", "quantize_rows",
+__all__ = ["QuantizedEmbedding", "dequantize_rows", "quantize_rows",
            "row_bytes", "BITS"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
 _CHUNK_ELEMENTS = 1 << 20
-
-
-def as_float32_table(table, what: str = "table") -> np.ndarray:
-    """A (V, D) float32 array from a float array, a Tensor, or any EmbeddingTable (its
-    ``to_dense()``); refuses other shapes, non-float input, empty tables and non-finite values."""
-    if isinstance(table, EmbeddingTable):
-        data = table.to_dense()
-    else:
-        data = np.asarray(table.data if hasattr(table, "data") and not isinstance(table, np.ndarray) else table)
-    if data.ndim != 2 or 0 in data.shape:
-        raise ValueError(f"{what} must be a non-empty 2-D (num_embeddings, embedding_dim) array, "
-                         f"got shape {data.shape}")
-    if data.dtype.kind != "f":
-        raise TypeError(f"{what} must be floating point, got {data.dtype}")
-    with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused next
-        data = np.ascontiguousarray(data, dtype=np.float32)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{what} holds a non-finite value {data[row, col]} at row {row}, column {col} "
-                         f"(after conversion to float32)")
-    return data
 
 
 def _check_bits(bits) -> int:
@@ -190,7 +168,7 @@ class QuantizedEmbedding(EmbeddingTable):
         Input is converted to float32 first, as FBGEMM reads it; NaN or inf are refused.
         """
         bits = _check_bits(bits)
-        weight = as_float32_table(table)
+        weight = as_float_table(table)
         return cls(quantize_rows(weight, bits), weight.shape[1], bits)
 
     # -- the table protocol -----------------------------------------------------------
