@@ -27,6 +27,7 @@ __all__ = [
     "check_ids",
     "check_offsets",
     "check_out",
+    "bag_bounds",
     "get_num_threads",
     "set_num_threads",
     "gather_rows",
@@ -155,6 +156,20 @@ def check_out(out: np.ndarray, shape: tuple, dtype: np.dtype) -> None:
         raise ValueError(f"out must be an array of shape {shape} and dtype {dtype}, got {got}")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+
+
+def bag_bounds(ids: np.ndarray, offsets, include_last_offset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ids and (B + 1,) bag boundaries for 2-D ids (B fixed-size bags) or 1-D ids with offsets."""
+    if ids.ndim == 2:
+        if offsets is not None:
+            raise ValueError("2-D input is a batch of fixed-size bags: offsets must be None")
+        batch, length = ids.shape
+        return ids.reshape(-1), np.arange(batch + 1, dtype=np.int64) * length
+    if ids.ndim == 1:
+        if offsets is None:
+            raise ValueError("1-D input needs offsets (the start of each bag)")
+        return ids, check_offsets(offsets, len(ids), include_last_offset)
+    raise ValueError(f"bag input must be 1-D (with offsets) or 2-D, got shape {ids.shape}")
 
 
 # -- gather -------------------------------------------------------------------------

@@ -114,20 +114,6 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
 
 
 # -- embedding_bag ------------------------------------------------------------------------------
-def _bag_bounds(ids: np.ndarray, offsets, include_last_offset: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Flat ids and (B + 1,) bag boundaries for 2-D (fixed bags) or 1-D + offsets input."""
-    if ids.ndim == 2:
-        if offsets is not None:
-            raise ValueError("2-D input is a batch of fixed-size bags: offsets must be None")
-        batch, length = ids.shape
-        return ids.reshape(-1), np.arange(batch + 1, dtype=np.int64) * length
-    if ids.ndim == 1:
-        if offsets is None:
-            raise ValueError("1-D input needs offsets (the start of each bag)")
-        return ids, kernels.check_offsets(offsets, len(ids), include_last_offset)
-    raise ValueError(f"EmbeddingBag input must be 1-D (with offsets) or 2-D, got shape {ids.shape}")
-
-
 def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = None,
                   norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
                   sparse: bool = False, per_sample_weights=None, include_last_offset: bool = False,
@@ -151,7 +137,7 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = 
     num_embeddings, dim = weight.shape
     _check_bag_mode(mode, sparse)
     ids = kernels.check_ids(input, num_embeddings)
-    flat, bounds = _bag_bounds(ids, offsets, include_last_offset)
+    flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
     padding_idx = _resolve_padding_idx(padding_idx, num_embeddings)
     _check_norm(max_norm, norm_type)
     psw_tensor, psw = None, None

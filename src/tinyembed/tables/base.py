@@ -134,13 +134,7 @@ class EmbeddingTable:
         if mode not in ("sum", "mean"):
             raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
         ids = kernels.check_ids(ids, self.num_embeddings)
-        if ids.ndim == 2 and offsets is None:
-            flat, bounds = ids.reshape(-1), np.arange(ids.shape[0] + 1, dtype=np.int64) * ids.shape[1]
-        elif ids.ndim == 1 and offsets is not None:
-            flat, bounds = ids, kernels.check_offsets(offsets, len(ids), include_last_offset)
-        else:
-            raise ValueError(f"bag needs 2-D ids, or 1-D ids with offsets; got shape {ids.shape} "
-                             f"and offsets {'given' if offsets is not None else 'None'}")
+        flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
         weights = None
         if per_sample_weights is not None:
             if mode != "sum":
