@@ -156,3 +156,13 @@ def test_inconsistent_custom_flags_are_errors(capsys, argv, expected):
     code, err = exit_code_and_stderr(capsys, argv)
     assert code != 0
     assert expected in err
+
+
+def test_every_subcommand_has_working_help(capsys):
+    from tinyembed.cli import _COMMANDS
+
+    for command in _COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([command.name, "--help"])
+        assert e.value.code == 0, command.name
+        assert "usage: tinyembed " + command.name in capsys.readouterr().out

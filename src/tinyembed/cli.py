@@ -250,7 +250,8 @@ def _add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--counts", metavar="PATH",
                         help="a .npy file of (V,) token counts, for the frequency-ranked methods")
     parser.add_argument("--methods", metavar="M,M,...", default=",".join(METHODS),
-                        help=f"comma-separated methods (default: all): {', '.join(METHODS)}")
+                        # argparse %-formats help: 'prune-50%' must reach it as 'prune-50%%'.
+                        help=f"comma-separated methods (default: all): {', '.join(METHODS)}".replace("%", "%%"))
     parser.add_argument("--sample", type=_positive_int, default=1000, help="rows sampled for recall@10")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
