@@ -83,3 +83,30 @@ def test_learned_positions_cannot_exceed_max_len_but_sinusoidal_can():
 def test_bad_configuration_raises(kwargs, error, message):
     with pytest.raises(error, match=message):
         EmbeddingLayer(10, 4, **kwargs)
+
+
+def test_a_too_long_sequence_fails_before_max_norm_touches_the_table():
+    tokens = Embedding(10, 4, max_norm=0.5, seed=0)
+    layer = EmbeddingLayer(10, 4, max_len=4, positional="learned", token_table=tokens)
+    before = tokens.weight.data.copy()
+    with pytest.raises(ValueError, match="max_len=4"):
+        layer(np.arange(5)[None])
+    np.testing.assert_array_equal(tokens.weight.data, before)
+
+
+def test_frozen_compressed_tables_are_saved_with_the_layer():
+    from tinyembed.tables import QuantizedEmbedding
+
+    table = QuantizedEmbedding.from_float(np.random.default_rng(0).standard_normal((10, 4)), bits=8)
+    layer = EmbeddingLayer(10, 4, positional="none", token_table=table)
+    state = layer.state_dict()
+    assert list(state) == ["tokens.fused"] and state["tokens.fused"] is table.fused
+    assert layer.num_parameters(trainable_only=True) == 0 and "(tokens): QuantizedEmbedding" in repr(layer)
+
+
+def test_numpy_scalars_are_accepted_and_bad_kinds_named():
+    assert EmbeddingLayer(10, 4, scale=np.float32(2.0)).scale == 2.0
+    with pytest.raises(ValueError, match="dropout"):
+        EmbeddingLayer(10, 4, dropout="0.1")
+    with pytest.raises(TypeError, match="int"):
+        EmbeddingLayer(10, 4, positional=42)

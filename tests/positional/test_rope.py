@@ -402,7 +402,7 @@ def test_dynamic_tables_are_rebuilt_when_the_length_changes_the_frequencies(tabl
     (dict(head_dim=8, scaling={"rope_type": "yarn", "factor": 2.0}), "original_max_position_embeddings"),
     (dict(head_dim=8, scaling={"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 64}),
      r"\['low_freq_factor', 'high_freq_factor'\]"),
-    (dict(head_dim=8, scaling={"rope_type": "linear", "factor": 0.5}), "factor must be a number >= 1, got 0.5"),
+    (dict(head_dim=8, scaling={"rope_type": "linear", "factor": 0.5}), "factor must be a finite number >= 1, got 0.5"),
     (dict(head_dim=8, scaling={"rope_type": "linear", "factr": 2.0, "factor": 2.0}), r"unknown keys \['factr'\]"),
     (dict(head_dim=8, scaling={**DYNAMIC, "original_max_position_embeddings": 0}), "original_max_position_embeddings"),
     (dict(head_dim=2, scaling=DYNAMIC), "'dynamic' needs rotary_dim >= 4, got 2"),
@@ -438,3 +438,8 @@ def test_cos_sin_rejects_negative_positions_and_integer_inputs_are_refused():
         rope.cos_sin(np.array([1, -3]))
     with pytest.raises(TypeError, match="q must be float32 or float64, got int64"):
         rope.apply(np.zeros((1, 1, 2, 8), dtype=np.int64), np.zeros((1, 1, 2, 8)))
+
+
+def test_an_infinite_scaling_factor_is_refused():
+    with pytest.raises(ValueError, match="finite number >= 1, got inf"):
+        RotaryEmbedding(8, scaling={"rope_type": "linear", "factor": float("inf")})

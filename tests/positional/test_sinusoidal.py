@@ -113,3 +113,8 @@ def test_bad_inputs_raise():
         pe(Tensor(np.zeros((1, 2, 4))), start=-1)
     with pytest.raises(ValueError, match="positions must be >= 0, got -3"):
         pe.encoding([1, -3])
+
+
+def test_table_function_refuses_an_unknown_layout():
+    with pytest.raises(ValueError, match="bogus"):
+        sinusoidal_table([0, 1], 4, layout="bogus")

@@ -15,7 +15,9 @@ def test_dense_table_protocol():
     np.testing.assert_array_equal(emb.lookup(ids), emb.weight.data[ids])
     assert emb.nbytes == 50 * 6 * 4 and emb.compression_ratio == 1.0
     np.testing.assert_array_equal(emb.to_dense(), emb.weight.data)
-    np.testing.assert_allclose(emb.bag(ids, mode="mean"), emb.weight.data[ids].mean(axis=1), atol=1e-7)
+    # Padding id 3 is left out of its bag and of the mean, as in EmbeddingBag.
+    expected_means = [emb.weight.data[1], emb.weight.data[[49, 1]].mean(axis=0)]
+    np.testing.assert_allclose(emb.bag(ids, mode="mean"), expected_means, atol=1e-7)
     flat, offsets = np.array([1, 2, 3, 4, 5]), np.array([0, 2, 2])
     expected = [emb.weight.data[[1, 2]].sum(0), np.zeros(6), emb.weight.data[[3, 4, 5]].sum(0)]
     np.testing.assert_allclose(emb.bag(flat, offsets), expected, atol=1e-6)
@@ -74,3 +76,22 @@ def test_embedding_layer_takes_the_table_and_attend_checks_width():
     np.testing.assert_array_equal(layer([[1, 2]]).data[0], emb.weight.data[[1, 2]])
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*\(2, 3\)"):
         emb.attend(np.ones((2, 3)))
+
+
+def test_dense_bag_leaves_padding_out_as_embedding_bag_does():
+    emb = Embedding(5, 3, padding_idx=0, seed=0)
+    expected = emb.weight.data[[1, 2]].mean(axis=0)
+    np.testing.assert_allclose(emb.bag([0, 1, 2, 0], [0], mode="mean")[0], expected, atol=1e-7)
+
+
+def test_load_refuses_a_config_of_another_table_type(tmp_path):
+    from tinyembed.tables import FactorizedEmbedding
+
+    path = tmp_path / "t.safetensors"
+    Embedding(6, 4, seed=0).save(path)
+    _, metadata = safetensors.read_header(path)
+    metadata = {**metadata, "tinyembed.table": "FactorizedEmbedding"}
+    table = FactorizedEmbedding(6, 4, rank=2, seed=0)
+    safetensors.save(table.state_arrays(), path, metadata=metadata)
+    with pytest.raises(ValueError, match="does not fit a FactorizedEmbedding"):
+        load_table(path)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import kernels
 from ..tables.base import EmbeddingTable, register_table, take_array
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from . import init as init_
 from .lookup import _check_bag_mode, _check_norm, _resolve_padding_idx, embedding, embedding_bag
 from .module import Module, Parameter, check_float_dtype, check_positive_int
@@ -135,6 +135,17 @@ class Embedding(_TableModule, EmbeddingTable):
         if h.ndim == 0 or h.shape[-1] != self.embedding_dim:
             raise ValueError(f"attend needs (..., {self.embedding_dim}) input, got shape {h.shape}")
         return h @ self.weight.T
+
+    def bag(self, ids, offsets=None, mode: str = "sum", per_sample_weights=None,
+            include_last_offset: bool = False) -> np.ndarray:
+        """The table protocol's bag with this table's semantics: padding ids are left out of
+        their bag (and its mean) and max_norm renormalizes, exactly as EmbeddingBag."""
+        if mode not in ("sum", "mean"):
+            raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
+        with no_grad():
+            pooled = embedding_bag(ids, self.weight, offsets, self.max_norm, self.norm_type, False, mode,
+                                   False, per_sample_weights, include_last_offset, self.padding_idx)
+        return pooled.data.astype(np.float32, copy=False)
 
     # -- the table protocol (tinyembed.tables): rows without autograd, stored arrays --
     def _rows(self, ids: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ The position encoding is picked by name from a registry, or passed as a module.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -73,16 +74,18 @@ class EmbeddingLayer(Module):
             if positional not in POSITIONAL:
                 raise ValueError(f"positional must be one of {sorted(POSITIONAL)} or a module, got {positional!r}")
             positional = POSITIONAL[positional](self.max_len, self.embedding_dim, seed)
+        elif positional is not None and not isinstance(positional, Module):
+            raise TypeError(f"positional must be a name or a Module, got {type(positional).__name__}")
         self.positions = positional
         if scale is True:
             self.scale = math.sqrt(embedding_dim)
         elif scale is False:
             self.scale = 1.0
-        elif isinstance(scale, (int, float)) and math.isfinite(scale):
+        elif isinstance(scale, numbers.Real) and math.isfinite(scale):
             self.scale = float(scale)
         else:
             raise ValueError(f"scale must be a bool or a finite number, got {scale!r}")
-        if not 0.0 <= dropout < 1.0:
+        if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
         # The table's own padding row wins; a bare padding_idx is resolved like Embedding's.
@@ -92,6 +95,9 @@ class EmbeddingLayer(Module):
 
     def forward(self, ids, start: int = 0) -> Tensor:
         """Embed ``ids``; ``start`` is the position of the first one (incremental decoding)."""
+        check = getattr(self.positions, "check_length", None)
+        if check is not None:  # before the lookup: a max_norm renorm must not run for a call that fails
+            check(start + np.shape(ids.data if isinstance(ids, Tensor) else ids)[-1])
         x = self.tokens(ids)
         if not isinstance(x, Tensor):  # a table that returns plain rows
             x = Tensor(x)

@@ -39,7 +39,8 @@ class LearnedPositionalEmbedding(Module):
         data = _pretrained_weight(weights)
         return cls(data.shape[0], data.shape[1], _weight=data, _freeze=freeze)
 
-    def _check_length(self, end: int) -> None:
+    def check_length(self, end: int) -> None:
+        """Raise unless positions 0..end-1 exist: a learned table cannot extrapolate."""
         if end > self.max_len:
             raise ValueError(
                 f"positions up to {end} requested, but this learned table has max_len={self.max_len}: "
@@ -50,14 +51,14 @@ class LearnedPositionalEmbedding(Module):
         """Rows of ``positions``: a Tensor that carries gradients to the table."""
         pos = check_positions(positions)
         if pos.size:
-            self._check_length(int(pos.max()) + 1)
+            self.check_length(int(pos.max()) + 1)
         return embedding(pos, self.weight)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         x = _check_input(x, self.embedding_dim)
         start = check_nonnegative_int(start, "start")
         seq = x.shape[-2]
-        self._check_length(start + seq)
+        self.check_length(start + seq)
         return x + embedding(np.arange(start, start + seq), self.weight)
 
     def extra_repr(self) -> str:

@@ -52,8 +52,8 @@ def _params(scaling: dict, required: tuple, optional: dict) -> dict:
 
 def _factor(p: dict) -> float:
     f = p["factor"]
-    if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not f >= 1:
-        raise ValueError(f"scaling factor must be a number >= 1, got {f!r}")
+    if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not 1 <= f < math.inf:
+        raise ValueError(f"scaling factor must be a finite number >= 1, got {f!r}")
     return float(f)
 
 

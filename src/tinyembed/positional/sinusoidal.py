@@ -32,6 +32,8 @@ def sinusoidal_table(positions, embedding_dim: int, base: float = 10000.0,
     Shape:
         positions (*) -> (*, embedding_dim), float64.
     """
+    if layout not in _LAYOUTS:
+        raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
     pos = np.asarray(positions, dtype=np.float64)
     n_freq = (embedding_dim + 1) // 2
     inv_freq = base ** (-np.arange(n_freq, dtype=np.float64) * 2.0 / embedding_dim)

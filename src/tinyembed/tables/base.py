@@ -108,7 +108,11 @@ class EmbeddingTable:
         return int(sum(a.nbytes for a in self.state_arrays().values()))
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        """Numbers the table stores (codes, scales, rows), index maps excluded."""
+        """Numbers the table stores (codes, scales, rows), index maps excluded; a frozen
+        table has none that train. Trainable tables (Modules first in their bases) count
+        their Parameters instead."""
+        if trainable_only:
+            return 0
         return int(sum(a.size for a in self.state_arrays().values() if a.dtype.kind != "i"))
 
     @property
@@ -182,7 +186,11 @@ def load_table(path: str | os.PathLike) -> EmbeddingTable:
         raise ValueError(f"{os.fspath(path)!r} has no valid {_METADATA_CONFIG} metadata: {e}") from None
     arrays = safetensors.load(path, copy=True)
     cls = TABLE_TYPES[kind]
-    table = cls._from_state(arrays, config)
+    try:
+        table = cls._from_state(arrays, config)
+    except (KeyError, TypeError) as e:  # a config that does not describe this table type
+        raise ValueError(f"{os.fspath(path)!r}: its {_METADATA_CONFIG} does not fit a {kind}: "
+                         f"{type(e).__name__}: {e}") from None
     # The rebuilt table must store exactly what the file holds: names, shapes and dtypes.
     expected = table.state_arrays()
     if set(expected) != set(arrays):

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import kernels
 from ..io.dtypes import DECODED_DTYPES
-from ..nn.module import check_positive_int
+from ..nn.module import Module, check_positive_int
 from .base import EmbeddingTable, as_float_table, register_table, take_array
 
 
@@ -74,7 +74,7 @@ def _check_dtype(dtype) -> str:
 
 
 @register_table
-class ReducedPrecisionEmbedding(EmbeddingTable):
+class ReducedPrecisionEmbedding(EmbeddingTable, Module):
     """A frozen table stored in float16, bfloat16 or float8_e4m3fn; rows come back as float32.
 
     Args:
@@ -92,6 +92,7 @@ class ReducedPrecisionEmbedding(EmbeddingTable):
     """
 
     def __init__(self, table, dtype: str = "float16"):
+        Module.__init__(self)
         self.dtype = _check_dtype(dtype)
         weight = as_float_table(table)
         with np.errstate(over="ignore"):  # overflow is reported below, with its position
@@ -106,7 +107,7 @@ class ReducedPrecisionEmbedding(EmbeddingTable):
 
     def _set_state(self, stored: np.ndarray, dtype: str) -> None:
         self.dtype = dtype
-        self.weight = np.ascontiguousarray(stored)  # (V, D) of FORMATS[dtype].storage
+        self.register_buffer("weight", np.ascontiguousarray(stored))  # (V, D) of FORMATS[dtype].storage
         self.num_embeddings, self.embedding_dim = self.weight.shape
 
     # -- the table protocol -----------------------------------------------------------
@@ -125,6 +126,7 @@ class ReducedPrecisionEmbedding(EmbeddingTable):
         shape = (check_positive_int(config.get("num_embeddings"), "num_embeddings"),
                  check_positive_int(config.get("embedding_dim"), "embedding_dim"))
         table = cls.__new__(cls)  # the stored bits as they are: no rounding again, no ml_dtypes
+        Module.__init__(table)
         table._set_state(take_array(arrays, "weight", shape, FORMATS[dtype].storage), dtype)
         return table
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import check_nonnegative_int, check_positive_int
+from ..nn.module import Module, check_nonnegative_int, check_positive_int
 from .base import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["PrunedEmbedding", "oov_bucket"]
@@ -71,7 +71,7 @@ def _frequency_order(counts: np.ndarray) -> np.ndarray:
 
 
 @register_table
-class PrunedEmbedding(EmbeddingTable):
+class PrunedEmbedding(EmbeddingTable, Module):
     """The K most frequent ids keep their rows; every other id shares one of B hashed OOV rows.
 
     Build one with :meth:`from_counts`; the constructor takes the stored arrays.
@@ -96,6 +96,7 @@ class PrunedEmbedding(EmbeddingTable):
     """
 
     def __init__(self, weight, id_map, keep: int, seed: int = 0):
+        Module.__init__(self)
         weight = np.asarray(weight)
         id_map = np.asarray(id_map)
         if weight.ndim != 2 or weight.dtype != np.float32:
@@ -116,8 +117,8 @@ class PrunedEmbedding(EmbeddingTable):
             i = int(np.argmax(bad))
             raise ValueError(f"id_map[{i}] = {int(id_map[i])} is not a row of the {rows}-row weight")
         self.seed = check_nonnegative_int(seed, "seed")
-        self.weight = weight  # (K + B, D)
-        self.id_map = id_map.astype(np.int32, copy=False)  # (V,)
+        self.register_buffer("weight", weight)  # (K + B, D); buffers: in state_dict, not trained
+        self.register_buffer("id_map", id_map.astype(np.int32, copy=False))  # (V,)
 
     @classmethod
     def from_counts(cls, table, counts, keep: int, oov_buckets: int, seed: int = 0) -> "PrunedEmbedding":

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from ..nn.module import check_positive_int
+from ..nn.module import Module, check_positive_int
 from .base import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["QuantizedEmbedding", "dequantize_rows", "quantize_rows",
@@ -126,7 +126,7 @@ def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
 
 # -- the table ----------------------------------------------------------------------
 @register_table
-class QuantizedEmbedding(EmbeddingTable):
+class QuantizedEmbedding(EmbeddingTable, Module):
     """A frozen table of row-wise 8-bit or 4-bit codes in FBGEMM's fused layout.
 
     Build one with :meth:`from_float`; the constructor takes fused rows that are
@@ -150,6 +150,7 @@ class QuantizedEmbedding(EmbeddingTable):
     """
 
     def __init__(self, fused, embedding_dim: int, bits: int = 8):
+        Module.__init__(self)
         self.bits = _check_bits(bits)
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         fused = np.asarray(fused)
@@ -158,7 +159,7 @@ class QuantizedEmbedding(EmbeddingTable):
             raise ValueError(f"fused must be a (num_embeddings >= 1, {width}) uint8 array for "
                              f"embedding_dim={self.embedding_dim}, bits={self.bits}; "
                              f"got {fused.dtype}{list(fused.shape)}")
-        self.fused = np.ascontiguousarray(fused)
+        self.register_buffer("fused", np.ascontiguousarray(fused))  # a buffer: in state_dict, not trained
         self.num_embeddings = self.fused.shape[0]
 
     @classmethod
@@ -189,8 +190,8 @@ class QuantizedEmbedding(EmbeddingTable):
         return cls(take_array(arrays, "fused", (num, row_bytes(dim, bits)), np.uint8), dim, bits)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        """Numbers stored: one code per entry plus a scale and a bias per row, V * (D + 2)."""
-        return self.num_embeddings * (self.embedding_dim + 2)
+        """Numbers stored: one code per entry plus a scale and a bias per row, V * (D + 2); none train."""
+        return 0 if trainable_only else self.num_embeddings * (self.embedding_dim + 2)
 
     def __repr__(self) -> str:
         return f"QuantizedEmbedding({self.num_embeddings}, {self.embedding_dim}, bits={self.bits})"
