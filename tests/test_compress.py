@@ -89,3 +89,9 @@ def test_compress_command_refuses_a_missing_tensor(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["compress", "--file", str(path), "--tensor", "b"])
     assert "'b'" in capsys.readouterr().err
+
+
+def test_methods_that_do_not_fit_a_small_table_are_left_out_with_a_note(capsys):
+    results = compress(small_table(8, 4), ["fp16", "lowrank-64"], show_progress=False, repeats=1)
+    assert [r.method for r in results] == ["dense", "fp16"]
+    assert "lowrank-64 left out" in capsys.readouterr().err
