@@ -95,3 +95,17 @@ def test_methods_that_do_not_fit_a_small_table_are_left_out_with_a_note(capsys):
     results = compress(small_table(8, 4), ["fp16", "lowrank-64"], show_progress=False, repeats=1)
     assert [r.method for r in results] == ["dense", "fp16"]
     assert "lowrank-64 left out" in capsys.readouterr().err
+
+
+def test_compress_command_refuses_counts_without_a_file(capsys):
+    with pytest.raises(SystemExit):
+        main(["compress", "--counts", "c.npy"])
+    assert "--counts describe a --file" in capsys.readouterr().err
+
+
+def test_compress_command_names_an_unreadable_counts_file(tmp_path, capsys):
+    path = tmp_path / "table.npy"
+    np.save(path, small_table())
+    with pytest.raises(SystemExit):
+        main(["compress", "--file", str(path), "--counts", str(tmp_path / "missing.npy"), "--methods", "prune-50%"])
+    assert "missing.npy" in capsys.readouterr().err

@@ -280,20 +280,26 @@ def _run_compress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    if not args.file and (args.tensor or args.counts):
+        parser.error("--tensor and --counts describe a --file; without --file the MiniLM table is used")
+    ranked = [m for m in methods if METHODS[m][1]]  # the methods that need token counts
     counts = None
-    if args.file:
-        table = _load_table_file(args, parser)
-        if args.counts:
-            counts = np.load(args.counts, allow_pickle=False)
-        elif any(METHODS[m][1] for m in methods):
-            skipped = [m for m in methods if METHODS[m][1]]
-            print(f"note: no --counts, so {skipped} (frequency-ranked) are left out", file=sys.stderr)
-            methods = [m for m in methods if not METHODS[m][1]]
-    else:
-        table = assets.minilm_tensor("embeddings.word_embeddings.weight")
-        # Token frequencies from real text: gensim's Lee news corpus through the model's own tokenizer.
-        text = assets.gensim_test_data("lee_background.cor").decode("utf-8", errors="replace")
-        counts = token_counts(assets.minilm_tokenizer_json(), text, len(table))
+    try:
+        if args.file:
+            table = _load_table_file(args, parser)
+            if args.counts:
+                counts = np.load(args.counts, allow_pickle=False)
+            elif ranked:
+                print(f"note: no --counts, so {ranked} (frequency-ranked) are left out", file=sys.stderr)
+                methods = [m for m in methods if m not in ranked]
+        else:
+            table = assets.minilm_tensor("embeddings.word_embeddings.weight")
+            if ranked:
+                # Token frequencies of real text: gensim's Lee news corpus through the model's own tokenizer.
+                text = assets.gensim_test_data("lee_background.cor").decode("utf-8", errors="replace")
+                counts = token_counts(assets.minilm_tokenizer_json(), text, len(table))
+    except (OSError, ValueError, ImportError, assets.AssetError) as e:
+        parser.error(str(e))
     try:
         results = compress(table, methods, counts=counts, sample=args.sample, seed=args.seed)
     except (ValueError, ImportError) as e:
@@ -302,6 +308,37 @@ def _run_compress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
         print(format_results(results))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# tinyembed bench
+# ---------------------------------------------------------------------------
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="under a minute: no 32000x4096 table, uniform ids only, 3 repeats")
+    parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
+    parser.add_argument("--repeats", type=_positive_int, metavar="N",
+                        help="timed repeats of each contender (default: 5, or 3 with --quick)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="threads for tinyembed and torch alike (default: every core)")
+
+
+def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tinyembed import bench
+
+    overrides = {k: v for k, v in (("repeats", args.repeats), ("threads", args.threads)) if v is not None}
+    config = bench.BenchConfig.quick_run(**overrides) if args.quick else bench.BenchConfig(**overrides)
+    report = bench.run(config)
+    if args.out:
+        try:
+            bench.write_json(report, args.out)
+        except OSError as e:
+            parser.error(f"cannot write {args.out!r}: {e}")
+    print(json.dumps(report.to_dict(), indent=2) if args.json else bench.format_table(report))
     return 0
 
 
@@ -327,6 +364,12 @@ _COMMANDS: list[Command] = [
         help="draw pictures of embeddings as PNG files (needs the 'plot' extra: matplotlib)",
         add_arguments=_add_plot_arguments,
         run=_run_plot,
+    ),
+    Command(
+        name="bench",
+        help="time the lookup kernels against PyTorch and NumPy on this machine (medians, GB/s)",
+        add_arguments=_add_bench_arguments,
+        run=_run_bench,
     ),
 ]
 

@@ -1,0 +1,11 @@
+"""The benchmark in one command, the same as `tinyembed bench` (see tinyembed/bench.py):
+
+    python benchmarks/bench.py [--quick] [--json] [--out FILE] [--repeats N] [--threads N]
+"""
+
+import sys
+
+from tinyembed.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["bench", *sys.argv[1:]]))
