@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed.io import safetensors
 from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.optim import Adam
 from tinyembed.tables.factorized import FactorizedEmbedding
+from table_files import rewrite
 
 
 def _table(num=12, dim=6, rank=3, dtype=np.float32, seed=0):
@@ -185,12 +185,6 @@ def test_save_load_round_trips_exactly(tmp_path, dtype):
     assert back.config() == table.config()
 
 
-def _rewrite(good, bad, arrays):
-    """Write ``arrays`` to ``bad`` with the metadata (table type and config) of ``good``."""
-    _, metadata = safetensors.read_header(good)
-    safetensors.save(arrays, bad, metadata=metadata)
-
-
 def test_load_refuses_another_table_type(tmp_path):
     Embedding(4, 3, seed=0).save(tmp_path / "e.safetensors")
     with pytest.raises(ValueError, match="holds a Embedding, not a FactorizedEmbedding"):
@@ -207,7 +201,7 @@ def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, change, matc
     good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
     table = _table()
     table.save(good)
-    _rewrite(good, bad, change(table.state_arrays()))
+    rewrite(good, bad, change(table.state_arrays()))
     with pytest.raises(ValueError, match=match):
         FactorizedEmbedding.load(bad)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed.io import safetensors
 from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.optim import Adam
 from tinyembed.tables.mixed_dim import MixedDimEmbedding, power_law_dims
+from table_files import rewrite
 
 SIZES, DIMS = [4, 6, 10], [8, 3, 1]  # V = 20, D = 8: the first block needs no projection
 
@@ -261,12 +261,6 @@ def test_save_load_round_trips_exactly(tmp_path, dtype):
     assert back.num_parameters() == table.num_parameters()
 
 
-def _rewrite(good, bad, arrays):
-    """Write ``arrays`` to ``bad`` with the metadata (table type and config) of ``good``."""
-    _, metadata = safetensors.read_header(good)
-    safetensors.save(arrays, bad, metadata=metadata)
-
-
 def test_load_refuses_another_table_type(tmp_path):
     Embedding(4, 3, seed=0).save(tmp_path / "e.safetensors")
     with pytest.raises(ValueError, match="holds a Embedding, not a MixedDimEmbedding"):
@@ -297,7 +291,7 @@ def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, change, matc
     good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
     table = _table()
     table.save(good)
-    _rewrite(good, bad, change(table.state_arrays()))
+    rewrite(good, bad, change(table.state_arrays()))
     with pytest.raises(ValueError, match=match):
         MixedDimEmbedding.load(bad)
 

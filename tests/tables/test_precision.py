@@ -2,7 +2,6 @@
 against torch 2.13's conversions."""
 
 import dataclasses
-import json
 import re
 import sys
 
@@ -15,6 +14,7 @@ from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.tables import base, precision
 from tinyembed.tables.base import load_table
 from tinyembed.tables.precision import FORMATS, ReducedPrecisionEmbedding
+from table_files import rewrite
 
 torch = pytest.importorskip("torch")
 
@@ -167,12 +167,6 @@ def test_a_saved_table_loads_and_looks_up_without_ml_dtypes(tmp_path, monkeypatc
             ReducedPrecisionEmbedding(weight, d)
 
 
-def _rewrite(good, path, arrays, **config_changes):
-    _, metadata = st.read_header(good)
-    config = {**json.loads(metadata["tinyembed.config"]), **config_changes}
-    st.save(arrays, path, metadata={**metadata, "tinyembed.config": json.dumps(config)})
-
-
 def test_load_refuses_other_table_types_missing_wrong_and_truncated_tensors(table, tmp_path):
     good = tmp_path / "good.safetensors"
     table.save(good)
@@ -193,7 +187,7 @@ def test_load_refuses_other_table_types_missing_wrong_and_truncated_tensors(tabl
     }
     for name, (arrays, config, message) in cases.items():
         path = tmp_path / f"{name}.safetensors"
-        _rewrite(good, path, arrays, **config)
+        rewrite(good, path, arrays, **config)
         with pytest.raises(ValueError, match=message):
             ReducedPrecisionEmbedding.load(path)
 
@@ -207,7 +201,7 @@ def test_bfloat16_bits_cannot_pass_as_float16(tmp_path):
     weight = np.ones((3, 2), np.float32)
     good = tmp_path / "bf16.safetensors"
     ReducedPrecisionEmbedding(weight, "bfloat16").save(good)
-    _rewrite(good, tmp_path / "as16.safetensors", {"weight": np.ones((3, 2), np.float16)})
+    rewrite(good, tmp_path / "as16.safetensors", {"weight": np.ones((3, 2), np.float16)})
     with pytest.raises(ValueError, match="tensor 'weight' is float16"):
         ReducedPrecisionEmbedding.load(tmp_path / "as16.safetensors")
 

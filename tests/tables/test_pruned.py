@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed.io import safetensors
 from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.tables.pruned import PrunedEmbedding, oov_bucket
+from table_files import rewrite
 
 MASK = (1 << 64) - 1
 
@@ -189,12 +189,6 @@ def test_save_load_round_trips_exactly(tmp_path, setup):
     np.testing.assert_array_equal(back.to_dense(), pruned.to_dense())
 
 
-def _rewrite(good, bad, arrays):
-    """Write ``arrays`` to ``bad`` with the metadata (table type and config) of ``good``."""
-    _, metadata = safetensors.read_header(good)
-    safetensors.save(arrays, bad, metadata=metadata)
-
-
 def test_load_refuses_another_table_type(tmp_path):
     Embedding(4, 3, seed=0).save(tmp_path / "e.safetensors")
     with pytest.raises(ValueError, match="holds a Embedding, not a PrunedEmbedding"):
@@ -216,7 +210,7 @@ def _bad_map(arrays):
 def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, setup, change, match):
     good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
     setup[2].save(good)
-    _rewrite(good, bad, change(setup[2].state_arrays()))
+    rewrite(good, bad, change(setup[2].state_arrays()))
     with pytest.raises(ValueError, match=match):
         PrunedEmbedding.load(bad)
 
