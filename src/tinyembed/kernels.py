@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import jit
+
 __all__ = [
     "check_ids",
     "check_offsets",
@@ -31,6 +33,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "gather_rows",
+    "gather_add_rows",
     "segment_reduce",
     "segment_sum_rows",
     "scatter_add_rows",
@@ -38,6 +41,7 @@ __all__ = [
     "renorm_rows_",
     "frequency_scale",
     "bag_pool",
+    "pool_rows",
     "pool_segments",
     "bag_pool_backward",
 ]
@@ -49,6 +53,17 @@ _pool_size = 0
 _pool_lock = threading.Lock()
 # Below this many output bytes, the cost of waking a thread beats the gain.
 _PARALLEL_MIN_BYTES = 1 << 21
+# Rows handled per step where a gather is followed by more work on the same rows (bag
+# sums, adding positions): big enough that Python's per-step cost is small, small enough
+# that the rows are still in cache for the second pass (1-2 MiB measured best here).
+_CHUNK_BYTES = 1 << 20
+_JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _jit_ok(array: np.ndarray) -> bool:
+    """The compiled kernels (:mod:`tinyembed.jit`) are on and take this 2-D array."""
+    return (array.ndim == 2 and array.dtype in _JIT_DTYPES and array.flags.c_contiguous
+            and jit.available())
 
 
 def get_num_threads() -> int:
@@ -200,6 +215,58 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     return out
 
 
+def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, scale: float = 1.0,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """``weight[ids] * scale + addend``, broadcast over sequences, in one pass: token plus position.
+
+    Each cache-sized chunk is gathered, scaled and added to while it is still in
+    cache, so the sum costs about what the lookup alone does and needs no
+    temporary beyond the output. Rounding is the same as ``(weight[ids] * scale) + addend``.
+
+    Args:
+        weight: (V, D) table.
+        ids: (*, S) validated ids, at least 1-D.
+        addend: (S, D) array of ``weight.dtype``: row ``s`` is added at sequence position ``s``.
+        out: optional (*ids.shape, D) array to write into.
+
+    Returns:
+        (*ids.shape, D) array of ``weight.dtype``.
+    """
+    seq, dim = ids.shape[-1], weight.shape[1]
+    if addend.shape != (seq, dim):
+        raise ValueError(f"addend must be ({seq}, {dim}) for ids of shape {ids.shape}, got {addend.shape}")
+    if out is None:
+        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
+    else:
+        check_out(out, ids.shape + (dim,), weight.dtype)
+    flat, out2d = ids.reshape(-1), out.reshape(-1, dim)
+    step = max(1, _CHUNK_BYTES // (dim * weight.itemsize))
+
+    def add_periodic(rows, phase):  # rows[i] += addend[(phase + i) % seq]
+        n, i = len(rows), 0
+        if phase:
+            i = min(n, seq - phase)
+            rows[:i] += addend[phase:phase + i]
+        whole = (n - i) // seq
+        if whole:
+            rows[i:i + whole * seq].reshape(whole, seq, dim)[...] += addend
+            i += whole * seq
+        if i < n:
+            rows[i:] += addend[:n - i]
+
+    def work(a, b):
+        for t in range(a, b, step):
+            rows = out2d[t:min(b, t + step)]
+            np.take(weight, flat[t:t + len(rows)], axis=0, out=rows, mode="clip")
+            if scale != 1.0:
+                rows *= scale
+            add_periodic(rows, t % seq)
+
+    if flat.size:
+        _run_chunks(work, _chunks(flat.size, dim * weight.itemsize))
+    return out
+
+
 # -- segment reductions ---------------------------------------------------------------
 # Segments longer than this are reduced one by one with ufunc.reduce (a long,
 # fast inner loop); shorter ones by adding their k-th rows for k = 1, 2, ...
@@ -272,6 +339,9 @@ def segment_sum_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     """
     if rows.size == 0:
         return rows.astype(np.int64), values[:0].copy()
+    if _jit_ok(values):  # sorting the ids alone is cheaper than sorting rows: add in one pass
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return unique, jit.scatter_add_rows(inverse.reshape(-1), values, len(unique))
     order, unique, starts, counts = _sort_segments(rows)
     if len(unique) == len(rows):  # no repeats: a permutation is all there is to do
         return unique, np.take(values, order, axis=0)
@@ -280,6 +350,8 @@ def segment_sum_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
 
 def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
     """Dense ``(num_rows, D)`` array with ``values[i]`` added into row ``rows[i]``."""
+    if _jit_ok(values):
+        return jit.scatter_add_rows(rows, values, num_rows)
     unique, sums = segment_sum_rows(rows, values)
     out = np.zeros((num_rows, sums.shape[1]), dtype=values.dtype)
     out[unique] = sums
@@ -356,29 +428,82 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         (out (B, D), argmax (B, D) int64 row ids or None). Empty bags give zeros;
         for 'max', ``argmax`` is -1 there.
     """
-    num_bags = len(bounds) - 1
-    dim = weight.shape[1]
     ids, bounds, per_sample_weights, _ = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
+    if per_sample_weights is not None:
+        per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
+    if mode != "max":
+        if _jit_ok(weight):
+            return jit.bag_sum(weight, ids, bounds, mode, per_sample_weights), None
+        return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
+                         ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
+
     counts = np.diff(bounds)
     full = np.flatnonzero(counts)
-    out = np.zeros((num_bags, dim), dtype=weight.dtype)
-    argmax = np.full((num_bags, dim), -1, dtype=np.int64) if mode == "max" else None
-    if full.size == 0:
-        return out, argmax
-
-    rows = gather_rows(weight, ids)
-    if per_sample_weights is not None:
-        rows *= per_sample_weights[:, None].astype(weight.dtype, copy=False)
-    starts, lengths = bounds[full], counts[full]
-    if mode == "max":
+    out = np.zeros((len(counts), weight.shape[1]), dtype=weight.dtype)
+    argmax = np.full(out.shape, -1, dtype=np.int64)
+    if full.size:
+        rows = gather_rows(weight, ids)
+        if per_sample_weights is not None:
+            rows *= per_sample_weights[:, None]
+        starts, lengths = bounds[full], counts[full]
         out[full] = segment_reduce(rows, starts, lengths, np.maximum)
         # First position holding the max, per (bag, dim): as PyTorch, earlier rows win ties.
         is_max = rows == np.repeat(out[full], lengths, axis=0)
         position = np.where(is_max, np.arange(len(rows))[:, None], len(rows))
         first = segment_reduce(position, starts, lengths, np.minimum)
         argmax[full] = ids[first]
-        return out, argmax
-    return pool_segments(rows, bounds, mode), None
+    return out, argmax
+
+
+def pool_rows(fetch, ids: np.ndarray, bounds: np.ndarray, dim: int, dtype, mode: str = "sum",
+              per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum or mean of each bag's rows, fetched a cache-sized chunk of bags at a time.
+
+    Gathering every row first and pooling after would write and re-read an (n, D)
+    temporary from memory; chunks keep it in cache, and threads take bag ranges.
+
+    Args:
+        fetch: ``fetch(ids_chunk, buf)`` writes the rows of ``ids_chunk`` into ``buf``
+            ((m, dim) of ``dtype``): ``np.take`` for a plain table, decoding for others.
+        ids: (n,) validated ids; bounds: (B + 1,) bag boundaries.
+        per_sample_weights: (n,) of ``dtype`` multiplying each row, or None.
+
+    Returns:
+        (B, dim) array of ``dtype``: rows added left to right; empty bags give zeros.
+    """
+    counts = np.diff(bounds)
+    num_bags = len(counts)
+    out = np.zeros((num_bags, dim), dtype=dtype)
+    if num_bags == 0 or bounds[-1] == bounds[0]:
+        return out
+    row_bytes = dim * np.dtype(dtype).itemsize
+    mean_rows = max(1, int(bounds[-1] - bounds[0]) // num_bags)
+    per_step = max(1, _CHUNK_BYTES // (row_bytes * mean_rows))
+
+    def work(a, b):
+        buf = np.empty((0, dim), dtype=dtype)
+        for s in range(a, b, per_step):
+            e = min(b, s + per_step)
+            lo, hi = bounds[s], bounds[e]
+            if hi == lo:
+                continue
+            if len(buf) < hi - lo:  # a chunk of long bags: grow the scratch rows
+                buf = np.empty((hi - lo, dim), dtype=dtype)
+            rows = buf[: hi - lo]
+            fetch(ids[lo:hi], rows)
+            if per_sample_weights is not None:
+                rows *= per_sample_weights[lo:hi, None]
+            lengths = counts[s:e]
+            if lengths[0] > 0 and (lengths == lengths[0]).all():  # fixed-size bags: one reduce
+                np.add.reduce(rows.reshape(e - s, lengths[0], dim), axis=1, out=out[s:e])
+            else:
+                out[s:e] = pool_segments(rows, bounds[s:e + 1] - lo, "sum")
+
+    _run_chunks(work, _chunks(num_bags, row_bytes * mean_rows))
+    if mode == "mean":
+        full = counts > 0
+        out[full] /= counts[full, None].astype(dtype)
+    return out
 
 
 def pool_segments(rows: np.ndarray, bounds: np.ndarray, mode: str = "sum") -> np.ndarray:

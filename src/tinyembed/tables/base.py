@@ -146,11 +146,12 @@ class EmbeddingTable:
             weights = np.asarray(per_sample_weights, dtype=np.float32).reshape(-1)
             if weights.shape != flat.shape:
                 raise ValueError(f"per_sample_weights has {weights.size} entries, input has {flat.size}")
-        used = flat[: bounds[-1]]
-        rows = self._rows(used)
-        if weights is not None:
-            rows *= weights[: bounds[-1], None]
-        return kernels.pool_segments(rows, bounds, mode)
+        return self._pool(flat, bounds, mode, weights)
+
+    def _pool(self, ids: np.ndarray, bounds: np.ndarray, mode: str, weights: np.ndarray | None) -> np.ndarray:
+        """Pooled bags from validated (n,) ids and (B + 1,) bounds; tables with a fused kernel override it."""
+        return kernels.pool_rows(lambda at, buf: np.copyto(buf, self._rows(at)), ids, bounds,
+                                 self.embedding_dim, np.float32, mode, weights)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the table to ``path`` in safetensors, atomically (temporary file, then rename)."""

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
+from .. import jit, kernels
 from ..nn.module import Module, check_positive_int
 from .base import EmbeddingTable, as_float_table, register_table, take_array
 
@@ -176,6 +176,12 @@ class QuantizedEmbedding(EmbeddingTable, Module):
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         fused = kernels.gather_rows(self.fused, ids.reshape(-1))               # (n, row_bytes)
         return dequantize_rows(fused, self.embedding_dim, self.bits).reshape(ids.shape + (self.embedding_dim,))
+
+    def _pool(self, ids, bounds, mode, weights):
+        # 8-bit rows whose scale and bias sit on float32 words can be decoded inside the bag loop.
+        if self.bits == 8 and self.embedding_dim % 4 == 0 and jit.available():
+            return jit.bag_sum_int8(self.fused, self.embedding_dim, ids, bounds, mode, weights)
+        return super()._pool(ids, bounds, mode, weights)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"fused": self.fused}

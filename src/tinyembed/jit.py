@@ -1,0 +1,171 @@
+"""Optional compiled kernels (numba), for the places NumPy cannot keep up.
+
+``tinyembed bench`` shows why this exists: pooling bags in NumPy must first gather
+every row into a buffer and then add the buffer up, twice the memory traffic of
+PyTorch's fused FBGEMM kernel, plus a Python step per chunk; at D = 64 that was
+0.05-0.2x torch. A loop that adds each row straight into its bag's sum moves the
+bytes once. numba compiles it; without numba (``pip install tinyembed[fast]``) or
+with ``TINYEMBED_JIT=0`` the NumPy path in :mod:`tinyembed.kernels` runs instead.
+
+The same holds for the dense gradient of a lookup with small rows, where sorting
+the ids costs more than adding them: adding each gradient row straight into its
+table row, in input order, is one pass.
+
+The bag kernels add a bag's rows left to right in the table's dtype, as the NumPy
+path does: the two give bit-identical bags (tested). The scatter-add adds in input
+order, as ``np.add.at``; the NumPy path sums long segments block-wise, so there
+the two agree up to rounding.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["available", "set_enabled", "bag_sum", "bag_sum_int8", "scatter_add_rows"]
+
+_enabled = os.environ.get("TINYEMBED_JIT", "1") != "0"
+_kernels = None  # compiled lazily on first use: importing tinyembed must stay fast
+
+
+def _compile():
+    from numba import njit, prange  # noqa: PLC0415 - optional dependency
+
+    # cache=True keeps the machine code between runs; nogil lets callers use threads too.
+    @njit(parallel=True, cache=True, nogil=True)
+    def bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
+        dim = out.shape[1]
+        weighted = per_sample_weights.size > 0
+        for b in prange(out.shape[0]):
+            start, stop = bounds[b], bounds[b + 1]
+            acc = np.zeros(dim, dtype=out.dtype)  # a private row: the compiler can vectorize it
+            for j in range(start, stop):
+                row = weight[ids[j]]
+                if weighted:
+                    w = per_sample_weights[j]
+                    for d in range(dim):
+                        acc[d] += row[d] * w
+                else:
+                    for d in range(dim):
+                        acc[d] += row[d]
+            if mean and stop > start:
+                for d in range(dim):
+                    acc[d] /= stop - start
+            out[b] = acc
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def bag_sum_int8(codes, scale_bias, ids, bounds, per_sample_weights, mean, out):
+        dim = out.shape[1]
+        at = dim // 4  # scale and bias are float32 words dim/4 and dim/4 + 1 of a fused row
+        weighted = per_sample_weights.size > 0
+        for b in prange(out.shape[0]):
+            start, stop = bounds[b], bounds[b + 1]
+            acc = np.zeros(dim, dtype=np.float32)
+            for j in range(start, stop):
+                r = ids[j]
+                row = codes[r]
+                scale, bias = scale_bias[r, at], scale_bias[r, at + 1]
+                if weighted:
+                    w = per_sample_weights[j]
+                    for d in range(dim):
+                        acc[d] += (np.float32(row[d]) * scale + bias) * w
+                else:
+                    for d in range(dim):
+                        acc[d] += np.float32(row[d]) * scale + bias
+            if mean and stop > start:
+                for d in range(dim):
+                    acc[d] /= stop - start
+            out[b] = acc
+
+    def scatter_add(rows, values, out, block):
+        # Threads own column blocks, never rows: no two write the same element, and each
+        # element adds its values in input order, as the stable sort + segment sum does.
+        dim = out.shape[1]
+        for c in prange((dim + block - 1) // block):
+            lo, hi = c * block, min(dim, (c + 1) * block)
+            for j in range(rows.shape[0]):
+                r = rows[j]
+                for d in range(lo, hi):
+                    out[r, d] += values[j, d]
+
+    # One column block (small rows) runs serially: a parallel launch would wait for every
+    # pool thread, which on a busy 2-core machine costs milliseconds (measured).
+    return (bag_sum, bag_sum_int8, njit(cache=True, nogil=True)(scatter_add),
+            njit(parallel=True, cache=True, nogil=True)(scatter_add))
+
+
+def available() -> bool:
+    """True when numba is installed and the compiled kernels are enabled."""
+    global _kernels
+    if not _enabled:
+        return False
+    if _kernels is None:
+        try:
+            _kernels = _compile()
+        except ImportError:
+            _kernels = ()
+    return bool(_kernels)
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Turn the compiled kernels on or off (tests run both paths); returns the old setting."""
+    global _enabled
+    old, _enabled = _enabled, bool(enabled)
+    return old
+
+
+def _empty_weights(dtype) -> np.ndarray:
+    return np.empty(0, dtype=dtype)
+
+
+def bag_sum(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str,
+            per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum or mean of each bag's rows, straight from the table.
+
+    Args:
+        weight: (V, D) C-contiguous float32 or float64 table.
+        ids: (n,) validated int64 ids; bounds: (B + 1,) int64 bag boundaries.
+        per_sample_weights: (n,) of ``weight.dtype`` or None.
+
+    Returns:
+        (B, D) array of ``weight.dtype``; empty bags give zeros.
+    """
+    psw = _empty_weights(weight.dtype) if per_sample_weights is None else per_sample_weights
+    out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
+    _kernels[0](weight, ids, bounds, psw, mode == "mean", out)
+    return out
+
+
+def bag_sum_int8(fused: np.ndarray, dim: int, ids: np.ndarray, bounds: np.ndarray, mode: str,
+                 per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """:func:`bag_sum` over an 8-bit row-wise table in FBGEMM's fused layout, decoding as it adds.
+
+    Args:
+        fused: (V, dim + 8) uint8 rows: dim codes, float32 scale, float32 bias; dim % 4 == 0.
+
+    Returns:
+        (B, dim) float32.
+    """
+    psw = _empty_weights(np.float32) if per_sample_weights is None else per_sample_weights
+    out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
+    _kernels[1](fused, fused.view(np.float32), ids, bounds, psw, mode == "mean", out)
+    return out
+
+
+def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
+    """Dense (num_rows, D) array with ``values[j]`` added into row ``rows[j]``, in input order.
+
+    Args:
+        rows: (n,) validated int64 row ids; values: (n, D) C-contiguous float32 or float64.
+    """
+    out = np.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+    # 64 bytes of columns per block at least: threads never share a cache line of a row.
+    block = max(64 // values.itemsize, -(-values.shape[1] // _threads()))
+    _kernels[2 if block >= values.shape[1] else 3](rows, values, out, block)
+    return out
+
+
+def _threads() -> int:
+    from numba import get_num_threads  # noqa: PLC0415
+    return get_num_threads()
