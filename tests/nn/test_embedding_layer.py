@@ -110,3 +110,76 @@ def test_numpy_scalars_are_accepted_and_bad_kinds_named():
         EmbeddingLayer(10, 4, dropout="0.1")
     with pytest.raises(TypeError, match="int"):
         EmbeddingLayer(10, 4, positional=42)
+
+
+# -- the fused token + position path -------------------------------------------------------------
+def _unfused(layer, ids, start=0):
+    """The same layer's ops one by one: lookup, scale, positions."""
+    x = layer.tokens(ids)
+    if layer.scale != 1.0:
+        x = x * layer.scale
+    return layer.positions(x, start=start)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("start", [0, 3])
+def test_fused_tokens_plus_positions_are_bit_identical_to_separate_ops(monkeypatch, positional, dtype,
+                                                                        scale, start):
+    from tinyembed import kernels
+    # Chunks of 5 rows and threads even for tiny inputs: chunks start mid-sequence and span several.
+    monkeypatch.setattr(kernels, "_CHUNK_BYTES", 5 * 6 * np.dtype(dtype).itemsize)
+    monkeypatch.setattr(kernels, "_PARALLEL_MIN_BYTES", 1)
+    layer = EmbeddingLayer(40, 6, max_len=16, positional=positional, scale=scale, seed=1)
+    layer.tokens.weight.data = layer.tokens.weight.data.astype(dtype)
+    if positional == "learned":
+        layer.positions.weight.data = layer.positions.weight.data.astype(dtype)
+    ids = np.random.default_rng(2).integers(0, 40, (3, 7))
+    fused = layer(ids, start=start)
+    assert fused._op == "embedding_add"
+    np.testing.assert_array_equal(fused.data, _unfused(layer, ids, start).data)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_fused_path_gradients_equal_separate_ops(positional):
+    layer = EmbeddingLayer(30, 5, max_len=8, positional=positional, scale=True, padding_idx=0, seed=3)
+    ids = np.array([[1, 0, 4, 4], [2, 2, 0, 9]])
+    g = np.random.default_rng(4).standard_normal((2, 4, 5)).astype(np.float32)
+    grads = []
+    for out in (layer(ids), _unfused(layer, ids)):
+        layer.zero_grad()
+        out.backward(g)
+        grads.append([np.array(p.grad) for p in layer.parameters()])
+    for fused, separate in zip(*grads):
+        np.testing.assert_allclose(fused, separate, rtol=1e-6, atol=1e-6)
+
+
+def test_embedding_add_gradients_match_finite_differences():
+    from tinyembed.gradcheck import gradcheck
+    from tinyembed.nn.lookup import embedding_add
+    rng = np.random.default_rng(5)
+    weight = te.Tensor(rng.standard_normal((9, 3)), requires_grad=True)
+    addend = te.Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    ids = np.array([[1, 1, 8, 0], [3, 1, 2, 8]])
+    assert gradcheck(lambda w, a: embedding_add(ids, w, a, scale=1.7), [weight, addend])
+
+
+def test_embedding_add_refuses_a_mismatched_addend_and_changes_nothing():
+    from tinyembed.nn.lookup import embedding_add
+    weight = te.Tensor(np.ones((5, 3), np.float32) * 10)
+    with pytest.raises(ValueError, match=r"addend must be float32 of shape \(4, 3\)"):
+        embedding_add(np.zeros((2, 4), np.int64), weight, np.zeros((3, 3), np.float32), max_norm=1.0)
+    assert (weight.data == 10).all()  # the renorm did not run
+
+
+def test_layers_that_cannot_fuse_still_add_positions():
+    # A float64 table with float32 sinusoidal rows asked for float64: fused; learned float32
+    # positions with a float64 table: separate ops (they promote), still correct.
+    layer = EmbeddingLayer(20, 4, max_len=8, positional="learned", seed=0)
+    layer.tokens.weight.data = layer.tokens.weight.data.astype(np.float64)
+    ids = np.array([[1, 2, 3]])
+    out = layer(ids)
+    assert out._op != "embedding_add"
+    expected = layer.tokens.weight.data[ids] + layer.positions.weight.data[:3]
+    np.testing.assert_allclose(out.data, expected)

@@ -19,7 +19,7 @@ from ..positional import LearnedPositionalEmbedding, PositionalEncoding
 from ..tensor import Tensor
 from . import functional as F
 from .embedding import Embedding
-from .lookup import _resolve_padding_idx
+from .lookup import _resolve_padding_idx, embedding_add
 from .module import Module, check_positive_int
 
 __all__ = ["EmbeddingLayer", "POSITIONAL"]
@@ -98,16 +98,34 @@ class EmbeddingLayer(Module):
         check = getattr(self.positions, "check_length", None)
         if check is not None:  # before the lookup: a max_norm renorm must not run for a call that fails
             check(start + np.shape(ids.data if isinstance(ids, Tensor) else ids)[-1])
-        x = self.tokens(ids)
-        if not isinstance(x, Tensor):  # a table that returns plain rows
-            x = Tensor(x)
-        if self.scale != 1.0:
-            x = x * self.scale
-        if self.positions is not None:
-            x = self.positions(x, start=start)
+        rows = self._added_rows(ids, start)
+        if rows is not None:
+            # Positions that are added (sinusoidal, learned) go in while each chunk of rows is
+            # in cache: about the cost of the lookup alone, no full-size temporary.
+            t = self.tokens
+            x = embedding_add(ids, t.weight, rows, self.scale, t.padding_idx, t.max_norm, t.norm_type,
+                              t.scale_grad_by_freq, t.sparse)
+        else:
+            x = self.tokens(ids)
+            if not isinstance(x, Tensor):  # a table that returns plain rows
+                x = Tensor(x)
+            if self.scale != 1.0:
+                x = x * self.scale
+            if self.positions is not None:
+                x = self.positions(x, start=start)
         if self.dropout and self.training:
             x = F.dropout(x, self.dropout, training=True, rng=self._rng)
         return x
+
+    def _added_rows(self, ids, start: int) -> Tensor | None:
+        """The position rows to fuse into the lookup, or None where the ops must run apart:
+        another kind of table, positions that are not added (RoPE), or mixed dtypes."""
+        added_rows = getattr(self.positions, "added_rows", None)
+        shape = np.shape(ids.data if isinstance(ids, Tensor) else ids)
+        if type(self.tokens) is not Embedding or added_rows is None or len(shape) == 0:
+            return None
+        rows = added_rows(shape[-1], start, self.tokens.weight.dtype)
+        return rows if rows.dtype == self.tokens.weight.dtype else None
 
     def padding_mask(self, ids) -> np.ndarray:
         """Boolean array of ``ids``' shape: True where the id is padding (positions to ignore)."""

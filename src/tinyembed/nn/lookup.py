@@ -100,17 +100,62 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
     if max_norm is not None:  # everything is validated: a failed call has changed nothing
         kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
     data = kernels.gather_rows(weight.data, ids, out=out)
+    weight_grad = _lookup_backward(ids, weight.shape, padding_idx, scale_grad_by_freq, sparse)
+    return Tensor._from_op(data, (weight,), lambda g: (weight_grad(g),), "embedding")
 
-    def backward(g):
-        rows, grads = ids.reshape(-1), g.reshape(-1, dim)
+
+def _lookup_backward(ids: np.ndarray, shape: tuple, padding_idx, scale_grad_by_freq: bool, sparse: bool):
+    """g (*ids.shape, D) -> the weight's gradient: each position's row of g added into its id's row."""
+    def weight_grad(g):
+        rows, grads = ids.reshape(-1), g.reshape(-1, shape[1])
         if scale_grad_by_freq and rows.size:
             grads = grads * kernels.frequency_scale(rows)[:, None].astype(grads.dtype)
         if padding_idx is not None:
             keep = rows != padding_idx
             rows, grads = rows[keep], grads[keep]
-        return (_row_grad(rows, grads, weight.shape, sparse),)
+        return _row_grad(rows, grads, shape, sparse)
+    return weight_grad
 
-    return Tensor._from_op(data, (weight,), backward, "embedding")
+
+def embedding_add(input, weight: Tensor, addend: Tensor, scale: float = 1.0, padding_idx: int | None = None,
+                  max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                  sparse: bool = False) -> Tensor:
+    """``embedding(input, weight, ...) * scale + addend`` in one pass: tokens plus positions.
+
+    The sum is computed chunk by chunk while the gathered rows are in cache
+    (:func:`kernels.gather_add_rows`), with no full-size temporary; the result is
+    bit-identical to the three separate ops.
+
+    Args:
+        input: (*, S) integer ids, at least 1-D.
+        weight: (V, D) table; the other table options as in :func:`embedding`.
+        addend: (S, D) Tensor of ``weight``'s dtype, added at each sequence position
+            (sinusoidal or learned positions); it gets the gradient summed over ``*``.
+        scale: multiplies the token rows before the addition (sqrt(D) in Transformers).
+
+    Shape:
+        input (*, S), weight (V, D), addend (S, D) -> output (*, S, D).
+    """
+    weight = _check_weight(weight)
+    addend = addend if isinstance(addend, Tensor) else Tensor(addend)
+    ids = kernels.check_ids(input, weight.shape[0])
+    if ids.ndim == 0:
+        raise ValueError("embedding_add needs ids of shape (..., seq), got a 0-d id")
+    if addend.shape != (ids.shape[-1], weight.shape[1]) or addend.dtype != weight.dtype:
+        raise ValueError(f"addend must be {weight.dtype} of shape ({ids.shape[-1]}, {weight.shape[1]}) "
+                         f"for ids of shape {ids.shape}, got {addend.dtype} {addend.shape}")
+    padding_idx = _resolve_padding_idx(padding_idx, weight.shape[0])
+    _check_norm(max_norm, norm_type)
+    if max_norm is not None:
+        kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
+    data = kernels.gather_add_rows(weight.data, ids, addend.data, scale)
+    weight_grad = _lookup_backward(ids, weight.shape, padding_idx, scale_grad_by_freq, sparse)
+
+    def backward(g):
+        token_grad = weight_grad(g * scale if scale != 1.0 else g)
+        return token_grad, g.reshape(-1, *addend.shape).sum(axis=0)
+
+    return Tensor._from_op(data, (weight, addend), backward, "embedding_add")
 
 
 # -- embedding_bag ------------------------------------------------------------------------------

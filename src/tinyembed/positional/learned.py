@@ -56,10 +56,17 @@ class LearnedPositionalEmbedding(Module):
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         x = _check_input(x, self.embedding_dim)
+        return x + self.added_rows(x.shape[-2], start)
+
+    def added_rows(self, seq: int, start: int = 0, dtype=None) -> Tensor:
+        """The (seq, dim) rows :meth:`forward` adds for positions ``start .. start + seq - 1``.
+
+        They carry gradients to the table, so they are always the table's dtype;
+        ``dtype`` is accepted for the same call as :class:`PositionalEncoding` and ignored.
+        """
         start = check_nonnegative_int(start, "start")
-        seq = x.shape[-2]
         self.check_length(start + seq)
-        return x + embedding(np.arange(start, start + seq), self.weight)
+        return embedding(np.arange(start, start + seq), self.weight)
 
     def extra_repr(self) -> str:
         return f"{self.max_len}, {self.embedding_dim}"

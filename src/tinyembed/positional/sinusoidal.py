@@ -109,9 +109,12 @@ class PositionalEncoding(Module):
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """``x + PE[start : start + seq]``; ``start`` serves incremental decoding."""
         x = _check_input(x, self.embedding_dim)
+        return x + self.added_rows(x.shape[-2], start, x.dtype)
+
+    def added_rows(self, seq: int, start: int = 0, dtype=np.float32) -> Tensor:
+        """The (seq, dim) rows :meth:`forward` adds for positions ``start .. start + seq - 1``."""
         start = check_nonnegative_int(start, "start")
-        seq = x.shape[-2]
-        return x + Tensor(self.encoding(np.arange(start, start + seq), dtype=x.dtype))
+        return Tensor(self.encoding(np.arange(start, start + seq), dtype=dtype))
 
     def extra_repr(self) -> str:
         return f"{self.embedding_dim}, max_len={self.max_len}, base={self.base:g}, layout={self.layout!r}"
