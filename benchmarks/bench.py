@@ -1,4 +1,4 @@
-"""The benchmark in one command, the same as `tinyembed bench` (see tinyembed/bench.py):
+"""The benchmark in one command, the same as `tinyembed bench` (see src/tinyembed/profile/bench.py):
 
     python benchmarks/bench.py [--quick] [--json] [--out FILE] [--repeats N] [--threads N]
 """

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tinyembed import bench
+from tinyembed.profile import bench
 from tinyembed.profile.machine import CacheLevel, MachineInfo, measure_machine, parse_cache_size, read_cache_levels
 
 # What this repository's VM (AMD EPYC, KVM) shows under /sys/devices/system/cpu/cpu0/cache.

@@ -6,9 +6,9 @@ Caches come from Linux sysfs, one directory per cache of a CPU::
         ways_of_associativity=8 coherency_line_size=64 number_of_sets=64 shared_cpu_list=0
 
 Instruction caches are left out: embedding lookups only move data. Bandwidth is
-:func:`tinyembed.bench.copy_bandwidth` (``np.copyto`` of a large array, bytes read plus
+:func:`tinyembed.profile.bench.copy_bandwidth` (``np.copyto`` of a large array, bytes read plus
 bytes written), measured with one thread and with every usable core; the rest of
-:class:`MachineInfo` is :func:`tinyembed.bench.machine_info`.
+:class:`MachineInfo` is :func:`tinyembed.profile.bench.machine_info`.
 
 Examples:
     >>> levels = read_cache_levels("/no/such/sysfs")   # no sysfs (not Linux): no caches
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import bench
+from . import bench
 
 __all__ = ["CacheLevel", "MachineInfo", "SYSFS_CACHE_ROOT", "measure_machine", "parse_cache_size",
            "read_cache_levels"]

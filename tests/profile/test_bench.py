@@ -6,8 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tinyembed import bench, kernels
-from tinyembed.bench import OPS, BenchConfig, Workload, bytes_moved, to_numpy
+from tinyembed import kernels
+from tinyembed.profile import bench
+from tinyembed.profile.bench import OPS, BenchConfig, Workload, bytes_moved, to_numpy
 from tinyembed.cli import main
 
 

@@ -78,13 +78,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import kernels
-from .nn.embedding import Embedding, EmbeddingBag
-from .nn.embedding_layer import EmbeddingLayer
-from .progress import progress
-from .sparse import RowSparseGrad
-from .tables.quantized import QuantizedEmbedding
-from .tensor import Tensor
+from .. import kernels
+from ..nn.embedding import Embedding, EmbeddingBag
+from ..nn.embedding_layer import EmbeddingLayer
+from ..progress import progress
+from ..sparse import RowSparseGrad
+from ..tables.quantized import QuantizedEmbedding
+from ..tensor import Tensor
+from .zipf import zipf_ids
 
 __all__ = ["BenchConfig", "BenchReport", "Row", "Timing", "Workload", "OPS", "TARGETS", "CASES",
            "bytes_moved", "copy_bandwidth", "extra_allocation", "format_table", "interleaved",
@@ -171,9 +172,7 @@ def draw_ids(rng: np.random.Generator, vocab: int, shape: tuple, distribution: s
     """int64 ids in [0, vocab): uniform, or Zipf(1.0) with id i drawn with probability ∝ 1 / (i + 1)."""
     if distribution == "uniform":
         return rng.integers(0, vocab, size=shape, dtype=np.int64)
-    cdf = np.cumsum(1.0 / np.arange(1, vocab + 1))
-    ids = np.searchsorted(cdf, rng.random(shape) * cdf[-1], side="right")
-    return np.minimum(ids, vocab - 1).astype(np.int64)
+    return zipf_ids(vocab, 1.0, shape, rng)
 
 
 class Table:
