@@ -1,0 +1,557 @@
+"""EmbeddingProfiler: what embedding lookups cost on this machine, and why.
+
+Every method measures or simulates one thing and returns plain dataclasses
+(each with ``to_dict``) that the report renders and users can use in their own
+code. Timings use :func:`tinyembed.profile.bench.interleaved` (warm-up, repeats,
+medians) on the same lookup paths users run: ``Embedding`` and the tables of
+:mod:`tinyembed.tables`, which call :mod:`tinyembed.kernels`.
+
+Examples:
+    >>> from tinyembed.nn import Embedding
+    >>> profiler = EmbeddingProfiler(repeats=3)
+    >>> [m] = profiler.measure_lookup_performance(Embedding(1000, 16, seed=0), [2], [8])
+    >>> m.tokens, m.unique_rows <= 16
+    (16, True)
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import bench
+from ..memory import BYTES_PER_ROW, embedding_memory
+from ..models import MODELS
+from ..nn import Embedding
+from ..positional import ALiBi, LearnedPositionalEmbedding, PositionalEncoding, RotaryEmbedding
+from ..progress import progress
+from ..tables import QuantizedEmbedding, ReducedPrecisionEmbedding
+from ..tensor import Tensor, no_grad
+from . import cachesim, rowcache
+from .machine import MachineInfo, measure_machine
+from .patterns import DEFAULT_PATTERNS, AccessPattern
+
+__all__ = [
+    "EmbeddingProfiler", "LookupMeasurement", "MemoryScaling", "PositionalComparison",
+    "AccessPatternResult", "CacheAnalysis", "TABLE_DTYPES", "make_table",
+]
+
+ID_BYTES = 8  # ids are int64 on the way in
+
+
+def _check_sizes(values, name: str) -> list[int]:
+    """A non-empty list of positive ints, or an error naming the first bad value."""
+    values = [values] if isinstance(values, (int, np.integer)) else list(values)
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"{name} must be positive ints, got {v!r}")
+    return [int(v) for v in values]
+
+
+def _pattern(pattern: str | AccessPattern, alpha: float | None) -> AccessPattern:
+    if isinstance(pattern, AccessPattern):
+        return pattern
+    if alpha is None:
+        return AccessPattern.parse(pattern)
+    return AccessPattern(str(pattern), alpha)
+
+
+# -- tables of every storage type ---------------------------------------------------------
+# name -> dense float32 (V, D) -> table. The dtype axis of the throughput sweep.
+TABLE_DTYPES: dict[str, Callable[[np.ndarray], Any]] = {
+    "float32": lambda w: Embedding.from_pretrained(w),
+    "float16": lambda w: ReducedPrecisionEmbedding.from_float(w, "float16"),
+    "bfloat16": lambda w: ReducedPrecisionEmbedding.from_float(w, "bfloat16"),
+    "int8": lambda w: QuantizedEmbedding.from_float(w, bits=8),
+    "int4": lambda w: QuantizedEmbedding.from_float(w, bits=4),
+}
+
+
+def make_table(num_embeddings: int, embedding_dim: int, dtype: str = "float32", seed: int = 0):
+    """A random N(0, 1) table stored as ``dtype`` (one of :data:`TABLE_DTYPES`)."""
+    if dtype not in TABLE_DTYPES:
+        raise ValueError(f"unknown table dtype {dtype!r}; known: {', '.join(TABLE_DTYPES)}")
+    num_embeddings, embedding_dim = _check_sizes([num_embeddings, embedding_dim], "table sizes")
+    weight = np.random.default_rng(seed).standard_normal((num_embeddings, embedding_dim), dtype=np.float32)
+    return TABLE_DTYPES[dtype](weight)
+
+
+def _lookup(table) -> Callable[[np.ndarray], Any]:
+    """The call a user makes to look rows up: Embedding's forward (no autograd), else ``lookup``."""
+    if isinstance(table, Embedding):
+        def forward(ids):
+            with no_grad():
+                return table(ids)
+        return forward
+    if callable(getattr(table, "lookup", None)):
+        return table.lookup
+    raise TypeError(f"table must be an Embedding, an EmbeddingTable or a 2-D array, got {type(table).__name__}")
+
+
+def _as_table(table):
+    if isinstance(table, np.ndarray):
+        if table.ndim != 2:
+            raise ValueError(f"a table array must be 2-D (V, D), got shape {table.shape}")
+        return Embedding.from_pretrained(table)
+    return table
+
+
+def _storage(table) -> tuple[str, float, int]:
+    """(dtype label, stored bytes per row, bytes per output element) of a table."""
+    if isinstance(table, Embedding):
+        item = table.weight.data.itemsize
+        return str(table.weight.dtype), item * table.embedding_dim, item
+    label = getattr(table, "dtype", None) or type(table).__name__
+    if isinstance(table, QuantizedEmbedding):
+        label = f"int{table.bits}"
+    return str(label), table.nbytes / table.num_embeddings, 4
+
+
+# -- results --------------------------------------------------------------------------------
+@dataclass
+class LookupMeasurement:
+    """One lookup workload's timing: (batch_size, seq_len) ids from ``pattern``.
+
+    ``bytes_moved`` is the least traffic: the ids, each looked-up row read once from
+    the table as stored, and the output written once; ``gb_per_s`` is that over the
+    median time, ``percent_of_peak`` against the machine's best copy bandwidth.
+    """
+
+    num_embeddings: int
+    embedding_dim: int
+    dtype: str
+    pattern: str
+    batch_size: int
+    seq_len: int
+    tokens: int
+    unique_rows: int
+    median_s: float
+    min_s: float
+    max_s: float
+    bytes_moved: int
+    tokens_per_s: float
+    gb_per_s: float
+    percent_of_peak: float | None
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the repeats."""
+        return (self.max_s - self.min_s) / self.median_s if self.median_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "spread": self.spread}
+
+
+@dataclass
+class MemoryScaling:
+    """Bytes of a V x D table per storage format, and the real models' embedding shares."""
+
+    vocab_sizes: list[int]
+    dims: list[int]
+    dtypes: list[str]
+    bytes: dict[str, list[list[int]]]  # dtype -> [vocab index][dim index] -> bytes
+    models: list[dict]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PositionalComparison:
+    """One positional encoding: its cost, and whether it works past the training length."""
+
+    name: str
+    parameters: int
+    cached_bytes: int
+    time_s: float
+    what_is_timed: str
+    train_len: int
+    test_len: int
+    extrapolates: bool
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AccessPatternResult:
+    """Lookup cost and locality of one access pattern on one table."""
+
+    pattern: str
+    tokens: int
+    unique_rows: float  # per batch, mean over the measured batches
+    median_s: float
+    gb_per_s: float
+    dedup_median_s: float  # unique rows gathered once, then expanded
+    hot_set_ks: list[int]
+    hot_set_share: list[float]  # share of lookups served by the k most frequent rows
+
+    @property
+    def unique_share(self) -> float:
+        return self.unique_rows / self.tokens
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "unique_share": self.unique_share}
+
+
+@dataclass
+class CacheAnalysis:
+    """Simulated cache hits of one pattern's lookups, beside perf's counts where it can count."""
+
+    pattern: str
+    num_embeddings: int
+    embedding_dim: int
+    row_bytes: int
+    lookups: int
+    line_accesses: int
+    warmup_accesses: int
+    levels: list[cachesim.LevelStats]
+    simulate_s: float
+    perf: cachesim.PerfCounts | None = None
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["levels"] = [level.to_dict() for level in self.levels]
+        out["perf"] = None if self.perf is None else self.perf.to_dict()
+        return out
+
+
+# -- the profiler -------------------------------------------------------------------------------
+class EmbeddingProfiler:
+    """Measure embedding lookups on this machine.
+
+    Args:
+        repeats: timed repeats per measurement (medians are reported).
+        warmup: untimed runs before them.
+        seed: seeds every id batch, so runs are comparable.
+        show_progress: draw a progress bar on stderr for the long sweeps.
+    """
+
+    def __init__(self, repeats: int = 5, warmup: int = 1, seed: int = 0, show_progress: bool = False):
+        self.repeats = _check_sizes(repeats, "repeats")[0]
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
+            raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
+        self.warmup = int(warmup)
+        self.seed = seed
+        self.show_progress = show_progress
+        self._machine: MachineInfo | None = None
+
+    def _rng(self, *salt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *salt])
+
+    def _progress(self, items, desc: str):
+        return progress(items, desc=desc, enabled=self.show_progress)
+
+    # -- the machine ------------------------------------------------------------------------
+    def machine(self, copy_bytes: int = 256 << 20) -> MachineInfo:
+        """Cores, caches and copy bandwidth (1 thread and all), measured once per profiler."""
+        if self._machine is None:
+            self._machine = measure_machine(copy_bytes=copy_bytes, repeats=self.repeats)
+        return self._machine
+
+    def _percent_of_peak(self, gb_per_s: float) -> float | None:
+        return None if self._machine is None else 100.0 * gb_per_s / self._machine.peak_gbps
+
+    # -- lookup throughput --------------------------------------------------------------------
+    def measure_lookup_performance(self, table, batch_sizes: Sequence[int], seq_lengths: Sequence[int],
+                                   pattern: str | AccessPattern = "uniform",
+                                   alpha: float | None = None) -> list[LookupMeasurement]:
+        """Time lookups of (batch, seq) ids for every batch size and sequence length.
+
+        Args:
+            table: an ``Embedding``, any table of :mod:`tinyembed.tables`, or a (V, D) array.
+            pattern: a name of :data:`~tinyembed.profile.patterns.PATTERNS` ('zipf-1.2'
+                carries its alpha) or an :class:`AccessPattern`.
+            alpha: the Zipf exponent, for 'zipf' and 'sorted'.
+
+        Percent of peak is filled in once :meth:`machine` has measured the bandwidth.
+        """
+        batch_sizes = _check_sizes(batch_sizes, "batch_sizes")
+        seq_lengths = _check_sizes(seq_lengths, "seq_lengths")
+        access = _pattern(pattern, alpha)
+        table = _as_table(table)
+        lookup = _lookup(table)
+        label, row_bytes, out_itemsize = _storage(table)
+        vocab, dim = table.num_embeddings, table.embedding_dim
+        results = []
+        shapes = [(b, s) for b in batch_sizes for s in seq_lengths]
+        for k, (b, s) in enumerate(self._progress(shapes, "lookups")):
+            ids = access.ids(vocab, (b, s), self._rng(1, k))
+            timing = bench.interleaved({"lookup": lambda: lookup(ids)}, self.repeats, self.warmup)["lookup"]
+            n = b * s
+            moved = int(n * (ID_BYTES + row_bytes + dim * out_itemsize))
+            median = timing.median_ms / 1e3
+            gbps = moved / median / 1e9
+            results.append(LookupMeasurement(
+                num_embeddings=vocab, embedding_dim=dim, dtype=label, pattern=access.label, batch_size=b,
+                seq_len=s, tokens=n, unique_rows=int(np.unique(ids).size), median_s=median,
+                min_s=timing.min_ms / 1e3, max_s=timing.max_ms / 1e3, bytes_moved=moved,
+                tokens_per_s=n / median, gb_per_s=gbps, percent_of_peak=self._percent_of_peak(gbps)))
+        return results
+
+    def lookup_scaling(self, vocab_sizes: Sequence[int], dims: Sequence[int],
+                       dtypes: Sequence[str] = ("float32",), batch_size: int = 32, seq_len: int = 512,
+                       pattern: str | AccessPattern = "uniform") -> list[LookupMeasurement]:
+        """Lookup throughput over vocabulary size, width and storage dtype at one batch shape."""
+        vocab_sizes = _check_sizes(vocab_sizes, "vocab_sizes")
+        dims = _check_sizes(dims, "dims")
+        for d in dtypes:
+            if d not in TABLE_DTYPES:
+                raise ValueError(f"unknown table dtype {d!r}; known: {', '.join(TABLE_DTYPES)}")
+        access = _pattern(pattern, None)
+        grid = [(v, d, t) for v in vocab_sizes for d in dims for t in dtypes]
+        results = []
+        for v, d, t in self._progress(grid, "lookup scaling"):
+            table = make_table(v, d, t, seed=self.seed)
+            results += self.measure_lookup_performance(table, [batch_size], [seq_len], access)
+        return results
+
+    # -- memory ---------------------------------------------------------------------------------
+    def analyze_memory_scaling(self, vocab_sizes: Sequence[int], dims: Sequence[int],
+                               dtypes: Sequence[str] = ("fp32", "bf16", "int8", "int4")) -> MemoryScaling:
+        """Bytes of every (V, D, format) table, and the published models' embedding shares.
+
+        Formats are those of :data:`tinyembed.memory.BYTES_PER_ROW` (FBGEMM's row-wise
+        layouts for int8 and int4: a scale and a bias per row).
+        """
+        vocab_sizes = _check_sizes(vocab_sizes, "vocab_sizes")
+        dims = _check_sizes(dims, "dims")
+        for d in dtypes:
+            if d not in BYTES_PER_ROW:
+                raise ValueError(f"unknown storage format {d!r}; known: {', '.join(BYTES_PER_ROW)}")
+        grid = {d: [[v * BYTES_PER_ROW[d](dim) for dim in dims] for v in vocab_sizes] for d in dtypes}
+        models = []
+        for name, config in MODELS.items():
+            report = embedding_memory(config)
+            models.append({"name": name, "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+                           "tied": config.tied, "embedding_params": report.embedding_params,
+                           "total_params": report.total_params, "embedding_share": report.embedding_share,
+                           "token_table_bytes": {d: config.vocab_size * BYTES_PER_ROW[d](config.hidden_size)
+                                                 for d in dtypes}})
+        return MemoryScaling(vocab_sizes, dims, list(dtypes), grid, models)
+
+    # -- positional encodings --------------------------------------------------------------------
+    def compare_positional_encodings(self, batch_size: int = 8, seq_len: int = 512, dim: int = 384,
+                                     num_heads: int = 6, train_len: int | None = None,
+                                     test_len: int | None = None) -> list[PositionalComparison]:
+        """Sinusoidal, learned, RoPE and ALiBi: parameters, memory, time per batch, extrapolation.
+
+        Each is timed on what it adds to one forward pass of a (batch, seq, dim) model with
+        ``num_heads`` heads: sinusoidal and learned add rows to the token embeddings; RoPE
+        rotates the queries and keys; ALiBi builds its (heads, seq, seq) bias and adds it to
+        the attention scores. Extrapolation asks each for positions up to ``test_len``
+        (default 4x ``train_len``, which defaults to ``seq_len``).
+        """
+        batch_size, seq_len, dim, num_heads = _check_sizes([batch_size, seq_len, dim, num_heads],
+                                                           "batch_size, seq_len, dim and num_heads")
+        if dim % num_heads or (dim // num_heads) % 2:
+            raise ValueError(f"dim {dim} must split into {num_heads} heads of even size")
+        train_len = seq_len if train_len is None else _check_sizes(train_len, "train_len")[0]
+        test_len = 4 * train_len if test_len is None else _check_sizes(test_len, "test_len")[0]
+        head_dim = dim // num_heads
+        rng = self._rng(3)
+        x = Tensor(rng.standard_normal((batch_size, seq_len, dim), dtype=np.float32))
+        q = rng.standard_normal((batch_size, num_heads, seq_len, head_dim), dtype=np.float32)
+        scores = rng.standard_normal((batch_size, num_heads, seq_len, seq_len), dtype=np.float32)
+
+        sinusoidal = PositionalEncoding(dim, max_len=train_len)
+        learned = LearnedPositionalEmbedding(train_len, dim, seed=self.seed)
+        rope = RotaryEmbedding(head_dim)
+        alibi = ALiBi(num_heads)
+
+        def time_of(fn) -> float:
+            with no_grad():
+                return bench.interleaved({"f": fn}, self.repeats, self.warmup)["f"].median_ms / 1e3
+
+        rows = []
+        for name, module, fn, what, cached, check in [
+            ("sinusoidal", sinusoidal, lambda: sinusoidal(x), "x + PE (B, S, D)",
+             sinusoidal.encoding(np.arange(train_len)).nbytes, lambda: _sinusoidal_extrapolates(sinusoidal, test_len)),
+            ("learned", learned, lambda: learned(x), "x + table rows (B, S, D)", 0,
+             lambda: _learned_extrapolates(learned, test_len)),
+            ("rope", rope, lambda: rope.apply(q, q), "rotate q and k (B, H, S, D/H)",
+             2 * seq_len * head_dim * 4, lambda: _rope_extrapolates(rope, head_dim, test_len, rng)),
+            ("alibi", alibi, lambda: scores + alibi.bias(seq_len, seq_len, dtype=np.float32), "scores + bias (B, H, S, S)",
+             num_heads * seq_len * seq_len * 4, lambda: _alibi_extrapolates(alibi, test_len)),
+        ]:
+            ok, evidence = check()
+            rows.append(PositionalComparison(
+                name=name, parameters=module.num_parameters(),
+                cached_bytes=int(cached), time_s=time_of(fn), what_is_timed=what, train_len=train_len,
+                test_len=test_len, extrapolates=ok, evidence=evidence))
+        return rows
+
+    # -- access patterns --------------------------------------------------------------------------
+    def access_pattern_analysis(self, table=None, patterns: Sequence[str | AccessPattern] = DEFAULT_PATTERNS,
+                                batch_size: int = 32, seq_len: int = 512, batches: int = 4,
+                                hot_set_ks: Sequence[int] = (10, 100, 1000, 10000)) -> list[AccessPatternResult]:
+        """Time, unique rows per batch and hot-set curve of each pattern on one table.
+
+        Args:
+            table: default a random 30522 x 384 float32 table (the MiniLM word table's shape,
+                so the real text pattern fits).
+            batches: batches drawn per pattern for the unique-row and hot-set statistics.
+
+        The deduplicated time gathers each distinct row once and expands by the inverse
+        index (as FBGEMM's linearize-and-dedup): it pays when a batch repeats rows.
+        """
+        batch_size, seq_len, batches = _check_sizes([batch_size, seq_len, batches],
+                                                    "batch_size, seq_len and batches")
+        hot_set_ks = _check_sizes(hot_set_ks, "hot_set_ks")
+        accesses = [_pattern(p, None) for p in patterns]  # every name checked before any work
+        table = make_table(30522, 384, seed=self.seed) if table is None else _as_table(table)
+        lookup = _lookup(table)
+        _, row_bytes, out_itemsize = _storage(table)
+        vocab, dim = table.num_embeddings, table.embedding_dim
+        drawn = {access.label: [access.ids(vocab, (batch_size, seq_len), self._rng(4, k)) for _ in range(batches)]
+                 for k, access in enumerate(self._progress(accesses, "access patterns"))}
+
+        def dedup(ids):
+            unique, inverse = np.unique(ids, return_inverse=True)
+            rows = lookup(unique)
+            rows = rows.data if isinstance(rows, Tensor) else rows
+            return rows[inverse.reshape(ids.shape)]
+
+        # Every pattern and both strategies take turns in one loop: their times compare directly.
+        fns = {}
+        for label, batches_ in drawn.items():
+            fns[label] = lambda ids=batches_[0]: lookup(ids)
+            fns[label + " dedup"] = lambda ids=batches_[0]: dedup(ids)
+        timings = bench.interleaved(fns, self.repeats, self.warmup)
+        results = []
+        per_token = ID_BYTES + row_bytes + dim * out_itemsize
+        for label, batches_ in drawn.items():
+            median = timings[label].median_ms / 1e3
+            everything = np.concatenate([d.reshape(-1) for d in batches_])
+            results.append(AccessPatternResult(
+                pattern=label, tokens=batch_size * seq_len,
+                unique_rows=float(np.mean([np.unique(d).size for d in batches_])), median_s=median,
+                gb_per_s=batch_size * seq_len * per_token / median / 1e9,
+                dedup_median_s=timings[label + " dedup"].median_ms / 1e3, hot_set_ks=hot_set_ks,
+                hot_set_share=rowcache.hot_set_curve(everything, hot_set_ks).tolist()))
+        return results
+
+    # -- caches -------------------------------------------------------------------------------------
+    def cache_analysis(self, pattern: str | AccessPattern = "text", num_embeddings: int = 30522,
+                       embedding_dim: int = 384, itemsize: int = 4, lookups: int = 50_000,
+                       warmup_lookups: int = 10_000, caches=None, perf: bool = False,
+                       alpha: float | None = None) -> CacheAnalysis:
+        """Replay the cache lines that ``lookups`` row reads touch through L1/L2/L3.
+
+        Args:
+            pattern: where the ids come from (default the real text stream).
+            caches: the :class:`~tinyembed.profile.machine.CacheLevel` list to simulate;
+                default this machine's (sysfs).
+            warmup_lookups: lookups replayed first and not counted (a cold cache says little).
+            perf: also run the same lookups under ``perf stat`` where it can count.
+        """
+        num_embeddings, embedding_dim, itemsize, lookups = _check_sizes(
+            [num_embeddings, embedding_dim, itemsize, lookups], "num_embeddings, embedding_dim, itemsize and lookups")
+        if isinstance(warmup_lookups, bool) or not isinstance(warmup_lookups, (int, np.integer)) or warmup_lookups < 0:
+            raise ValueError(f"warmup_lookups must be an int >= 0, got {warmup_lookups!r}")
+        access = _pattern(pattern, alpha)
+        if caches is None:
+            caches = self.machine().caches if self._machine is not None else _sysfs_caches()
+        if not caches:
+            raise ValueError("no caches to simulate: sysfs lists none here; pass caches=[CacheLevel(...)]")
+        hierarchy = cachesim.CacheHierarchy.from_machine(caches)
+        ids = access.ids(num_embeddings, (warmup_lookups + lookups,), self._rng(5))
+        row_bytes = embedding_dim * itemsize
+        # Only the table's reads are replayed: the output is written in order, once.
+        trace = cachesim.row_line_trace(ids, row_bytes, hierarchy.line_bytes)
+        lines_per_lookup = len(trace) / len(ids)
+        warm = int(round(warmup_lookups * lines_per_lookup))
+        start = time.perf_counter()
+        levels = hierarchy.simulate(trace, warmup=warm)
+        seconds = time.perf_counter() - start
+        counts = None
+        if perf:
+            with tempfile.TemporaryDirectory(prefix="tinyembed-perf-") as tmp:
+                np.save(Path(tmp) / "ids.npy", ids)
+                counts = cachesim.perf_cache_misses(_perf_snippet(num_embeddings, embedding_dim, Path(tmp) / "ids.npy"))
+        return CacheAnalysis(
+            pattern=access.label, num_embeddings=num_embeddings, embedding_dim=embedding_dim,
+            row_bytes=row_bytes, lookups=lookups, line_accesses=len(trace) - warm, warmup_accesses=warm,
+            levels=levels, simulate_s=seconds, perf=counts,
+            assumptions=["table rows only (ids and the output are streamed, not replayed)",
+                         "one core, LRU per set, no prefetcher, virtual = physical addresses",
+                         "an access that misses a level goes to the next (no bypass)"])
+
+    def row_cache_analysis(self, ids=None, capacities: Sequence[int] = (64, 256, 1024, 4096, 16384),
+                           max_lookups: int = 200_000) -> rowcache.RowCacheCurves:
+        """Hit rate of LRU and LFU row caches (FBGEMM's embedding cache) against capacity.
+
+        ``ids`` default to the real text stream's first ``max_lookups`` tokens.
+        """
+        capacities = _check_sizes(capacities, "capacities")
+        max_lookups = _check_sizes(max_lookups, "max_lookups")[0]
+        if ids is None:
+            from .patterns import text_stream  # noqa: PLC0415
+            ids = text_stream()
+        ids = np.asarray(ids).reshape(-1)[:max_lookups]
+        return rowcache.row_cache_curves(ids, capacities)
+
+
+def _sysfs_caches():
+    from .machine import read_cache_levels  # noqa: PLC0415
+    return read_cache_levels()
+
+
+def _perf_snippet(num_embeddings: int, embedding_dim: int, ids_path: Path) -> str:
+    """A program doing the simulated lookups with the same kernel, for perf to count."""
+    return ("import numpy as np\n"
+            "from tinyembed import kernels\n"
+            f"w = np.ones(({num_embeddings}, {embedding_dim}), np.float32)\n"
+            f"ids = np.load({str(ids_path)!r}, allow_pickle=False)\n"
+            "kernels.gather_rows(w, ids)\n")
+
+
+# -- extrapolation checks: does the encoding still do its job past train_len? ------------------
+def _sinusoidal_extrapolates(pe: PositionalEncoding, test_len: int) -> tuple[bool, str]:
+    # Its job: a distinct, bounded code per position whose similarity depends only on the offset.
+    table = pe.encoding(np.arange(test_len), dtype=np.float64)
+    gram = table @ table.T
+    offsets = np.arange(1, 17)
+    spread = max(float(np.ptp(np.diagonal(gram, offset=k))) for k in offsets)
+    nearest = float(np.min(np.linalg.norm(table[1:] - table[:-1], axis=1)))
+    ok = bool(spread < 1e-6 and nearest > 1e-3 and np.isfinite(table).all())
+    return ok, (f"positions 0..{test_len - 1}: <PE(i), PE(i+k)> varies by {spread:.1e} over i "
+                f"(k <= 16); neighbours >= {nearest:.3f} apart")
+
+
+def _learned_extrapolates(learned: LearnedPositionalEmbedding, test_len: int) -> tuple[bool, str]:
+    try:
+        learned.added_rows(test_len)
+    except ValueError as e:
+        return False, f"position {test_len - 1} refused: {e}".split(":")[0] + f": no row past {learned.max_len - 1}"
+    return True, f"rows up to {test_len - 1} exist"
+
+
+def _rope_extrapolates(rope: RotaryEmbedding, head_dim: int, test_len: int, rng) -> tuple[bool, str]:
+    # Its job: q.k depends only on the offset. Same q and k at every position.
+    v = rng.standard_normal((1, 1, 1, head_dim)).repeat(test_len, axis=2)
+    q, k = rope.apply(v, v)
+    scores = q.data[0, 0] @ k.data[0, 0].T
+    spread = max(float(np.ptp(np.diagonal(scores, offset=-d))) for d in range(0, 17))
+    scale = float(np.abs(scores).max())
+    ok = bool(spread <= 1e-4 * scale)
+    return ok, f"positions 0..{test_len - 1}: q.k at a fixed offset varies by {spread / scale:.1e} (relative)"
+
+
+def _alibi_extrapolates(alibi: ALiBi, test_len: int) -> tuple[bool, str]:
+    bias = alibi.bias(test_len, test_len)  # (H, S, S)
+    distance = np.arange(test_len)[:, None] - np.arange(test_len)[None, :]
+    lower = distance >= 0
+    expected = -np.asarray(alibi.slopes)[:, None, None] * distance
+    error = float(np.max(np.abs(np.where(lower, bias - expected, 0.0))))
+    return bool(error < 1e-3), f"bias = -slope x distance up to {test_len - 1} (max error {error:.1e})"
