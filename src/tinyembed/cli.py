@@ -6,6 +6,8 @@ writing those two functions and appending one entry to ``_COMMANDS``. The CLI
 only parses arguments and calls the library; it computes nothing itself.
 
 Examples:
+    tinyembed report
+    tinyembed report --quick --out /tmp/report
     tinyembed memory
     tinyembed memory --model gpt2 --model llama3-8b --json
     tinyembed memory --vocab 65536 --dim 1024 --context 2048 --positional learned
@@ -328,7 +330,7 @@ def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tinyembed import bench
+    from tinyembed.profile import bench
 
     overrides = {k: v for k, v in (("repeats", args.repeats), ("threads", args.threads)) if v is not None}
     config = bench.BenchConfig.quick_run(**overrides) if args.quick else bench.BenchConfig(**overrides)
@@ -339,6 +341,41 @@ def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         except OSError as e:
             parser.error(f"cannot write {args.out!r}: {e}")
     print(json.dumps(report.to_dict(), indent=2) if args.json else bench.format_table(report))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# tinyembed report
+# ---------------------------------------------------------------------------
+
+
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="the report directory: index.html, report.json, figures/ "
+                             "(default: ./tinyembed-report; with --json, none unless given)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run for CI (under 90 s)")
+    parser.add_argument("--json", action="store_true",
+                        help="print report.json for programs instead of the summary")
+
+
+def _run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tinyembed.report import ReportError
+    from tinyembed.report.run import as_json, run_report
+
+    out = args.out if args.out is not None or args.json else "tinyembed-report"
+    try:
+        report, path = run_report(out, quick=args.quick, show_progress=True)
+    except ReportError as e:
+        parser.error(str(e))
+    if args.json:
+        print(json.dumps(as_json(report), indent=1))
+        return 0
+    print(report.title)
+    print(report.subtitle)
+    for line in report.summary:
+        print(f"  - {line}")
+    if path is not None:
+        print(f"report: {path / 'index.html'}")
     return 0
 
 
@@ -364,6 +401,12 @@ _COMMANDS: list[Command] = [
         help="draw pictures of embeddings as PNG files (needs the 'plot' extra: matplotlib)",
         add_arguments=_add_plot_arguments,
         run=_run_plot,
+    ),
+    Command(
+        name="report",
+        help="profile embedding lookups on this machine into one HTML report with plots and JSON",
+        add_arguments=_add_report_arguments,
+        run=_run_report,
     ),
     Command(
         name="bench",

@@ -98,13 +98,17 @@ class AccessPattern:
     def __post_init__(self):
         if self.name not in PATTERNS:
             raise ValueError(f"unknown access pattern {self.name!r}; known: {', '.join(PATTERNS)}")
-        if self.name in _USES_ALPHA and (not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool)
-                                         or not math.isfinite(self.alpha) or self.alpha <= 0):
-            raise ValueError(f"Zipf alpha must be a finite number > 0, got {self.alpha!r}")
+        # Checked for every pattern: an alpha <= 0 is a mistake even where it goes unused.
+        if (not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool)
+                or not math.isfinite(self.alpha) or self.alpha <= 0):
+            raise ValueError(f"alpha (the Zipf exponent) must be a finite number > 0, got {self.alpha!r}")
 
     @property
     def label(self) -> str:
-        return f"{self.name}-{self.alpha:g}" if self.name in _USES_ALPHA else self.name
+        # repr is the shortest text that reads back as the same float (':g' keeps 6 digits, so
+        # two alphas could share a label); '1.0' is written '1'.
+        alpha = repr(float(self.alpha)).removesuffix(".0")
+        return f"{self.name}-{alpha}" if self.name in _USES_ALPHA else self.name
 
     def ids(self, vocab: int, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         """int64 ids in [0, vocab) of ``shape``."""
@@ -115,14 +119,14 @@ class AccessPattern:
     @classmethod
     def parse(cls, text: str) -> "AccessPattern":
         """'uniform', 'zipf', 'zipf-1.2', 'sorted-0.8', ... as written by :attr:`label`."""
-        name, _, alpha = str(text).partition("-")
-        if not alpha:
+        name, dash, alpha = str(text).partition("-")
+        if not dash:
             return cls(name)
         try:
             value = float(alpha)
         except ValueError:
             raise ValueError(f"bad access pattern {text!r}: {alpha!r} is not a number") from None
-        if name not in _USES_ALPHA:
+        if name in PATTERNS and name not in _USES_ALPHA:  # an unknown name is reported by cls()
             raise ValueError(f"access pattern {name!r} takes no alpha, got {text!r}")
         return cls(name, value)
 

@@ -47,7 +47,8 @@ ID_BYTES = 8  # ids are int64 on the way in
 
 def _check_sizes(values, name: str) -> list[int]:
     """A non-empty list of positive ints, or an error naming the first bad value."""
-    values = [values] if isinstance(values, (int, np.integer)) else list(values)
+    # A scalar (a float or a string too) is one value, so its error names it.
+    values = [values] if isinstance(values, (str, bytes)) or not np.iterable(values) else list(values)
     if not values:
         raise ValueError(f"{name} must not be empty")
     for v in values:
@@ -409,12 +410,18 @@ class EmbeddingProfiler:
                                                     "batch_size, seq_len and batches")
         hot_set_ks = _check_sizes(hot_set_ks, "hot_set_ks")
         accesses = [_pattern(p, None) for p in patterns]  # every name checked before any work
+        labels = [a.label for a in accesses]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"patterns must be distinct, got {', '.join(repeated)} more than once")
         table = make_table(30522, 384, seed=self.seed) if table is None else _as_table(table)
         lookup = _lookup(table)
         _, row_bytes, out_itemsize = _storage(table)
         vocab, dim = table.num_embeddings, table.embedding_dim
-        drawn = {access.label: [access.ids(vocab, (batch_size, seq_len), self._rng(4, k)) for _ in range(batches)]
-                 for k, access in enumerate(self._progress(accesses, "access patterns"))}
+        drawn = {}
+        for k, access in enumerate(self._progress(accesses, "access patterns")):
+            rng = self._rng(4, k)  # one generator per pattern: its batches are independent draws
+            drawn[access.label] = [access.ids(vocab, (batch_size, seq_len), rng) for _ in range(batches)]
 
         def dedup(ids):
             unique, inverse = np.unique(ids, return_inverse=True)
@@ -469,8 +476,8 @@ class EmbeddingProfiler:
         row_bytes = embedding_dim * itemsize
         # Only the table's reads are replayed: the output is written in order, once.
         trace = cachesim.row_line_trace(ids, row_bytes, hierarchy.line_bytes)
-        lines_per_lookup = len(trace) / len(ids)
-        warm = int(round(warmup_lookups * lines_per_lookup))
+        # Rows straddle lines unevenly: count the warm-up lookups' own lines.
+        warm = len(cachesim.row_line_trace(ids[:warmup_lookups], row_bytes, hierarchy.line_bytes))
         start = time.perf_counter()
         levels = hierarchy.simulate(trace, warmup=warm)
         seconds = time.perf_counter() - start
