@@ -16,6 +16,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -414,6 +415,17 @@ _COMMANDS: list[Command] = [
         add_arguments=_add_bench_arguments,
         run=_run_bench,
     ),
+]
+
+
+def _from_module(name: str, module: str) -> Command:
+    """A subcommand written as a module of :mod:`tinyembed.commands` (HELP, add_arguments, run)."""
+    mod = importlib.import_module(f"tinyembed.commands.{module}")
+    return Command(name=name, help=mod.HELP, add_arguments=mod.add_arguments, run=mod.run)
+
+
+_COMMANDS += [
+    _from_module("data", "data"),
 ]
 
 
