@@ -427,6 +427,7 @@ def _from_module(name: str, module: str) -> Command:
 _COMMANDS += [
     _from_module("data", "data"),
     _from_module("evaluate", "evaluate"),
+    _from_module("tokenize", "tokenize"),
 ]
 
 
