@@ -1,0 +1,96 @@
+"""The window language model: it learns (validation loss falls), its checkpoint reloads exactly."""
+
+import numpy as np
+import pytest
+
+from tinyembed.gradcheck import gradcheck
+from tinyembed.tensor import Tensor
+from tinyembed.text.tokenizers import BPETokenizer, ByteTokenizer
+from tinyembed.train.lm import LMConfig, WindowLM, load_checkpoint, save_checkpoint, train_lm, windows
+
+# A corpus with structure a window model can learn: repeated phrases with variations.
+_LINES = [f"the {a} sat on the {b} and the {b} was {c}."
+          for a in ("cat", "dog", "bird", "fox") for b in ("mat", "log", "rug") for c in ("red", "warm", "old")]
+
+
+def test_windows_pair_each_token_with_the_tokens_before_it():
+    inputs, targets = windows(np.array([5, 6, 7]), context=2, pad_id=0)
+    np.testing.assert_array_equal(inputs, [[0, 0], [0, 5], [5, 6]])
+    np.testing.assert_array_equal(targets, [5, 6, 7])
+
+
+def test_output_projection_is_the_token_table():
+    model = WindowLM(LMConfig(vocab_size=50, context=3, dim=8, hidden=16))
+    table = model.embed.tokens.weight
+    assert sum(p is table for p in model.parameters()) == 1  # one matrix, counted once
+    h = Tensor(np.ones((1, 8), np.float32))
+    np.testing.assert_allclose(model.embed.tokens.attend(h).data, h.data @ table.data.T)
+
+
+def test_validation_loss_falls_and_beats_the_uniform_guess():
+    tok = ByteTokenizer()
+    config = LMConfig(vocab_size=tok.vocab_size, context=8, dim=16, hidden=32, epochs=4, batch_size=64,
+                      lr=1e-2, val_fraction=0.25, seed=0)
+    _, history = train_lm(_LINES * 2, tok, config, show_progress=False)
+    val = [h.val_loss for h in history]
+    assert val[-1] < val[0] < np.log(tok.vocab_size)  # learns, and starts below log(V) after one epoch
+    assert history[-1].val_perplexity < 6  # the phrases are predictable byte by byte
+
+
+def test_training_is_deterministic_with_a_seed():
+    tok = ByteTokenizer()
+    config = LMConfig(vocab_size=tok.vocab_size, context=4, dim=8, hidden=16, epochs=1, batch_size=32, seed=3)
+    a, _ = train_lm(_LINES, tok, config, show_progress=False)
+    b, _ = train_lm(_LINES, tok, config, show_progress=False)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    tok = BPETokenizer.train(" ".join(_LINES), vocab_size=300)
+    config = LMConfig(vocab_size=tok.vocab_size, context=4, dim=8, hidden=16, epochs=1, batch_size=32)
+    model, _ = train_lm(_LINES, tok, config, show_progress=False)
+    save_checkpoint(model, tok, tmp_path / "lm.safetensors")
+    loaded, loaded_tok = load_checkpoint(tmp_path / "lm.safetensors")
+    ids = windows(tok.encode(_LINES[0]), 4, 0)[0]
+    np.testing.assert_array_equal(loaded(ids).data, model(ids).data)
+    np.testing.assert_array_equal(loaded_tok.encode(_LINES[1]), tok.encode(_LINES[1]))
+
+
+def test_whole_model_gradient_matches_finite_differences():
+    model = WindowLM(LMConfig(vocab_size=12, context=3, dim=4, hidden=5))
+    for p in model.parameters():
+        p.data = p.data.astype(np.float64)
+    ids = np.array([[1, 2, 3], [0, 11, 4]])
+    params = list(model.parameters())
+
+    def loss(*_):
+        from tinyembed.nn import functional as F
+        return F.cross_entropy(model(ids), np.array([5, 7]))
+
+    assert gradcheck(loss, params)
+
+
+def test_a_damaged_checkpoint_is_refused_by_name(tmp_path):
+    bad = tmp_path / "lm.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    with pytest.raises(ValueError, match="lm.safetensors"):
+        load_checkpoint(bad)
+    from tinyembed.io import safetensors
+    safetensors.save({"w": np.zeros(2, np.float32)}, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not a tinyembed language-model checkpoint"):
+        load_checkpoint(tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("lines, message", [([], "0 non-empty lines"), (["only one"], "1 non-empty lines")])
+def test_too_small_a_corpus_is_refused(lines, message):
+    tok = ByteTokenizer()
+    with pytest.raises(ValueError, match=message):
+        train_lm(lines, tok, LMConfig(vocab_size=tok.vocab_size), show_progress=False)
+
+
+def test_config_and_tokenizer_must_agree():
+    with pytest.raises(ValueError, match="vocab_size is 10, the tokenizer has"):
+        train_lm(_LINES, ByteTokenizer(), LMConfig(vocab_size=10), show_progress=False)
+    with pytest.raises(ValueError, match="context must be a positive int"):
+        LMConfig(vocab_size=10, context=0)
