@@ -7,11 +7,12 @@ report can inspect or save it; :func:`save_positional_plots` writes them all.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .io.files import atomic_open
 
 __all__ = ["sinusoidal_heatmap", "position_similarity", "rope_spectrum", "save_positional_plots",
            "POSITIONAL_PLOTS"]
@@ -147,15 +148,10 @@ def save_positional_plots(out_dir: str | os.PathLike) -> list[Path]:
     for name, build in POSITIONAL_PLOTS.items():
         fig = build()
         path = out / f"{name}.png"
-        # Written under a temporary name, then renamed: no half-written PNG if drawing fails.
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".png.tmp")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=110, format="png")
-            os.replace(tmp, path)
+        try:  # no half-written PNG if drawing fails
+            with atomic_open(path) as f:
+                fig.savefig(f, dpi=110, format="png")
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.remove(tmp)
         paths.append(path)
     return paths

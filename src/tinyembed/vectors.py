@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from .io import safetensors
+from .io.files import atomic_open
 
 __all__ = ["WordVectors", "load_vectors", "is_safetensors_file"]
 
@@ -71,22 +71,6 @@ def _check_word(word: object, position: int) -> str:
         raise ValueError(f"words[{position}] = {word!r} contains whitespace, which the "
                          f"word2vec text format uses to separate fields")
     return word
-
-
-def _atomic_write(path: PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    partial = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(partial, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
 
 
 class WordVectors:
@@ -282,7 +266,7 @@ class WordVectors:
         then rename). Counts are not stored."""
         row_format = " ".join([VALUE_FORMAT] * self.dim)
 
-        def write(out):
+        with atomic_open(path) as out:
             out.write(f"{len(self)} {self.dim}\n".encode("utf-8"))
             chunk: list[str] = []
             for word, row in zip(self._words, self._vectors.tolist()):
@@ -291,8 +275,6 @@ class WordVectors:
                     out.write("".join(chunk).encode("utf-8"))
                     chunk.clear()
             out.write("".join(chunk).encode("utf-8"))
-
-        _atomic_write(path, write)
 
     @classmethod
     def load_word2vec_text(cls, path: PathLike, limit: Optional[int] = None) -> "WordVectors":

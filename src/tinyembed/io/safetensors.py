@@ -35,6 +35,8 @@ given (decoded ones are read-only too, so every result behaves alike); pass
 
 Examples:
     >>> import numpy as np
+
+from .files import atomic_open
     >>> blob = save_bytes({"w": np.arange(6, dtype=np.float32).reshape(2, 3)},
     ...                   metadata={"format": "np"})
     >>> load(blob)["w"]
@@ -49,12 +51,10 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import math
 import os
-import secrets
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Mapping, Optional, Union
 
@@ -62,6 +62,7 @@ import numpy as np
 
 from .dtypes import (DECODED_DTYPES, NUMPY_DTYPES, _KNOWN_DTYPES, _NAME_OF_NUMPY_DTYPE,
                      _SUB_BYTE_BITS, _bits_per_element, _float32_to_bf16_bits, _loaded_dtype)
+from .files import atomic_open
 
 __all__ = [
     "DECODED_DTYPES",
@@ -513,30 +514,7 @@ def save(tensors: Mapping[str, Any], path: Union[str, "os.PathLike[str]"],
             only ``"BF16"`` (from float32 or float16, rounded to nearest even).
     """
     header, planned = _plan(tensors, metadata, store_as)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    temp, fd = _create_temp(directory, os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            for p in planned:
-                f.write(_tensor_bytes(p))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def _create_temp(directory: str, basename: str) -> tuple[str, int]:
-    """A new file beside the target. Opened with mode 0o666 so the umask applies, as for
-    any new file (mkstemp's 0o600 would survive the rename)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        temp = os.path.join(directory, f".{basename}.{secrets.token_hex(4)}.tmp")
-        try:
-            return temp, os.open(temp, flags, 0o666)
-        except FileExistsError:
-            continue
+    with atomic_open(path) as f:
+        f.write(header)
+        for p in planned:
+            f.write(_tensor_bytes(p))

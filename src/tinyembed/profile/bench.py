@@ -68,7 +68,6 @@ import gc
 import json
 import os
 import platform
-import tempfile
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +78,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import kernels
+from ..io.files import write_atomic
 from ..nn.embedding import Embedding, EmbeddingBag
 from ..nn.embedding_layer import EmbeddingLayer
 from ..progress import progress
@@ -855,15 +855,4 @@ def format_table(report: BenchReport) -> str:
 
 def write_json(report: BenchReport, path: str | os.PathLike) -> None:
     """Write the report's JSON to ``path`` atomically: a temporary file beside it, then a rename."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report.to_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(report.to_dict(), indent=2) + "\n")

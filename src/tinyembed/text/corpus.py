@@ -48,7 +48,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from .. import assets
+from ..io.files import write_atomic
 
 __all__ = ["CORPORA", "Corpus", "CorpusInfo", "RECIPE", "TokenStream", "corpus_text",
            "list_corpora", "minilm_token_ids", "prepare", "prepared_dir", "tokenize_lines"]
@@ -137,16 +137,6 @@ def prepared_dir(name: str, root: Optional[PathLike] = None) -> Path:
     return base / f"{name}-{wheel}-{version}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -154,10 +144,10 @@ def _sha256(data: bytes) -> str:
 def _write_with_manifest(manifest_path: Path, key: dict, files: dict[str, bytes], **extra) -> dict:
     """Write ``files`` (name -> bytes) beside ``manifest_path``, then the manifest."""
     for file_name, data in files.items():
-        _write_atomic(manifest_path.parent / file_name, data)
+        write_atomic(manifest_path.parent / file_name, data, make_parents=True)
     manifest = {"key": key, **extra,
                 "files": {n: {"bytes": len(d), "sha256": _sha256(d)} for n, d in files.items()}}
-    _write_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n", make_parents=True)
     return manifest
 
 

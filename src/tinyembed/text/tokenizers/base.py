@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..corpus import _write_atomic
+from ...io.files import write_atomic
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SpecialTokens", "TOKENIZERS", "TokenizationStats", "Tokenizer",
            "as_ids", "load_tokenizer", "register_tokenizer", "tokenization_stats"]
@@ -293,7 +293,7 @@ class Tokenizer:
     def save(self, path: PathLike) -> None:
         """Write the tokenizer to ``path`` as JSON, atomically (temporary file, then rename)."""
         text = json.dumps(self.to_dict(), ensure_ascii=True, indent=1) + "\n"
-        _write_atomic(Path(path), text.encode("ascii"))
+        write_atomic(path, text.encode("ascii"))
 
     @classmethod
     def load(cls, path: PathLike) -> "Tokenizer":
