@@ -25,6 +25,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from tinyembed.commands.args import nonnegative_float, positive_int
 from tinyembed.memory import DISTRIBUTIONS, embedding_memory, format_table
 from tinyembed.models import MODELS, ModelConfig
 
@@ -37,31 +38,6 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, argparse.ArgumentParser], int]
-
-
-# ---------------------------------------------------------------------------
-# Argument types: validate up front, naming the bad value
-# ---------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
 
 
 # ---------------------------------------------------------------------------
@@ -93,10 +69,10 @@ def _add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     custom = parser.add_argument_group(
         "custom config", "describe your own model; --vocab and --dim go together"
     )
-    custom.add_argument("--vocab", type=_positive_int, metavar="V", help="vocabulary size (rows)")
-    custom.add_argument("--dim", type=_positive_int, metavar="D", help="hidden size (row width)")
+    custom.add_argument("--vocab", type=positive_int, metavar="V", help="vocabulary size (rows)")
+    custom.add_argument("--dim", type=positive_int, metavar="D", help="hidden size (row width)")
     custom.add_argument(
-        "--context", type=_positive_int, metavar="N", help="context length in tokens"
+        "--context", type=positive_int, metavar="N", help="context length in tokens"
     )
     tying = custom.add_mutually_exclusive_group()
     tying.add_argument(
@@ -121,7 +97,7 @@ def _add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     )
     custom.add_argument(
         "--total-params",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="all parameters of the model; without it the embedding share is reported unknown",
     )
@@ -130,7 +106,7 @@ def _add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     batch = parser.add_argument_group("batch assumption (for sparse updates)")
     batch.add_argument(
         "--batch-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=16384,
         metavar="N",
         help="tokens per training batch (default: %(default)s)",
@@ -143,7 +119,7 @@ def _add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     )
     batch.add_argument(
         "--zipf-alpha",
-        type=_nonnegative_float,
+        type=nonnegative_float,
         default=1.0,
         metavar="A",
         help="Zipf exponent: rank i is drawn with probability proportional to 1/i^A "
@@ -255,7 +231,7 @@ def _add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", metavar="M,M,...", default=",".join(METHODS),
                         # argparse %-formats help: 'prune-50%' must reach it as 'prune-50%%'.
                         help=f"comma-separated methods (default: all): {', '.join(METHODS)}".replace("%", "%%"))
-    parser.add_argument("--sample", type=_positive_int, default=1000, help="rows sampled for recall@10")
+    parser.add_argument("--sample", type=positive_int, default=1000, help="rows sampled for recall@10")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
 
@@ -324,9 +300,9 @@ def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="under a minute: no 32000x4096 table, uniform ids only, 3 repeats")
     parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
-    parser.add_argument("--repeats", type=_positive_int, metavar="N",
+    parser.add_argument("--repeats", type=positive_int, metavar="N",
                         help="timed repeats of each contender (default: 5, or 3 with --quick)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="threads for tinyembed and torch alike (default: every core)")
 
 

@@ -16,31 +16,23 @@ from __future__ import annotations
 import argparse
 import json
 
+from .args import positive_int
+
 HELP = "word similarity (WordSim-353, SimLex-999), analogies and neighbours of word vectors"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("vectors", metavar="VECTORS",
                         help="a word2vec text file or a tinyembed safetensors vectors file")
-    parser.add_argument("--restrict-vocab", type=_positive_int, default=30000, metavar="N",
+    parser.add_argument("--restrict-vocab", type=positive_int, default=30000, metavar="N",
                         help="analogies use the N most frequent words, i.e. the first N "
                              "(default: %(default)s)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N",
+    parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="read only the first N vectors of the file")
     parser.add_argument("--most-similar", nargs="+", action="extend", metavar="WORD",
                         help="words whose nearest neighbours to list "
                              "(default: king computer university france good water)")
-    parser.add_argument("--topn", type=_positive_int, default=10, metavar="K",
+    parser.add_argument("--topn", type=positive_int, default=10, metavar="K",
                         help="neighbours listed per word (default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print JSON for programs instead of tables")
