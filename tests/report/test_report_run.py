@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from chromium import CHROMIUM, Browser, find_chromium
 from tinyembed.cli import main
 from tinyembed.memory import BYTES_PER_ROW
 from tinyembed.profile import EmbeddingProfiler, MachineInfo
@@ -209,17 +208,6 @@ def test_every_plot_is_titled_with_labelled_axes_and_units(quick):
                 assert axis["label"].strip(), f"{plot['title']!r}: no {name} label"
                 if not axis["categorical"] and not any(w in axis["label"] for w in DIMENSIONLESS):
                     assert UNIT.search(axis["label"]), f"{plot['title']!r}: {name} label {axis['label']!r} has no unit"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if find_chromium() is None:
-        reason = f"Chromium is not installed ({CHROMIUM} is missing; Debian: apt-get install chromium)"
-        if os.environ.get("CI"):  # CI installs it (.ci/run): a skip there would hide a broken page
-            pytest.fail(f"CI must run the browser test: {reason}", pytrace=False)
-        pytest.skip(reason)
-    with Browser(timeout=60) as b:
-        yield b
 
 
 def test_quick_report_passes_the_chromium_check(quick, browser):
