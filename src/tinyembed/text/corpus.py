@@ -352,17 +352,10 @@ class TokenStream:
 
 
 def _minilm_tokenizer():
-    try:
-        from tokenizers import Tokenizer
-    except ImportError as e:
-        raise ImportError("token streams need Hugging Face tokenizers: "
-                          "pip install 'tinyembed[text]'") from e
-    tokenizer = Tokenizer.from_str(assets.minilm_tokenizer_json().decode("utf-8"))
-    # MiniLM's tokenizer.json truncates at and pads to 128 tokens (its training length):
-    # a corpus is tokenized whole.
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
+    """MiniLM's ``tokenizers.Tokenizer`` with truncation and padding off (a corpus is
+    tokenized whole, not cut at the model's 128 tokens)."""
+    from .tokenizers import HFTokenizer  # noqa: PLC0415 - needs tokenizers, only here
+    return HFTokenizer.minilm(split_special_tokens=False).backend
 
 
 def tokenize_lines(text: str, tokenizer) -> tuple[np.ndarray, np.ndarray]:
