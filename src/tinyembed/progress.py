@@ -15,8 +15,8 @@ def progress(items: Iterable[T], desc: str = "", total: int | None = None, enabl
              stream=None) -> Iterator[T]:
     """Yield ``items`` while drawing ``desc [#####.....] k/n elapsed`` on stderr.
 
-    The bar redraws in place on a terminal and prints one line per item elsewhere
-    (CI logs), so it never floods a log with carriage returns.
+    The bar redraws in place on a terminal. Elsewhere (CI logs, pipes) it prints a
+    line only when the bar grows, at most 20 lines however many items there are.
     """
     stream = sys.stderr if stream is None else stream
     items = list(items) if total is None else items
@@ -28,6 +28,8 @@ def progress(items: Iterable[T], desc: str = "", total: int | None = None, enabl
         if not enabled:
             continue
         filled = int(20 * k / max(total, 1))
+        if not tty and filled == int(20 * (k - 1) / max(total, 1)) and k != total:
+            continue  # a log gets a line per step of the bar, not per item
         line = f"{desc} [{'#' * filled}{'.' * (20 - filled)}] {k}/{total} {time.perf_counter() - start:.1f}s"
         stream.write(("\r" + line + ("\n" if k == total else "")) if tty else line + "\n")
         stream.flush()
