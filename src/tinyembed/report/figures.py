@@ -179,6 +179,20 @@ def memory_by_vocab(scaling, dim: int) -> Figure:
     return _done(fig, title, "int8 and int4 use FBGEMM's row-wise layout: the codes, then a scale and a bias per row.")
 
 
+def memory_by_dim(scaling, vocab: int) -> Figure:
+    """Table bytes against width for one vocabulary, one line per storage format."""
+    title = f"Token table size by width (vocabulary {vocab})"
+    fig, ax = _axes(title, "embedding dim (values per row)", "table size (MiB)")
+    i = scaling.vocab_sizes.index(vocab)
+    for dtype in scaling.dtypes:
+        ax.plot(scaling.dims, [b / MIB for b in scaling.bytes[dtype][i]], marker="o", label=dtype)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return _done(fig, title, "Bytes grow linearly with the width; the per-row scale and bias of int8/int4 "
+                             "matter only for narrow rows.")
+
+
 def embedding_share(models) -> Figure:
     """Share of each published model's parameters in its embeddings."""
     title = "Embeddings' share of model parameters"

@@ -41,7 +41,7 @@ class ReportConfig:
     compress_methods: tuple[str, ...] | None = None  # None: every method
     compress_sample: int = 500
     memory_vocab: tuple[int, ...] = (1000, 8192, 32000, 50257, 128256, 262144)
-    memory_dims: tuple[int, ...] = (256, 768, 4096)
+    memory_dims: tuple[int, ...] = (64, 256, 768, 2048, 4096, 8192)
     quick: bool = False
 
     @classmethod
@@ -196,7 +196,9 @@ def memory_section(ctx: Context) -> SectionResult:
     section = Section("memory", "Memory scaling", text=(
         "Bytes grow as vocabulary x width x bytes per value. The table lists the published configurations "
         "of tinyembed memory; the share counts the token table, an untied output head and learned positions."),
-        figures=[figures.memory_by_vocab(scaling, cfg.memory_dims[1]), figures.embedding_share(scaling.models)],
+        figures=[figures.memory_by_vocab(scaling, cfg.memory_dims[len(cfg.memory_dims) // 2]),
+                 figures.memory_by_dim(scaling, cfg.memory_vocab[len(cfg.memory_vocab) // 2]),
+                 figures.embedding_share(scaling.models)],
         tables=[Table(["model", "vocab", "dim", "tied", "embedding params", "share of params"]
                       + [f"table {d}" for d in scaling.dtypes], rows)])
     top = max((m for m in scaling.models if m["embedding_share"] is not None), key=lambda m: m["embedding_share"])
