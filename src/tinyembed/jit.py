@@ -85,9 +85,10 @@ def _compile():
         for c in prange((dim + block - 1) // block):
             lo, hi = c * block, min(dim, (c + 1) * block)
             for j in range(rows.shape[0]):
-                r = rows[j]
-                for d in range(lo, hi):
-                    out[r, d] += values[j, d]
+                # Row views with 0-based loops vectorize; indexing out[r, d] over lo..hi did not (3.6x).
+                o, v = out[rows[j], lo:hi], values[j, lo:hi]
+                for d in range(hi - lo):
+                    o[d] += v[d]
 
     # One column block (small rows) runs serially: a parallel launch would wait for every
     # pool thread, which on a busy 2-core machine costs milliseconds (measured).
