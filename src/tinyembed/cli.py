@@ -404,6 +404,7 @@ _COMMANDS += [
     _from_module("data", "data"),
     _from_module("evaluate", "evaluate"),
     _from_module("tokenize", "tokenize"),
+    _from_module("train", "train"),
 ]
 
 
