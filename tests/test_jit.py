@@ -134,3 +134,31 @@ def test_compiled_scatter_add_equals_add_at_and_the_numpy_path(dtype, dim):
         jit.set_enabled(old)
     # The NumPy path sums long segments block-wise: the same sums up to rounding.
     np.testing.assert_allclose(compiled, plain, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_gathers_equal_the_numpy_path_bit_for_bit(dtype, scale, threads):
+    assert jit.available()
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(13)
+        weight = rng.standard_normal((97, 12)).astype(dtype)
+        ids = rng.integers(0, 97, (5, 7))
+        addend = rng.standard_normal((7, 12)).astype(dtype)
+        compiled = kernels.gather_rows(weight, ids), kernels.gather_add_rows(weight, ids, addend, scale)
+        old = jit.set_enabled(False)
+        try:
+            plain = kernels.gather_rows(weight, ids), kernels.gather_add_rows(weight, ids, addend, scale)
+        finally:
+            jit.set_enabled(old)
+    finally:
+        kernels.set_num_threads(before)
+    np.testing.assert_array_equal(compiled[0], weight[ids])
+    np.testing.assert_array_equal(compiled[0], plain[0])
+    np.testing.assert_array_equal(compiled[1], plain[1])
+    expected = (weight[ids] * dtype(scale) if scale != 1.0 else weight[ids]) + addend
+    np.testing.assert_array_equal(compiled[1], expected)

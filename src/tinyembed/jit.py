@@ -7,6 +7,8 @@ PyTorch's fused FBGEMM kernel, plus a Python step per chunk; at D = 64 that was
 bytes once. numba compiles it; without numba (``pip install tinyembed[fast]``) or
 with ``TINYEMBED_JIT=0`` the NumPy path in :mod:`tinyembed.kernels` runs instead.
 
+Adding positions to token rows gains the same way: written in one pass, the sum
+costs what the lookup alone does (NumPy needs a second pass over each chunk).
 The same holds for the dense gradient of a lookup with small rows, where sorting
 the ids costs more than adding them: adding each gradient row straight into its
 table row, in input order, is one pass.
@@ -23,7 +25,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "set_enabled", "bag_sum", "bag_sum_int8", "scatter_add_rows"]
+__all__ = ["available", "set_enabled", "bag_sum", "bag_sum_int8", "scatter_add_rows", "gather_rows", "gather_add_rows", "set_num_threads"]
 
 _enabled = os.environ.get("TINYEMBED_JIT", "1") != "0"
 _kernels = None  # compiled lazily on first use: importing tinyembed must stay fast
@@ -90,10 +92,31 @@ def _compile():
                 for d in range(hi - lo):
                     o[d] += v[d]
 
+    @njit(parallel=True, cache=True, nogil=True)
+    def gather(weight, ids, out):
+        # An explicit loop over a row's values: faster than np.take and than torch here.
+        for t in prange(ids.shape[0]):
+            row, o = weight[ids[t]], out[t]
+            for d in range(row.shape[0]):
+                o[d] = row[d]
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def gather_add(weight, ids, addend, scale, scaled, out):
+        # One pass: each output row is written once, from its table row and its position row.
+        seq, dim = addend.shape
+        for t in prange(ids.shape[0]):
+            row, pos, o = weight[ids[t]], addend[t % seq], out[t]
+            if scaled:
+                for d in range(dim):
+                    o[d] = row[d] * scale + pos[d]
+            else:
+                for d in range(dim):
+                    o[d] = row[d] + pos[d]
+
     # One column block (small rows) runs serially: a parallel launch would wait for every
     # pool thread, which on a busy 2-core machine costs milliseconds (measured).
     return (bag_sum, bag_sum_int8, njit(cache=True, nogil=True)(scatter_add),
-            njit(parallel=True, cache=True, nogil=True)(scatter_add))
+            njit(parallel=True, cache=True, nogil=True)(scatter_add), gather_add, gather)
 
 
 def available() -> bool:
@@ -132,6 +155,7 @@ def bag_sum(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str,
     Returns:
         (B, D) array of ``weight.dtype``; empty bags give zeros.
     """
+    _use_threads()
     psw = _empty_weights(weight.dtype) if per_sample_weights is None else per_sample_weights
     out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
     _kernels[0](weight, ids, bounds, psw, mode == "mean", out)
@@ -148,6 +172,7 @@ def bag_sum_int8(fused: np.ndarray, dim: int, ids: np.ndarray, bounds: np.ndarra
     Returns:
         (B, dim) float32.
     """
+    _use_threads()
     psw = _empty_weights(np.float32) if per_sample_weights is None else per_sample_weights
     out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
     _kernels[1](fused, fused.view(np.float32), ids, bounds, psw, mode == "mean", out)
@@ -167,6 +192,47 @@ def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.
     return out
 
 
+def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, scale: float,
+                    out: np.ndarray) -> np.ndarray:
+    """``out[t] = weight[ids[t]] * scale + addend[t % S]`` in one pass (scale 1 skips the product,
+    as the NumPy path does, so both round alike).
+
+    Args:
+        weight: (V, D) C-contiguous float32/float64; ids: (n,) validated int64;
+        addend: (S, D) of weight's dtype, C-contiguous; out: (n, D) C-contiguous.
+    """
+    _use_threads()
+    _kernels[4](weight, ids, addend, weight.dtype.type(scale), scale != 1.0, out)
+    return out
+
+
+def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[t] = weight[ids[t]]``: (V, D) C-contiguous float table, (n,) validated ids, (n, D) out."""
+    _use_threads()
+    _kernels[5](weight, ids, out)
+    return out
+
+
+_wanted_threads: int | None = None
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the compiled kernels use (:func:`tinyembed.kernels.set_num_threads` calls this)."""
+    global _wanted_threads
+    _wanted_threads = int(n)
+
+
+def _use_threads() -> None:
+    """Apply the wanted thread count to numba (per calling thread, as numba keeps it)."""
+    if _wanted_threads is None:
+        return
+    import numba  # noqa: PLC0415
+    n = min(_wanted_threads, numba.config.NUMBA_NUM_THREADS)
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+
+
 def _threads() -> int:
     from numba import get_num_threads  # noqa: PLC0415
+    _use_threads()
     return get_num_threads()

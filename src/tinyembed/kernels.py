@@ -76,6 +76,7 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"number of threads must be an int >= 1, got {n!r}")
     _num_threads = int(n)
+    jit.set_num_threads(_num_threads)
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
@@ -206,6 +207,9 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(-1, dim)
+    if flat.size and _jit_ok(weight) and out2d.flags.c_contiguous:
+        jit.gather_rows(weight, flat, out2d)
+        return out
 
     def work(a, b):
         np.take(weight, flat[a:b], axis=0, out=out2d[a:b], mode="clip")
@@ -240,6 +244,9 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
     flat, out2d = ids.reshape(-1), out.reshape(-1, dim)
+    if flat.size and _jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
+        jit.gather_add_rows(weight, flat, addend, scale, out2d)
+        return out
     step = max(1, _CHUNK_BYTES // (dim * weight.itemsize))
 
     def add_periodic(rows, phase):  # rows[i] += addend[(phase + i) % seq]
