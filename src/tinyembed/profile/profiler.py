@@ -85,12 +85,20 @@ def make_table(num_embeddings: int, embedding_dim: int, dtype: str = "float32", 
     return TABLE_DTYPES[dtype](weight)
 
 
-def _lookup(table) -> Callable[[np.ndarray], Any]:
-    """The call a user makes to look rows up: Embedding's forward (no autograd), else ``lookup``."""
+def _lookup(table, out_shape: tuple | None = None) -> Callable[[np.ndarray], Any]:
+    """The call a user makes to look rows up: Embedding's forward (no autograd), else ``lookup``.
+
+    With ``out_shape`` an Embedding writes into one preallocated output, as the copy
+    that measures the roofline does: a fresh output of tens of MiB is a fresh mmap,
+    and its page faults (slow after the profiler's large tables fragment memory)
+    would be timed instead of the lookup. ``tinyembed bench`` times both ways.
+    """
     if isinstance(table, Embedding):
+        out = None if out_shape is None else np.empty(out_shape + (table.embedding_dim,), table.weight.dtype)
+
         def forward(ids):
             with no_grad():
-                return table(ids)
+                return table(ids, out=out)
         return forward
     if callable(getattr(table, "lookup", None)):
         return table.lookup
@@ -281,13 +289,14 @@ class EmbeddingProfiler:
         seq_lengths = _check_sizes(seq_lengths, "seq_lengths")
         access = _pattern(pattern, alpha)
         table = _as_table(table)
-        lookup = _lookup(table)
+        _lookup(table)  # a table it cannot look up fails here, before any work
         label, row_bytes, out_itemsize = _storage(table)
         vocab, dim = table.num_embeddings, table.embedding_dim
         results = []
         shapes = [(b, s) for b in batch_sizes for s in seq_lengths]
         for k, (b, s) in enumerate(self._progress(shapes, "lookups")):
             ids = access.ids(vocab, (b, s), self._rng(1, k))
+            lookup = _lookup(table, out_shape=(b, s))
             timing = bench.interleaved({"lookup": lambda: lookup(ids)}, self.repeats, self.warmup)["lookup"]
             n = b * s
             moved = int(n * (ID_BYTES + row_bytes + dim * out_itemsize))

@@ -43,15 +43,15 @@ def _done(fig, title: str, caption: str) -> Figure:
 def roofline(measurements, machine) -> Figure:
     """Each lookup's GB/s as a bar, under the machine's copy bandwidth (1 thread, all cores)."""
     title = "Lookup bandwidth against this machine's copy bandwidth"
-    fig, ax = _axes(title, "table (rows x dim, storage)", "GB/s (bytes read + written)", size=(8.5, 4.4))
-    labels = [f"{m.num_embeddings}x{m.embedding_dim}\n{m.dtype}" for m in measurements]
+    fig, ax = _axes(title, "table (rows x dim, storage)", "GB/s (bytes read + written)", size=(8.5, 5.0))
+    labels = [f"{m.num_embeddings}x{m.embedding_dim} {m.dtype}" for m in measurements]
     x = np.arange(len(measurements))
     ax.bar(x, [m.gb_per_s for m in measurements], color="#4878a8", label="lookup (median)")
     ax.axhline(machine.copy_gbps_all_cores, color="#c44e52", ls="--",
                label=f"copy, {machine.usable_cores} threads: {machine.copy_gbps_all_cores:.1f} GB/s")
     ax.axhline(machine.copy_gbps_one_thread, color="#dd8452", ls=":",
                label=f"copy, 1 thread: {machine.copy_gbps_one_thread:.1f} GB/s")
-    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_xticks(x, labels, fontsize=7, rotation=45, ha="right", rotation_mode="anchor")
     ax.legend(fontsize=8)
     return _done(fig, title, "Bytes moved = ids + rows read as stored + output written; the dashed lines are the "
                              "peak a copy reaches on this machine, measured in the same run.")
