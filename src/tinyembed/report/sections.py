@@ -131,7 +131,9 @@ def patterns_section(ctx: Context) -> SectionResult:
         "The same table and batch shape (32x512 ids) under different ids. 'text' is real English Wikipedia "
         "(the shortened dump in gensim's test data, markup stripped) tokenized with the all-MiniLM-L6-v2 "
         "WordPiece tokenizer; 'sorted' is a Zipf batch in address order; the deduplicated lookup gathers each "
-        "distinct row once, then expands."),
+        "distinct row once, then expands.\n\nThe lookup splits a batch into one contiguous share per thread. "
+        "Sorting a Zipf batch puts all the repeats of the hot rows into the first share and nearly every "
+        "distinct row into the last, so one thread does most of the work: compare 'sorted' with 'zipf'."),
         figures=[figures.pattern_times(results), figures.hot_set(results)],
         tables=[Table(["pattern", "time", "GB/s", "unique rows", "unique share", "dedup time"]
                       + [f"top {k}" for k in ks], rows,
