@@ -103,7 +103,9 @@ class PositionalEncoding(Module):
 
     def _table(self, dtype: np.dtype) -> np.ndarray:
         if dtype not in self._cast:
-            self._cast[dtype] = self._table64.astype(dtype)
+            table = self._table64.astype(dtype)
+            table.flags.writeable = False  # added_rows hands out views of it
+            self._cast[dtype] = table
         return self._cast[dtype]
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
@@ -114,6 +116,8 @@ class PositionalEncoding(Module):
     def added_rows(self, seq: int, start: int = 0, dtype=np.float32) -> Tensor:
         """The (seq, dim) rows :meth:`forward` adds for positions ``start .. start + seq - 1``."""
         start = check_nonnegative_int(start, "start")
+        if start + seq <= self.max_len:  # the common case: a read-only view of the cached table
+            return Tensor(self._table(check_float_dtype(dtype))[start:start + seq])
         return Tensor(self.encoding(np.arange(start, start + seq), dtype=dtype))
 
     def extra_repr(self) -> str:
