@@ -162,3 +162,26 @@ def test_compiled_gathers_equal_the_numpy_path_bit_for_bit(dtype, scale, threads
     np.testing.assert_array_equal(compiled[1], plain[1])
     expected = (weight[ids] * dtype(scale) if scale != 1.0 else weight[ids]) + addend
     np.testing.assert_array_equal(compiled[1], expected)
+
+
+def test_scatter_add_refuses_a_row_out_of_range_on_either_path():
+    values = np.ones((2, 4), np.float32)
+    for enabled in (True, False):
+        old = jit.set_enabled(enabled)
+        try:
+            for rows in (np.array([0, 3]), np.array([-1, 0])):
+                with pytest.raises(IndexError, match="out of range for 2 rows"):
+                    kernels.scatter_add_rows(rows, values, 2)
+        finally:
+            jit.set_enabled(old)
+
+
+def test_pool_workers_may_launch_compiled_kernels_concurrently(monkeypatch):
+    # A table whose rows come through gather_rows, pooled by several kernel threads at once.
+    from tinyembed.tables import FactorizedEmbedding
+    monkeypatch.setattr(kernels, "_PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(kernels, "_CHUNK_BYTES", 256)
+    table = FactorizedEmbedding(500, 16, 4, seed=0)
+    ids = np.random.default_rng(0).integers(0, 500, 4000)
+    pooled = table.bag(ids.reshape(-1, 4))
+    np.testing.assert_allclose(pooled, table.to_dense()[ids.reshape(-1, 4)].sum(axis=1), rtol=1e-5, atol=1e-5)

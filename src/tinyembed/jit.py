@@ -7,13 +7,16 @@ PyTorch's fused FBGEMM kernel, plus a Python step per chunk; at D = 64 that was
 bytes once. numba compiles it; without numba (``pip install tinyembed[fast]``) or
 with ``TINYEMBED_JIT=0`` the NumPy path in :mod:`tinyembed.kernels` runs instead.
 
-Adding positions to token rows gains the same way: written in one pass, the sum
-costs what the lookup alone does (NumPy needs a second pass over each chunk).
+The plain gather, a loop over each row's values, is faster here than both
+``np.take`` and torch at every width. Adding positions to token rows gains the
+same way: written in one pass, the sum costs what the lookup alone does (NumPy
+needs a second pass over each chunk).
 The same holds for the dense gradient of a lookup with small rows, where sorting
 the ids costs more than adding them: adding each gradient row straight into its
 table row, in input order, is one pass.
 
-The bag kernels add a bag's rows left to right in the table's dtype, as the NumPy
+Ids must be validated first (:func:`tinyembed.kernels.check_ids`): compiled code
+does not check bounds. The bag kernels add a bag's rows left to right in the table's dtype, as the NumPy
 path does: the two give bit-identical bags (tested). The scatter-add adds in input
 order, as ``np.add.at``; the NumPy path sums long segments block-wise, so there
 the two agree up to rounding.
@@ -22,19 +25,36 @@ the two agree up to rounding.
 from __future__ import annotations
 
 import os
+import threading
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["available", "set_enabled", "bag_sum", "bag_sum_int8", "scatter_add_rows", "gather_rows", "gather_add_rows", "set_num_threads"]
+__all__ = ["available", "set_enabled", "set_num_threads", "gather_rows", "gather_add_rows", "bag_sum",
+           "bag_sum_int8", "scatter_add_rows"]
 
 _enabled = os.environ.get("TINYEMBED_JIT", "1") != "0"
-_kernels = None  # compiled lazily on first use: importing tinyembed must stay fast
+
+class _Kernels(NamedTuple):
+    bag_sum: Callable
+    bag_sum_int8: Callable
+    scatter_add: Callable           # serial: one column block
+    scatter_add_parallel: Callable  # threads own column blocks
+    gather_add: Callable
+    gather: Callable
+
+
+_kernels: _Kernels | None = None  # compiled lazily on first use: importing tinyembed must stay fast
+_compile_lock = threading.Lock()
+# numba's fallback thread pool (workqueue) aborts the process when two Python threads
+# launch parallel kernels at once (the bag pool's workers can); launches take turns.
+_launch_lock = threading.Lock()
 
 
 def _compile():
     from numba import njit, prange  # noqa: PLC0415 - optional dependency
 
-    # cache=True keeps the machine code between runs; nogil lets callers use threads too.
+    # cache=True keeps the machine code between runs; nogil lets other Python threads run meanwhile.
     @njit(parallel=True, cache=True, nogil=True)
     def bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
         dim = out.shape[1]
@@ -115,8 +135,10 @@ def _compile():
 
     # One column block (small rows) runs serially: a parallel launch would wait for every
     # pool thread, which on a busy 2-core machine costs milliseconds (measured).
-    return (bag_sum, bag_sum_int8, njit(cache=True, nogil=True)(scatter_add),
-            njit(parallel=True, cache=True, nogil=True)(scatter_add), gather_add, gather)
+    return _Kernels(bag_sum=bag_sum, bag_sum_int8=bag_sum_int8,
+                    scatter_add=njit(cache=True, nogil=True)(scatter_add),
+                    scatter_add_parallel=njit(parallel=True, cache=True, nogil=True)(scatter_add),
+                    gather_add=gather_add, gather=gather)
 
 
 def available() -> bool:
@@ -125,11 +147,20 @@ def available() -> bool:
     if not _enabled:
         return False
     if _kernels is None:
-        try:
-            _kernels = _compile()
-        except ImportError:
-            _kernels = ()
+        with _compile_lock:  # two threads arriving first compile once
+            if _kernels is None:
+                try:
+                    _kernels = _compile()
+                except ImportError:
+                    _kernels = ()
     return bool(_kernels)
+
+
+def _launch(kernel: Callable, *args) -> None:
+    """Run a compiled kernel with the wanted thread count, one launch at a time."""
+    with _launch_lock:
+        _use_threads()
+        kernel(*args)
 
 
 def set_enabled(enabled: bool) -> bool:
@@ -155,10 +186,9 @@ def bag_sum(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str,
     Returns:
         (B, D) array of ``weight.dtype``; empty bags give zeros.
     """
-    _use_threads()
     psw = _empty_weights(weight.dtype) if per_sample_weights is None else per_sample_weights
     out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
-    _kernels[0](weight, ids, bounds, psw, mode == "mean", out)
+    _launch(_kernels.bag_sum, weight, ids, bounds, psw, mode == "mean", out)
     return out
 
 
@@ -172,10 +202,9 @@ def bag_sum_int8(fused: np.ndarray, dim: int, ids: np.ndarray, bounds: np.ndarra
     Returns:
         (B, dim) float32.
     """
-    _use_threads()
     psw = _empty_weights(np.float32) if per_sample_weights is None else per_sample_weights
     out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
-    _kernels[1](fused, fused.view(np.float32), ids, bounds, psw, mode == "mean", out)
+    _launch(_kernels.bag_sum_int8, fused, fused.view(np.float32), ids, bounds, psw, mode == "mean", out)
     return out
 
 
@@ -188,7 +217,8 @@ def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.
     out = np.zeros((num_rows, values.shape[1]), dtype=values.dtype)
     # 64 bytes of columns per block at least: threads never share a cache line of a row.
     block = max(64 // values.itemsize, -(-values.shape[1] // _threads()))
-    _kernels[2 if block >= values.shape[1] else 3](rows, values, out, block)
+    kernel = _kernels.scatter_add if block >= values.shape[1] else _kernels.scatter_add_parallel
+    _launch(kernel, rows, values, out, block)
     return out
 
 
@@ -201,15 +231,13 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
         weight: (V, D) C-contiguous float32/float64; ids: (n,) validated int64;
         addend: (S, D) of weight's dtype, C-contiguous; out: (n, D) C-contiguous.
     """
-    _use_threads()
-    _kernels[4](weight, ids, addend, weight.dtype.type(scale), scale != 1.0, out)
+    _launch(_kernels.gather_add, weight, ids, addend, weight.dtype.type(scale), scale != 1.0, out)
     return out
 
 
 def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[t] = weight[ids[t]]``: (V, D) C-contiguous float table, (n,) validated ids, (n, D) out."""
-    _use_threads()
-    _kernels[5](weight, ids, out)
+    _launch(_kernels.gather, weight, ids, out)
     return out
 
 

@@ -194,7 +194,8 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
 
     Args:
         weight: (V, D) table.
-        ids: int array of any shape, already validated by :func:`check_ids`.
+        ids: int array of any shape, already validated by :func:`check_ids` (neither
+            path checks bounds again: NumPy clips, compiled code would read past the table).
         out: optional (*ids.shape, D) array to write into.
 
     Returns:
@@ -356,7 +357,14 @@ def segment_sum_rows(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
 
 
 def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
-    """Dense ``(num_rows, D)`` array with ``values[i]`` added into row ``rows[i]``."""
+    """Dense ``(num_rows, D)`` array with ``values[i]`` added into row ``rows[i]``.
+
+    Raises:
+        IndexError: a row outside [0, num_rows) (the compiled path would write past the array).
+    """
+    if rows.size and (rows.min() < 0 or rows.max() >= num_rows):
+        bad = int(np.flatnonzero((rows < 0) | (rows >= num_rows))[0])
+        raise IndexError(f"row {int(rows[bad])} at position {bad} is out of range for {num_rows} rows")
     if _jit_ok(values):
         return jit.scatter_add_rows(rows, values, num_rows)
     unique, sums = segment_sum_rows(rows, values)

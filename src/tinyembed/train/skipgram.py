@@ -53,8 +53,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -64,6 +62,7 @@ from typing import Optional
 import numpy as np
 
 from .. import kernels
+from ..io.files import write_atomic
 from ..nn.embedding import Embedding
 from ..nn.module import Module
 from ..optim import SGD, SparseAdam
@@ -578,10 +577,5 @@ def write_outputs(result: SkipGramResult, out_dir) -> dict[str, Path]:
     vectors.save(paths["vectors"])
     vectors.save_word2vec_text(paths["vectors_text"])
     result.vocab.save(paths["vocab"])
-    partial = paths["train"].with_name(f".train.json.{secrets.token_hex(4)}.tmp")
-    try:
-        partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, paths["train"])
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomic(paths["train"], json.dumps(result.to_dict(), indent=2) + "\n")
     return paths

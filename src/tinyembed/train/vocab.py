@@ -35,15 +35,15 @@ Examples:
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from ..io.files import write_atomic
 
 __all__ = ["WORD_PATTERN", "EncodedCorpus", "Vocabulary", "tokenize", "tokenize_lines"]
 
@@ -212,12 +212,7 @@ class Vocabulary:
     def save(self, path) -> Path:
         """Write ``to_dict()`` as JSON (UTF-8), through a temporary file renamed into place."""
         path = Path(path)
-        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            partial.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False))
         return path
 
     @classmethod
