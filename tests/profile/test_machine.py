@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tinyembed.profile import bench
+from tinyembed.profile import timing
 from tinyembed.profile.machine import CacheLevel, MachineInfo, measure_machine, parse_cache_size, read_cache_levels
 
 # What this repository's VM (AMD EPYC, KVM) shows under /sys/devices/system/cpu/cpu0/cache.
@@ -122,8 +122,8 @@ def test_measure_machine_reuses_bench_and_reports_the_better_bandwidth_as_peak(m
         calls.append((nbytes, threads, repeats))
         return {1: 20.0, 2: 15.0}[threads]  # two threads slower than one, as seen on this VM
 
-    monkeypatch.setattr(bench, "copy_bandwidth", fake_copy)
-    monkeypatch.setattr(bench, "machine_info", lambda threads, torch=None: {
+    monkeypatch.setattr(timing, "copy_bandwidth", fake_copy)
+    monkeypatch.setattr(timing, "machine_info", lambda threads, torch=None: {
         "cores": 2, "usable_cores": 2, "cpu_model": "AMD EPYC", "cache": "512 KB", "simd": ["avx2"],
         "memory_bytes": 8 << 30, "platform": "Linux", "python": "3.11", "numpy": "2.4.0", "torch": None,
         "threads": threads, "omp_wait_policy": None})
@@ -141,9 +141,9 @@ def test_measure_machine_reuses_bench_and_reports_the_better_bandwidth_as_peak(m
 
 def test_one_usable_core_measures_once(monkeypatch):
     calls = []
-    monkeypatch.setattr(bench, "copy_bandwidth", lambda nbytes, threads, repeats=9: calls.append(threads) or 9.0)
-    real = bench.machine_info
-    monkeypatch.setattr(bench, "machine_info", lambda threads, torch=None: {**real(threads), "usable_cores": 1})
+    monkeypatch.setattr(timing, "copy_bandwidth", lambda nbytes, threads, repeats=9: calls.append(threads) or 9.0)
+    real = timing.machine_info
+    monkeypatch.setattr(timing, "machine_info", lambda threads, torch=None: {**real(threads), "usable_cores": 1})
     info = measure_machine(copy_bytes=1 << 16, repeats=1)
     assert calls == [1] and info.copy_gbps_all_cores == info.copy_gbps_one_thread == info.peak_gbps == 9.0
 

@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tinyembed.profile import bench
+from tinyembed.profile import bench, timing
 from tinyembed.memory import BYTES_PER_ROW, embedding_memory
 from tinyembed.models import MODELS
 from tinyembed.nn import Embedding
@@ -28,12 +28,12 @@ MEDIAN_S, MIN_S, MAX_S = 2e-3, 1e-3, 4e-3
 
 @pytest.fixture
 def fixed_timings(monkeypatch):
-    """bench.interleaved runs each function once and reports TIMES_MS for it."""
+    """timing.interleaved runs each function once and reports TIMES_MS for it."""
     def interleaved(fns, repeats, warmup=1):
         for fn in fns.values():
             fn()
-        return {name: bench.Timing(list(TIMES_MS)) for name in fns}
-    monkeypatch.setattr(bench, "interleaved", interleaved)
+        return {name: timing.Timing(list(TIMES_MS)) for name in fns}
+    monkeypatch.setattr(timing, "interleaved", interleaved)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ Caches come from Linux sysfs, one directory per cache of a CPU::
         ways_of_associativity=8 coherency_line_size=64 number_of_sets=64 shared_cpu_list=0
 
 Instruction caches are left out: embedding lookups only move data. Bandwidth is
-:func:`tinyembed.profile.bench.copy_bandwidth` (``np.copyto`` of a large array, bytes read plus
+:func:`tinyembed.profile.timing.copy_bandwidth` (``np.copyto`` of a large array, bytes read plus
 bytes written), measured with one thread and with every usable core; the rest of
-:class:`MachineInfo` is :func:`tinyembed.profile.bench.machine_info`.
+:class:`MachineInfo` is :func:`tinyembed.profile.timing.machine_info`.
 
 Examples:
     >>> levels = read_cache_levels("/no/such/sysfs")   # no sysfs (not Linux): no caches
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bench
+from . import timing
 
 __all__ = ["CacheLevel", "MachineInfo", "SYSFS_CACHE_ROOT", "measure_machine", "parse_cache_size",
            "read_cache_levels"]
@@ -169,7 +169,7 @@ class MachineInfo:
     copy_gbps_all_cores: float
     copy_bytes: int
     numpy: str
-    details: dict = field(default_factory=dict)  # the rest of bench.machine_info: SIMD, platform, ...
+    details: dict = field(default_factory=dict)  # the rest of timing.machine_info: SIMD, platform, ...
 
     @property
     def peak_gbps(self) -> float:
@@ -206,10 +206,10 @@ def measure_machine(copy_bytes: int = 256 << 20, repeats: int = 5,
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
     caches = read_cache_levels(cache_root)
-    info = bench.machine_info(threads=1)
+    info = timing.machine_info(threads=1)
     usable = int(info["usable_cores"] or 1)
-    one = bench.copy_bandwidth(int(copy_bytes), 1, repeats=int(repeats))
-    every = one if usable == 1 else bench.copy_bandwidth(int(copy_bytes), usable, repeats=int(repeats))
+    one = timing.copy_bandwidth(int(copy_bytes), 1, repeats=int(repeats))
+    every = one if usable == 1 else timing.copy_bandwidth(int(copy_bytes), usable, repeats=int(repeats))
     # threads and torch describe a benchmark run, not the machine
     details = {k: v for k, v in info.items() if k not in (
         "cores", "usable_cores", "cpu_model", "memory_bytes", "numpy", "threads", "torch")}

@@ -2,7 +2,7 @@
 
 Every method measures or simulates one thing and returns plain dataclasses
 (each with ``to_dict``) that the report renders and users can use in their own
-code. Timings use :func:`tinyembed.profile.bench.interleaved` (warm-up, repeats,
+code. Timings use :func:`tinyembed.profile.timing.interleaved` (warm-up, repeats,
 medians) on the same lookup paths users run: ``Embedding`` and the tables of
 :mod:`tinyembed.tables`, which call :mod:`tinyembed.kernels`.
 
@@ -16,7 +16,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import bench
+from . import timing
 from ..memory import BYTES_PER_ROW, embedding_memory
 from ..models import MODELS
 from ..nn import Embedding
@@ -297,15 +296,15 @@ class EmbeddingProfiler:
         for k, (b, s) in enumerate(self._progress(shapes, "lookups")):
             ids = access.ids(vocab, (b, s), self._rng(1, k))
             lookup = _lookup(table, out_shape=(b, s))
-            timing = bench.interleaved({"lookup": lambda: lookup(ids)}, self.repeats, self.warmup)["lookup"]
+            measured = timing.interleaved({"lookup": lambda: lookup(ids)}, self.repeats, self.warmup)["lookup"]
             n = b * s
             moved = int(n * (ID_BYTES + row_bytes + dim * out_itemsize))
-            median = timing.median_ms / 1e3
+            median = measured.median_ms / 1e3
             gbps = moved / median / 1e9
             results.append(LookupMeasurement(
                 num_embeddings=vocab, embedding_dim=dim, dtype=label, pattern=access.label, batch_size=b,
                 seq_len=s, tokens=n, unique_rows=int(np.unique(ids).size), median_s=median,
-                min_s=timing.min_ms / 1e3, max_s=timing.max_ms / 1e3, bytes_moved=moved,
+                min_s=measured.min_ms / 1e3, max_s=measured.max_ms / 1e3, bytes_moved=moved,
                 tokens_per_s=n / median, gb_per_s=gbps, percent_of_peak=self._percent_of_peak(gbps)))
         return results
 
@@ -381,7 +380,7 @@ class EmbeddingProfiler:
 
         def time_of(fn) -> float:
             with no_grad():
-                return bench.interleaved({"f": fn}, self.repeats, self.warmup)["f"].median_ms / 1e3
+                return timing.interleaved({"f": fn}, self.repeats, self.warmup)["f"].median_ms / 1e3
 
         rows = []
         for name, module, fn, what, cached, check in [
@@ -443,7 +442,7 @@ class EmbeddingProfiler:
         for label, batches_ in drawn.items():
             fns[label] = lambda ids=batches_[0]: lookup(ids)
             fns[label + " dedup"] = lambda ids=batches_[0]: dedup(ids)
-        timings = bench.interleaved(fns, self.repeats, self.warmup)
+        timings = timing.interleaved(fns, self.repeats, self.warmup)
         results = []
         per_token = ID_BYTES + row_bytes + dim * out_itemsize
         for label, batches_ in drawn.items():

@@ -1,0 +1,181 @@
+"""Timing on a noisy machine: interleaved repeats, medians, allocation peaks, copy bandwidth.
+
+The measuring primitives that ``tinyembed bench`` and the profiler share. Timing
+on a shared 2-core VM is noisy, so contenders take turns (A B A B) and the
+median of the repeats is what counts; :func:`cpu_seconds` tells afterwards
+whether another process was busy meanwhile. :func:`copy_bandwidth` is the
+roofline every lookup is compared with.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Timing", "interleaved", "extra_allocation", "copy_bandwidth", "cpu_seconds", "background_cores",
+           "machine_info"]
+
+
+@dataclass
+class Timing:
+    """Seconds of the repeats of one contender, summarized in milliseconds."""
+
+    times_ms: list[float]
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.times_ms))
+
+    @property
+    def min_ms(self) -> float:
+        return float(np.min(self.times_ms))
+
+    @property
+    def max_ms(self) -> float:
+        return float(np.max(self.times_ms))
+
+    @property
+    def iqr_ms(self) -> float:
+        q1, q3 = np.percentile(self.times_ms, [25, 75])
+        return float(q3 - q1)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median."""
+        return (self.max_ms - self.min_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"median_ms": self.median_ms, "min_ms": self.min_ms, "max_ms": self.max_ms,
+                "iqr_ms": self.iqr_ms, "times_ms": list(self.times_ms)}
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
+    """Time each function ``repeats`` times in turns (A B C A B C ...) after ``warmup`` rounds.
+
+    Taking turns spreads drift (frequency, other processes) over all alike. The result is
+    freed after the clock stops, and the garbage collector is off while timing.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                result = fn()
+                times[name].append((time.perf_counter() - start) * 1e3)
+                del result
+    finally:
+        if was_enabled:
+            gc.enable()
+    return {name: Timing(t) for name, t in times.items()}
+
+
+def extra_allocation(fn: Callable[[], Any]) -> int:
+    """Peak bytes ``fn()`` had allocated beyond what it left allocated (its output), by tracemalloc."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = fn()
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return max(0, peak - after)
+
+
+def copy_bandwidth(nbytes: int, threads: int, repeats: int = 9) -> float:
+    """GB/s of ``np.copyto`` between two ``nbytes`` arrays, one contiguous chunk per thread.
+
+    Counts bytes read plus bytes written (2 * nbytes per copy), as ``bytes_moved`` does.
+    """
+    src = np.ones(nbytes // 8, dtype=np.float64)
+    dst = np.zeros_like(src)
+    dst.fill(1.0)  # touch every page before timing
+    bounds = np.linspace(0, src.size, threads + 1).astype(np.int64)
+    chunks = list(zip(bounds[:-1], bounds[1:]))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        def copy():
+            for f in [pool.submit(np.copyto, dst[a:b], src[a:b]) for a, b in chunks]:
+                f.result()
+        timing = interleaved({"copy": copy}, repeats, warmup=1)["copy"]
+    return 2 * src.nbytes / (timing.median_ms / 1e3) / 1e9
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds all cores have been busy, CPU seconds of this process) so far.
+
+    Busy counts user, nice, system, irq, softirq and steal time from /proc/stat; None
+    where there is no /proc/stat. Two readings give how many cores *other* processes
+    kept busy meanwhile (:func:`background_cores`): on a 2-core machine one busy
+    neighbour halves what two threads can do, so the report says when it happened.
+    """
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks + [0] * (8 - len(ticks))
+    own = os.times()
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def background_cores(before, after, seconds: float) -> float | None:
+    """Cores other processes kept busy on average between two :func:`cpu_seconds` readings."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / seconds)
+
+
+def machine_info(threads: int, torch=None) -> dict:
+    """Cores, CPU model and cache (from /proc/cpuinfo), memory, library versions, threads used."""
+    cpu: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cache size", "flags") and key not in cpu:
+                    cpu[key] = value.strip()
+    except OSError:
+        pass
+    mem_total = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_total = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    flags = set(cpu.get("flags", "").split())
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "cpu_model": cpu.get("model name") or platform.processor() or "unknown",
+        "cache": cpu.get("cache size"),
+        "simd": sorted(f for f in flags if f in ("sse4_2", "avx", "avx2", "avx512f", "fma")),
+        "memory_bytes": mem_total,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": None if torch is None else torch.__version__,
+        "threads": threads,
+        # torch's OpenMP workers spin after each op unless this is PASSIVE (see the module docstring).
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
