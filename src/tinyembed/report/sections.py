@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import jit
 from ..memory import format_bytes
 from ..profile import EmbeddingProfiler, MachineInfo
 from ..profile.patterns import AccessPattern
@@ -87,7 +88,8 @@ def machine_section(ctx: Context) -> SectionResult:
     rows = [["CPU", m.cpu_model], ["cores (usable)", f"{m.cores} ({m.usable_cores})"],
             ["memory", format_bytes(m.memory_bytes) if m.memory_bytes else "—"], ["caches (sysfs)", caches],
             ["copy bandwidth, 1 thread", f"{m.copy_gbps_one_thread:.1f} GB/s"],
-            ["copy bandwidth, all cores", f"{m.copy_gbps_all_cores:.1f} GB/s"], ["NumPy", m.numpy]]
+            ["copy bandwidth, all cores", f"{m.copy_gbps_all_cores:.1f} GB/s"], ["NumPy", m.numpy],
+            ["compiled kernels", "on (numba)" if jit.available() else "off: the NumPy path (install tinyembed[fast])"]]
     section = Section("machine", "Machine", text=(
         "Every number in this report was measured on this machine in this run. Bandwidth counts bytes read "
         "plus bytes written per second, copying an array far larger than the last cache; the best of the "
