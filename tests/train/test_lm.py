@@ -92,5 +92,5 @@ def test_too_small_a_corpus_is_refused(lines, message):
 def test_config_and_tokenizer_must_agree():
     with pytest.raises(ValueError, match="vocab_size is 10, the tokenizer has"):
         train_lm(_LINES, ByteTokenizer(), LMConfig(vocab_size=10), show_progress=False)
-    with pytest.raises(ValueError, match="context must be a positive int"):
+    with pytest.raises(ValueError, match="context must be a positive integer"):
         LMConfig(vocab_size=10, context=0)

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..io import safetensors
 from ..nn import EmbeddingLayer, LayerNorm, Linear, Module
+from ..nn.module import check_positive_int
 from ..nn import functional as F
 from ..optim import AdamW
 from ..progress import progress
@@ -63,9 +64,7 @@ class LMConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "context", "dim", "hidden", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not 0.0 < self.val_fraction < 1.0:
