@@ -127,14 +127,14 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
             raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
     # Always a copy: backward closures keep the ids, and the caller may reuse its array.
     arr = np.array(arr, dtype=np.int64)
-    if arr.size:
+    # Two reductions are cheaper than a boolean mask; the mask is built only to name a bad id.
+    if arr.size and (arr.min() < 0 or arr.max() >= num_embeddings):
         bad = (arr < 0) | (arr >= num_embeddings)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
-            raise IndexError(
-                f"{name} id {int(arr[where])} at position {where} is out of range "
-                f"for a table of {num_embeddings} rows (valid: 0..{num_embeddings - 1})"
-            )
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        raise IndexError(
+            f"{name} id {int(arr[where])} at position {where} is out of range "
+            f"for a table of {num_embeddings} rows (valid: 0..{num_embeddings - 1})"
+        )
     return arr
 
 
