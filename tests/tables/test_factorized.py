@@ -7,6 +7,7 @@ import tinyembed as te
 from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.optim import Adam
 from tinyembed.tables.factorized import FactorizedEmbedding
+from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
 
@@ -53,19 +54,8 @@ def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights():
     rng = np.random.default_rng(2)
     ids = rng.integers(0, 12, size=9)
     offsets = np.array([0, 0, 4, 4, 7])  # bags 0 and 3 are empty
-    bounds = list(offsets) + [9]
     weights = rng.standard_normal(9).astype(np.float32)
-    rows = table.lookup(ids).astype(np.float64)
-    for mode in ("sum", "mean"):
-        expected = np.zeros((5, 6))
-        for b in range(5):
-            seg = rows[bounds[b]:bounds[b + 1]]
-            if len(seg):
-                expected[b] = seg.sum(0) if mode == "sum" else seg.mean(0)
-        np.testing.assert_allclose(table.bag(ids, offsets, mode=mode), expected, rtol=1e-5, atol=1e-6)
-    weighted = np.array([(rows[bounds[b]:bounds[b + 1]] * weights[bounds[b]:bounds[b + 1], None]).sum(0)
-                         for b in range(5)])
-    np.testing.assert_allclose(table.bag(ids, offsets, per_sample_weights=weights), weighted, rtol=1e-5, atol=1e-6)
+    assert_bags_equal_pooled_lookups(table, ids, offsets, weights)
     fixed = rng.integers(0, 12, size=(3, 4))
     np.testing.assert_allclose(table.bag(fixed, mode="mean"), table.lookup(fixed).mean(1), rtol=1e-6, atol=1e-6)
 

@@ -9,6 +9,7 @@ import tinyembed as te
 from tinyembed.nn import Embedding, EmbeddingLayer
 from tinyembed.optim import Adam
 from tinyembed.tables.mixed_dim import MixedDimEmbedding, power_law_dims
+from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
 SIZES, DIMS = [4, 6, 10], [8, 3, 1]  # V = 20, D = 8: the first block needs no projection
@@ -167,19 +168,8 @@ def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights():
     rng = np.random.default_rng(3)
     ids = rng.integers(0, 20, size=11)
     offsets = np.array([0, 0, 5, 11])  # bags 0 and 3 are empty
-    bounds = list(offsets) + [11]
     weights = rng.standard_normal(11).astype(np.float32)
-    rows = table.lookup(ids).astype(np.float64)
-    for mode in ("sum", "mean"):
-        expected = np.zeros((4, 8))
-        for b in range(4):
-            seg = rows[bounds[b]:bounds[b + 1]]
-            if len(seg):
-                expected[b] = seg.sum(0) if mode == "sum" else seg.mean(0)
-        np.testing.assert_allclose(table.bag(ids, offsets, mode=mode), expected, rtol=1e-5, atol=1e-6)
-    weighted = np.array([(rows[bounds[b]:bounds[b + 1]] * weights[bounds[b]:bounds[b + 1], None]).sum(0)
-                         for b in range(4)])
-    np.testing.assert_allclose(table.bag(ids, offsets, per_sample_weights=weights), weighted, rtol=1e-5, atol=1e-6)
+    assert_bags_equal_pooled_lookups(table, ids, offsets, weights)
 
 
 @pytest.mark.parametrize("dtype, itemsize", [(np.float32, 4), (np.float64, 8)])

@@ -64,7 +64,7 @@ import numpy as np
 from .. import kernels
 from ..io.files import write_atomic
 from ..nn.embedding import Embedding
-from ..nn.module import Module
+from ..nn.module import Module, check_nonnegative_int, check_positive_int
 from ..optim import SGD, SparseAdam
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor
@@ -114,12 +114,8 @@ class SkipGramConfig:
     threads: Optional[int] = None
 
     def __post_init__(self):
-        for name in ("dim", "window", "epochs", "min_count", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.negative, bool) or not isinstance(self.negative, (int, np.integer)) or self.negative < 1:
-            raise ValueError(f"negative must be an int >= 1 (noise words per pair), got {self.negative!r}")
+        for name in ("dim", "window", "negative", "epochs", "min_count", "batch_size"):
+            check_positive_int(getattr(self, name), name)
         if not 0 <= self.sample < 1:
             raise ValueError(f"sample must be in [0, 1), got {self.sample!r}")
         if not (self.alpha > 0 and math.isfinite(self.alpha)):
@@ -130,11 +126,9 @@ class SkipGramConfig:
             raise ValueError(f"ns_exponent must be finite, got {self.ns_exponent!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or
-                                         not isinstance(self.threads, (int, np.integer)) or self.threads < 1):
-            raise ValueError(f"threads must be an int >= 1 or None, got {self.threads!r}")
+        check_nonnegative_int(self.seed, "seed")
+        if self.threads is not None:
+            check_positive_int(self.threads, "threads")
 
     def to_dict(self) -> dict:
         return asdict(self)

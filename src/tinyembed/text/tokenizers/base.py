@@ -361,6 +361,16 @@ def check_vocab_size(data: Mapping[str, Any], tokenizer: Tokenizer, what: str) -
     return tokenizer
 
 
+def build_checked(data: Mapping[str, Any], what: str, make) -> Tokenizer:
+    """``make(specials)`` with the file's special tokens; its ValueError named as the file's
+    (``what``), and the recorded vocab_size checked against the result."""
+    try:
+        tokenizer = make(read_specials(data, what))
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+    return check_vocab_size(data, tokenizer, what)
+
+
 def from_dict(data: Any) -> Tokenizer:
     """Any tokenizer from its :meth:`Tokenizer.to_dict` data, dispatching on 'type'."""
     kind = check_header(data)

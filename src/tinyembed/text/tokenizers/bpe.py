@@ -56,8 +56,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .base import (SpecialsFirstTokenizer, SpecialTokens, as_ids, check_header, check_text,
-                   check_vocab_size, read_specials, register_tokenizer, require)
+from .base import (SpecialsFirstTokenizer, SpecialTokens, as_ids, check_header, check_text, build_checked,
+                   register_tokenizer, require)
 from .byte import BYTE_TO_CHAR, CHAR_TO_BYTE, bytes_to_text, check_errors, text_to_bytes
 
 __all__ = ["BPETokenizer", "PRETOKENIZERS", "learn_merges", "pretokenize"]
@@ -388,8 +388,4 @@ class BPETokenizer(SpecialsFirstTokenizer):
         counts = data.get("merge_counts")
         if counts is not None and not isinstance(counts, list):
             raise ValueError(f"{what}: 'merge_counts' must be a list or null, got {type(counts).__name__}")
-        try:
-            tokenizer = cls(merges, read_specials(data, what), pretokenizer, counts)
-        except ValueError as e:
-            raise ValueError(f"{what}: {e}") from None
-        return check_vocab_size(data, tokenizer, what)
+        return build_checked(data, what, lambda specials: cls(merges, specials, pretokenizer, counts))

@@ -30,8 +30,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .base import (SpecialsFirstTokenizer, SpecialTokens, check_header, check_vocab_size,
-                   read_specials, register_tokenizer, require)
+from .base import (SpecialsFirstTokenizer, SpecialTokens, check_header, build_checked, register_tokenizer,
+                   require)
 
 __all__ = ["CharTokenizer"]
 
@@ -144,8 +144,4 @@ class CharTokenizer(SpecialsFirstTokenizer):
         check_header(data, cls.type_name)
         what = "char tokenizer data"
         chars = require(data, "chars", list, what)
-        try:
-            tokenizer = cls(chars, read_specials(data, what))
-        except ValueError as e:
-            raise ValueError(f"{what}: {e}") from None
-        return check_vocab_size(data, tokenizer, what)
+        return build_checked(data, what, lambda specials: cls(chars, specials))

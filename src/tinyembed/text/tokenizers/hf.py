@@ -42,8 +42,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .base import (SpecialTokens, Tokenizer, check_header, check_text, check_vocab_size,
-                   read_specials, register_tokenizer, require)
+from .base import (SpecialTokens, Tokenizer, check_header, check_text, build_checked, register_tokenizer,
+                   require)
 
 __all__ = ["HFTokenizer"]
 
@@ -221,8 +221,4 @@ class HFTokenizer(Tokenizer):
         what = "hf tokenizer data"
         tokenizer_json = require(data, "tokenizer_json", str, what)
         split = require(data, "split_special_tokens", bool, what)
-        try:
-            tokenizer = cls(tokenizer_json, read_specials(data, what), split)
-        except ValueError as e:
-            raise ValueError(f"{what}: {e}") from None
-        return check_vocab_size(data, tokenizer, what)
+        return build_checked(data, what, lambda specials: cls(tokenizer_json, specials, split))
