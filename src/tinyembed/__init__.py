@@ -1,27 +1,32 @@
 """tinyembed: the embedding systems of a language model, from scratch on NumPy.
 
-Layout (one concept per module):
-    tensor, sparse, gradcheck   Tensor with reverse-mode autograd; row-sparse gradients
-    kernels                     pure array functions: gather, segment sums, bag pooling
-    nn                          Module, Parameter, Embedding, EmbeddingBag, layers, functional
-    optim                       SGD, Adam, AdamW, SparseAdam, RowWiseAdagrad
-    positional                  sinusoidal, learned, rotary (with scalings), ALiBi
-    tables                      the table protocol and compressed tables (quantized, hashed, low-rank, ...)
-    compress                    what each compression costs, measured
-    io, assets                  safetensors; real data from PyPI wheels
-    models, memory              published model configurations; their embedding memory
-    cli                         the `tinyembed` command
+The packages, from the bottom up (each imports only those listed before it):
+    checks, io        argument checks; files written atomically, safetensors, PyPI assets, progress
+    kernels           pure array functions: gather, segment sums, bags, fused quantized rows, threads
+    tensor, sparse    Tensor with reverse-mode autograd; row-sparse gradients
+    gradcheck         finite-difference gradient checks
+    nn                Module, Parameter, Embedding, EmbeddingBag, layers, functional, the table protocol
+    positional        sinusoidal, learned, rotary (with scalings), ALiBi; EmbeddingLayer
+    tables            compressed tables: reduced precision, int8/int4, hashed, low rank, mixed, pruned
+    optim             SGD, Adam, AdamW, SparseAdam, RowWiseAdagrad
+    text              real corpora and tokenizers
+    vectors           word vectors and their evaluation
+    train             skip-gram and a small language model, on real text
+    plan              estimates: published models, memory, the Zipf law, sharding plans
+    profile           measurements: timing, the machine, access patterns, caches, bench, compression
+    report            the `tinyembed report` page: document, rendering, sections, figures
+    cli               the `tinyembed` command
 """
 
 from .tensor import Tensor, cat, concatenate, enable_grad, is_grad_enabled, no_grad, stack, tensor
 from .sparse import RowSparseGrad
 from .gradcheck import gradcheck
-from . import kernels, nn, optim, tables
+from . import kernels, nn, optim, positional, tables
+from .positional import EmbeddingLayer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "cat", "concatenate", "stack",
-    "RowSparseGrad", "gradcheck", "kernels", "nn", "optim", "tables",
+    "RowSparseGrad", "gradcheck", "kernels", "nn", "optim", "positional", "tables", "EmbeddingLayer",
 ]
-

@@ -20,11 +20,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .checks import FLOAT_DTYPES
 from .sparse import RowSparseGrad, accumulate_grad
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "tensor", "cat", "stack"]
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes that can carry gradients
 
 _state = threading.local()
 

@@ -101,9 +101,9 @@ def test_alibi_bias_dtype_and_module_call():
     (lambda: ALiBi(0), "num_heads must be a positive integer, got 0"),
     (lambda: ALiBi(-2), "num_heads.*-2"),
     (lambda: ALiBi(2.5), "num_heads.*2.5"),
-    (lambda: ALiBi(4).bias(-1, 3), "q_len must be an int >= 0, got -1"),
-    (lambda: ALiBi(4).bias(3, -2), "k_len must be an int >= 0, got -2"),
-    (lambda: ALiBi(4).bias(3, 3, offset=-1), "offset must be an int >= 0, got -1"),
+    (lambda: ALiBi(4).bias(-1, 3), "q_len must be an integer >= 0, got -1"),
+    (lambda: ALiBi(4).bias(3, -2), "k_len must be an integer >= 0, got -2"),
+    (lambda: ALiBi(4).bias(3, 3, offset=-1), "offset must be an integer >= 0, got -1"),
 ])
 def test_alibi_bad_arguments_raise_value_errors_naming_them(make, match):
     with pytest.raises(ValueError, match=match):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tinyembed import Tensor
-from tinyembed.assets import minilm_tensor
-from tinyembed.nn import EmbeddingLayer
+from tinyembed.io.assets import minilm_tensor
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.positional import LearnedPositionalEmbedding
 
 

@@ -109,7 +109,7 @@ def test_bad_inputs_raise():
     pe = PositionalEncoding(4)
     with pytest.raises(ValueError, match=r"\(\.\.\., seq, 4\).*\(2, 3, 5\)"):
         pe(Tensor(np.zeros((2, 3, 5))))
-    with pytest.raises(ValueError, match="start must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match="start must be an integer >= 0, got -1"):
         pe(Tensor(np.zeros((1, 2, 4))), start=-1)
     with pytest.raises(ValueError, match="positions must be >= 0, got -3"):
         pe.encoding([1, -3])

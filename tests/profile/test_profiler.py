@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tinyembed.profile import bench, timing
-from tinyembed.memory import BYTES_PER_ROW, embedding_memory
-from tinyembed.models import MODELS
+from tinyembed.plan.memory import BYTES_PER_ROW, embedding_memory
+from tinyembed.plan.models import MODELS
 from tinyembed.nn import Embedding
 from tinyembed.profile import EmbeddingProfiler, make_table, rowcache
 from tinyembed.profile.machine import CacheLevel

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tinyembed.cli import main
-from tinyembed.memory import BYTES_PER_ROW
+from tinyembed.plan.memory import BYTES_PER_ROW
 from tinyembed.profile import EmbeddingProfiler, MachineInfo
 from tinyembed.profile.patterns import DEFAULT_PATTERNS
 from tinyembed.report import Report, Section, Table, write_report

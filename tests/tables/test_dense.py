@@ -5,7 +5,8 @@ import pytest
 
 import tinyembed as te
 from tinyembed.io import safetensors
-from tinyembed.nn import Embedding, EmbeddingLayer, Module
+from tinyembed.nn import Embedding, Module
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables import load_table
 
 

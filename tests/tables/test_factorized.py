@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed.nn import Embedding, EmbeddingLayer
+from tinyembed.nn import Embedding
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.optim import Adam
 from tinyembed.tables.factorized import FactorizedEmbedding
 from bag_reference import assert_bags_equal_pooled_lookups
@@ -246,7 +247,7 @@ def test_from_factors_refuses_factors_that_do_not_fit(A, B, match):
 # -- a real table ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def minilm():
-    from tinyembed.assets import minilm_tensor
+    from tinyembed.io.assets import minilm_tensor
 
     return minilm_tensor("embeddings.word_embeddings.weight")
 

@@ -8,10 +8,11 @@ import pytest
 
 import tinyembed as te
 from tinyembed.io import safetensors
-from tinyembed.nn import Embedding, EmbeddingLayer, Linear, init
+from tinyembed.nn import Embedding, Linear, init
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.optim import Adam, SparseAdam
 from tinyembed.sparse import RowSparseGrad
-from tinyembed.tables.base import load_table
+from tinyembed.nn.table import load_table
 from tinyembed.tables.hashing import MERSENNE_61, HashedEmbedding, QREmbedding, universal_hash
 
 P = 2**61 - 1  # the Mersenne prime, written out independently of the module
@@ -533,7 +534,7 @@ def test_minilm_rows_through_a_quarter_size_hashed_table():
     # 4096 real MiniLM word rows (ids 2000..6095: words, not [unused] slots) into 1024 buckets.
     # The best bucket table is the least-squares solution of A @ W ~ X; put it in the table
     # and check the table's lookup reproduces A @ W and how much of the rows survives.
-    from tinyembed.assets import minilm_tensor
+    from tinyembed.io.assets import minilm_tensor
 
     x = minilm_tensor("embeddings.word_embeddings.weight")[2000:6096].astype(np.float64)
     ids, errors = np.arange(4096), {}

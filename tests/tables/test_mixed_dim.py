@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed.nn import Embedding, EmbeddingLayer
+from tinyembed.nn import Embedding
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.optim import Adam
 from tinyembed.tables.mixed_dim import MixedDimEmbedding, power_law_dims
 from bag_reference import assert_bags_equal_pooled_lookups

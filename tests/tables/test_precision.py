@@ -8,11 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from tinyembed.assets import minilm_tensor
+from tinyembed.io.assets import minilm_tensor
 from tinyembed.io import safetensors as st
-from tinyembed.nn import Embedding, EmbeddingLayer
-from tinyembed.tables import base, precision
-from tinyembed.tables.base import load_table
+from tinyembed.nn import Embedding
+from tinyembed.positional import EmbeddingLayer
+from tinyembed.nn import TABLE_TYPES
+from tinyembed.tables import precision
+from tinyembed.nn.table import load_table
 from tinyembed.tables.precision import FORMATS, ReducedPrecisionEmbedding
 from table_files import rewrite
 
@@ -259,7 +261,7 @@ def test_bad_tables_are_refused(weight, error, message):
 
 
 def test_table_is_registered_and_shows_its_config():
-    assert base.TABLE_TYPES["ReducedPrecisionEmbedding"] is ReducedPrecisionEmbedding
+    assert TABLE_TYPES["ReducedPrecisionEmbedding"] is ReducedPrecisionEmbedding
     assert repr(ReducedPrecisionEmbedding(np.ones((3, 5)), "bfloat16")) == \
         "ReducedPrecisionEmbedding(3, 5, dtype='bfloat16')"
     assert precision.__all__ == ["ReducedPrecisionEmbedding", "FORMATS"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import tinyembed as te
-from tinyembed.nn import Embedding, EmbeddingLayer
+from tinyembed.nn import Embedding
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.pruned import PrunedEmbedding, oov_bucket
 from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
@@ -232,14 +233,14 @@ def test_repr_shows_the_configuration(setup):
     (dict(keep=61), "got keep=61"),
     (dict(keep=-3), "got keep=-3"),
     (dict(keep=2.5), "got keep=2.5"),
-    (dict(oov_buckets=-1), "oov_buckets must be an int >= 0, got -1"),
+    (dict(oov_buckets=-1), "oov_buckets must be an integer >= 0, got -1"),
     (dict(oov_buckets=0), "oov_buckets=0 leaves the 40 pruned ids without a row"),
     (dict(counts=np.ones(59)), r"shape \(60,\), got shape \(59,\)"),
     (dict(counts=np.r_[np.ones(59), -2.0]), r"counts\[59\] = -2.0"),
     (dict(counts=np.r_[np.nan, np.ones(59)]), r"counts\[0\] = nan"),
     (dict(counts=np.array(["a"] * 60)), "counts must be numbers"),
     (dict(table=np.ones(60)), "2-D"),
-    (dict(seed=-1), "seed must be an int >= 0, got -1"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
 ])
 def test_from_counts_refuses_bad_input_naming_the_value(setup, kwargs, match):
     table, counts, _ = setup

@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from tinyembed.assets import minilm_tensor
+from tinyembed.io.assets import minilm_tensor
 from tinyembed.io import safetensors as st
-from tinyembed.nn import Embedding, EmbeddingLayer
-from tinyembed.tables import base, quantized
-from tinyembed.tables.base import load_table
+from tinyembed.nn import Embedding
+from tinyembed.positional import EmbeddingLayer
+from tinyembed.kernels import bags as bag_kernels
+from tinyembed.nn import TABLE_TYPES
+from tinyembed.nn.table import load_table
 from tinyembed.tables.quantized import QuantizedEmbedding
 
 torch = pytest.importorskip("torch")
@@ -233,8 +235,8 @@ def test_bag_equals_pooled_lookups_with_empty_bags_and_weights(table, mode):
 
 def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table(table, monkeypatch):
     decoded = []
-    real = quantized.dequantize_rows
-    monkeypatch.setattr(quantized, "dequantize_rows",
+    real = bag_kernels.dequantize_rows
+    monkeypatch.setattr(bag_kernels, "dequantize_rows",
                         lambda fused, dim, bits: decoded.append(len(fused)) or real(fused, dim, bits))
     monkeypatch.setattr(QuantizedEmbedding, "to_dense", lambda self: pytest.fail("bag built the dense table"))
     ids = np.array([3, 3, 5, 1, 0, 2])
@@ -363,7 +365,7 @@ def test_constructor_refuses_fused_rows_of_the_wrong_shape_or_dtype():
 
 
 def test_table_is_registered_and_shows_its_config():
-    assert base.TABLE_TYPES["QuantizedEmbedding"] is QuantizedEmbedding
+    assert TABLE_TYPES["QuantizedEmbedding"] is QuantizedEmbedding
     assert repr(QuantizedEmbedding.from_float(np.ones((3, 5)), 4)) == "QuantizedEmbedding(3, 5, bits=4)"
 
 

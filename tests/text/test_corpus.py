@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tinyembed import assets
+from tinyembed.io import assets
 from tinyembed.text import corpus
 
 tokenizers = pytest.importorskip("tokenizers")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tinyembed import assets
+from tinyembed.io import assets
 from tinyembed.text.corpus import corpus_text
 from tinyembed.text.tokenizers import HFTokenizer, SpecialTokens, load_tokenizer
 

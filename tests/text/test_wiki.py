@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("mwparserfromhell")
 
-from tinyembed import assets
+from tinyembed.io import assets
 from tinyembed.text import corpus
 from tinyembed.text.wiki import Article, iter_articles, strip_markup
 

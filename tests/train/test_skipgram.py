@@ -271,7 +271,7 @@ def test_config_refuses_bad_values_by_name(field, value):
 # ---------------------------------------------------------------------------
 
 def _cli(argv):
-    from tinyembed.commands import train
+    from tinyembed.cli import train
 
     parser = argparse.ArgumentParser(prog="tinyembed train")
     train.add_arguments(parser)

@@ -1,7 +1,7 @@
 """Embedding and EmbeddingBag: lookup tables with PyTorch 2.13's semantics.
 
 The modules own the weight and the configuration; the work is done by the
-functional forms in :mod:`tinyembed.nn.lookup` (see there for where we differ
+functional forms in :mod:`tinyembed.nn.functional` (see there for where we differ
 from PyTorch on purpose).
 """
 
@@ -10,26 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..tables.base import EmbeddingTable, register_table, take_array
+from .table import EmbeddingTable, pretrained_weight, register_table, take_array
 from ..tensor import Tensor, no_grad
 from . import init as init_
-from .lookup import _check_bag_mode, _check_norm, _resolve_padding_idx, embedding, embedding_bag
-from .module import Module, Parameter, check_float_dtype, check_positive_int
+from .functional import _check_bag_mode, _check_norm, embedding, embedding_bag
+from .module import Module, Parameter
+from ..checks import check_float_dtype, check_padding_idx, check_positive_int
 
 __all__ = ["Embedding", "EmbeddingBag"]
-
-
-def _pretrained_weight(embeddings) -> np.ndarray:
-    data = np.asarray(embeddings.data if isinstance(embeddings, Tensor) else embeddings)
-    if data.ndim != 2:
-        raise ValueError(f"pretrained embeddings must be 2-D (num_embeddings, embedding_dim), got shape {data.shape}")
-    if data.dtype.kind != "f":
-        raise TypeError(f"pretrained embeddings must be floating point, got {data.dtype}")
-    bad = ~np.isfinite(data)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"pretrained embeddings hold a non-finite value {data[row, col]} at row {row}, column {col}")
-    return data
 
 
 class _TableModule(Module):
@@ -40,7 +28,7 @@ class _TableModule(Module):
         super().__init__()
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
-        self.padding_idx = _resolve_padding_idx(padding_idx, self.num_embeddings)
+        self.padding_idx = check_padding_idx(padding_idx, self.num_embeddings)
         _check_norm(max_norm, norm_type)
         self.max_norm = max_norm
         self.norm_type = float(norm_type)
@@ -66,7 +54,7 @@ class _TableModule(Module):
         ``freeze=True`` stops the weight from training. A float32 or float64 ndarray is
         shared, not copied; other input (lists, float16) is converted to float32.
         """
-        data = _pretrained_weight(embeddings)
+        data = pretrained_weight(embeddings)
         num, dim = data.shape
         return cls(num, dim, padding_idx=padding_idx, _weight=data, _freeze=freeze, **kwargs)
 

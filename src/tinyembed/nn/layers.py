@@ -9,7 +9,8 @@ import numpy as np
 
 from ..tensor import Tensor
 from . import functional as F
-from .module import Module, Parameter, check_float_dtype, check_positive_int
+from .module import Module, Parameter
+from ..checks import check_float_dtype, check_positive_int
 
 __all__ = ["Linear", "LayerNorm", "Dropout"]
 

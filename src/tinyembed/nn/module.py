@@ -13,30 +13,9 @@ from typing import Iterator
 import numpy as np
 
 from ..sparse import zeros_like_grad
-from ..tensor import FLOAT_DTYPES, Tensor
+from ..tensor import Tensor
 
-__all__ = ["Parameter", "Module", "ModuleList", "Sequential", "check_positive_int", "check_nonnegative_int",
-           "check_float_dtype"]
-
-
-# -- constructor checks shared by every layer -------------------------------------------------
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_nonnegative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return int(value)
-
-
-def check_float_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
+__all__ = ["Parameter", "Module", "ModuleList", "Sequential"]
 
 
 class Parameter(Tensor):

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..sparse import RowSparseGrad, zeros_like_grad
-from ..tensor import FLOAT_DTYPES, Tensor, enable_grad
+from ..checks import FLOAT_DTYPES
+from ..tensor import Tensor, enable_grad
 
 __all__ = ["Optimizer"]
 

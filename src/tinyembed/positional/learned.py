@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn import Module, Parameter, pretrained_weight
 from ..nn import init as init_
-from ..nn.embedding import _pretrained_weight
-from ..nn.lookup import embedding
-from ..nn.module import Module, Parameter, check_nonnegative_int, check_positive_int
+from ..nn.functional import embedding
+from ..checks import check_nonnegative_int, check_positive_int
 from ..tensor import Tensor
 from .sinusoidal import _check_input, check_positions
 
@@ -36,7 +36,7 @@ class LearnedPositionalEmbedding(Module):
     @classmethod
     def from_pretrained(cls, weights, freeze: bool = True) -> "LearnedPositionalEmbedding":
         """A table holding ``weights`` (max_len, dim), such as a model's ``position_embeddings.weight``."""
-        data = _pretrained_weight(weights)
+        data = pretrained_weight(weights)
         return cls(data.shape[0], data.shape[1], _weight=data, _freeze=freeze)
 
     def check_length(self, end: int) -> None:

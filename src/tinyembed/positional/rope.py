@@ -27,8 +27,10 @@ import math
 
 import numpy as np
 
-from ..nn.module import Module, check_positive_int
-from ..tensor import FLOAT_DTYPES, Tensor
+from ..nn import Module
+from ..checks import check_positive_int
+from ..checks import FLOAT_DTYPES
+from ..tensor import Tensor
 from .sinusoidal import check_positions
 
 __all__ = ["RotaryEmbedding", "apply_rotary", "ROPE_SCALINGS"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module, check_float_dtype, check_nonnegative_int, check_positive_int
+from ..nn import Module
+from ..checks import check_float_dtype, check_nonnegative_int, check_positive_int
 from ..tensor import Tensor
 
 __all__ = ["PositionalEncoding", "sinusoidal_table"]

@@ -76,14 +76,14 @@ import numpy as np
 from .. import kernels
 from ..io.files import write_atomic
 from ..nn.embedding import Embedding, EmbeddingBag
-from ..nn.embedding_layer import EmbeddingLayer
-from ..progress import progress
+from ..positional import EmbeddingLayer
+from ..io.progress import progress
 from ..sparse import RowSparseGrad
 from ..tables.quantized import QuantizedEmbedding
 from ..tensor import Tensor
 from .timing import (Timing, background_cores, copy_bandwidth, cpu_seconds, extra_allocation,  # noqa: F401
                      interleaved, machine_info)
-from .zipf import zipf_ids
+from ..plan.zipf import zipf_ids
 
 __all__ = ["BenchConfig", "BenchReport", "Row", "Timing", "Workload", "OPS", "TARGETS", "CASES",
            "bytes_moved", "copy_bandwidth", "extra_allocation", "format_table", "interleaved",

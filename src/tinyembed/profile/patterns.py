@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .zipf import zipf_ids
+from ..plan.zipf import zipf_ids
 
 __all__ = ["PATTERNS", "AccessPattern", "DEFAULT_PATTERNS", "text_stream"]
 

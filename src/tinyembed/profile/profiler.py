@@ -25,11 +25,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import timing
-from ..memory import BYTES_PER_ROW, embedding_memory
-from ..models import MODELS
+from ..plan.memory import BYTES_PER_ROW, embedding_memory
+from ..plan.models import MODELS
 from ..nn import Embedding
 from ..positional import ALiBi, LearnedPositionalEmbedding, PositionalEncoding, RotaryEmbedding
-from ..progress import progress
+from ..io.progress import progress
 from ..tables import QuantizedEmbedding, ReducedPrecisionEmbedding
 from ..tensor import Tensor, no_grad
 from . import cachesim, rowcache
@@ -330,7 +330,7 @@ class EmbeddingProfiler:
                                dtypes: Sequence[str] = ("fp32", "bf16", "int8", "int4")) -> MemoryScaling:
         """Bytes of every (V, D, format) table, and the published models' embedding shares.
 
-        Formats are those of :data:`tinyembed.memory.BYTES_PER_ROW` (FBGEMM's row-wise
+        Formats are those of :data:`tinyembed.plan.memory.BYTES_PER_ROW` (FBGEMM's row-wise
         layouts for int8 and int4: a scale and a bias per row).
         """
         vocab_sizes = _check_sizes(vocab_sizes, "vocab_sizes")

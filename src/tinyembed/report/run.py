@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..profile import EmbeddingProfiler
-from ..progress import progress
+from ..io.progress import progress
 from .html import Report, ReportError, _is_report_dir, report_json
 from .html import write_report as _write
 from .sections import SECTIONS, Context, ReportConfig

@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import jit
-from ..memory import format_bytes
+from ..kernels import jit
+from ..plan.memory import format_bytes
 from ..profile import EmbeddingProfiler, MachineInfo
 from ..profile.patterns import AccessPattern
 from . import figures
@@ -64,7 +64,7 @@ class Context:
 
     def minilm_table(self) -> np.ndarray:
         if "minilm" not in self.cache:
-            from ..assets import minilm_tensor  # noqa: PLC0415
+            from ..io.assets import minilm_tensor  # noqa: PLC0415
             self.cache["minilm"] = np.ascontiguousarray(minilm_tensor("embeddings.word_embeddings.weight"),
                                                         dtype=np.float32)
         return self.cache["minilm"]
@@ -227,7 +227,7 @@ def positional_section(ctx: Context) -> SectionResult:
 
 
 def compression_section(ctx: Context) -> SectionResult:
-    from ..compress import DEFAULT_METHODS, METHODS, compress  # noqa: PLC0415
+    from ..profile.compression import DEFAULT_METHODS, METHODS, compress  # noqa: PLC0415
     from ..profile.patterns import text_stream  # noqa: PLC0415
     cfg = ctx.config
     table = ctx.minilm_table()
@@ -251,7 +251,7 @@ def compression_section(ctx: Context) -> SectionResult:
 
 
 def sharding_section(ctx: Context) -> SectionResult:
-    from ..profile.sharding import (format_plans, llama3_8b_vocab_scenario,  # noqa: PLC0415
+    from ..plan.sharding import (format_plans, llama3_8b_vocab_scenario,  # noqa: PLC0415
                                     recommendation_scenario)
     scenarios = [llama3_8b_vocab_scenario(), recommendation_scenario()]
     tables, data, lines = [], [], []

@@ -11,7 +11,7 @@
 The dense :class:`tinyembed.nn.Embedding` offers the same protocol.
 """
 
-from .base import TABLE_TYPES, EmbeddingTable, as_float_table, load_table, register_table, take_array
+from ..nn.table import TABLE_TYPES, EmbeddingTable, as_float_table, load_table, register_table, take_array
 from .factorized import FactorizedEmbedding
 from .hashing import HashedEmbedding, QREmbedding
 from .mixed_dim import MixedDimEmbedding, power_law_dims

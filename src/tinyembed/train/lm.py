@@ -33,11 +33,12 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..io import safetensors
-from ..nn import EmbeddingLayer, LayerNorm, Linear, Module
-from ..nn.module import check_positive_int
+from ..nn import LayerNorm, Linear, Module
+from ..positional import EmbeddingLayer
+from ..checks import check_positive_int
 from ..nn import functional as F
 from ..optim import AdamW
-from ..progress import progress
+from ..io.progress import progress
 from ..tensor import Tensor, no_grad
 
 __all__ = ["LMConfig", "WindowLM", "EpochStats", "windows", "train_lm", "save_checkpoint", "load_checkpoint"]

@@ -64,7 +64,8 @@ import numpy as np
 from .. import kernels
 from ..io.files import write_atomic
 from ..nn.embedding import Embedding
-from ..nn.module import Module, check_nonnegative_int, check_positive_int
+from ..nn import Module
+from ..checks import check_nonnegative_int, check_positive_int
 from ..optim import SGD, SparseAdam
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor

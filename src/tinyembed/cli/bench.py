@@ -1,0 +1,41 @@
+"""``tinyembed bench``: the lookup kernels timed against PyTorch and NumPy on this machine.
+
+Examples:
+    tinyembed bench --quick
+    tinyembed bench --json --out bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .args import positive_int
+
+HELP = "time the lookup kernels against PyTorch and NumPy on this machine (medians, GB/s)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="under a minute: no 32000x4096 table, uniform ids only, 3 repeats")
+    parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
+    parser.add_argument("--repeats", type=positive_int, metavar="N",
+                        help="timed repeats of each contender (default: 5, or 3 with --quick)")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="threads for tinyembed and torch alike (default: every core)")
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..profile import bench
+
+    overrides = {k: v for k, v in (("repeats", args.repeats), ("threads", args.threads)) if v is not None}
+    config = bench.BenchConfig.quick_run(**overrides) if args.quick else bench.BenchConfig(**overrides)
+    report = bench.run(config)
+    if args.out:
+        try:
+            bench.write_json(report, args.out)
+        except OSError as e:
+            parser.error(f"cannot write {args.out!r}: {e}")
+    print(json.dumps(report.to_dict(), indent=2) if args.json else bench.format_table(report))
+    return 0

@@ -1,0 +1,31 @@
+"""Array kernels: the pure NumPy functions every embedding table runs.
+
+Nothing here knows about Tensors, autograd or modules. Layers call these
+functions; the profiler measures these same functions. Every kernel takes
+validated inputs (:mod:`.ids`) so that the hot paths can use NumPy's unchecked
+modes and compiled loops that never test a bound.
+
+    ids        check_ids, check_offsets, check_out, bag_bounds: the inputs' contract
+    threads    how many threads, and the contiguous chunk each takes
+    gather     gather_rows (the lookup), gather_add_rows (token + position in one pass)
+    segments   segment_reduce, segment_sum_rows, scatter_add_rows (a lookup's backward)
+    norms      row_norms, renorm_rows_ (max_norm), frequency_scale (scale_grad_by_freq)
+    bags       bag_pool, pool_rows, pool_segments, bag_pool_backward (EmbeddingBag)
+    rows       FBGEMM's fused quantized rows: row_bytes, quantize_rows, dequantize_rows
+    jit        the optional compiled loops (numba) the functions above switch to
+"""
+
+from . import jit, rows
+from .bags import bag_pool, bag_pool_backward, bag_pool_fused, pool_rows, pool_segments
+from .gather import gather_add_rows, gather_rows
+from .ids import bag_bounds, check_ids, check_offsets, check_out
+from .norms import frequency_scale, renorm_rows_, row_norms
+from .segments import scatter_add_rows, segment_reduce, segment_sum_rows
+from .threads import get_num_threads, set_num_threads
+
+__all__ = [
+    "check_ids", "check_offsets", "check_out", "bag_bounds", "get_num_threads", "set_num_threads",
+    "gather_rows", "gather_add_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows",
+    "row_norms", "renorm_rows_", "frequency_scale", "bag_pool", "pool_rows", "pool_segments",
+    "bag_pool_backward", "bag_pool_fused", "jit", "rows",
+]

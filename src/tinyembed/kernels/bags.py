@@ -1,0 +1,228 @@
+"""Bags: the rows of each bag pooled (sum, mean, max) and their gradients, EmbeddingBag's kernels.
+
+A bag's rows are added straight into its sum (the compiled loop), or fetched a
+cache-sized chunk of bags at a time (:func:`pool_rows`): gathering every row first
+and pooling after would write and re-read an (n, D) temporary from memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import jit
+from .gather import gather_rows
+from .norms import frequency_scale
+from .rows import dequantize_rows
+from .segments import segment_reduce, segment_sum_rows
+from . import threads
+
+__all__ = ["bag_pool", "bag_pool_fused", "pool_rows", "pool_segments", "bag_pool_backward"]
+
+
+def _bag_entries(ids, bounds, per_sample_weights, padding_idx):
+    """The entries that belong to a bag: those before the last bound, padding left out.
+
+    Returns (ids, bounds, per_sample_weights, positions): bounds moved to the kept
+    entries, positions the kept entries' places in the input.
+    """
+    end = bounds[-1]
+    ids = ids[:end]
+    weights = None if per_sample_weights is None else per_sample_weights[:end]
+    if padding_idx is None:
+        return ids, bounds, weights, np.arange(end)
+    keep = ids != padding_idx
+    moved = np.concatenate([[0], np.cumsum(keep)])[bounds]
+    return ids[keep], moved, (None if weights is None else weights[keep]), np.flatnonzero(keep)
+
+
+def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str = "mean",
+             per_sample_weights: np.ndarray | None = None, padding_idx: int | None = None):
+    """Pool the rows of each bag: EmbeddingBag's forward.
+
+    Args:
+        weight: (V, D) table.
+        ids: (n,) validated int64 ids.
+        bounds: (B + 1,) bag boundaries from :func:`check_offsets`.
+        mode: 'sum', 'mean' or 'max'.
+        per_sample_weights: (n,) weights multiplying each row ('sum' only).
+        padding_idx: entries with this id are left out of their bag (and its count).
+
+    Returns:
+        (out (B, D), argmax (B, D) int64 row ids or None). Empty bags give zeros;
+        for 'max', ``argmax`` is -1 there.
+    """
+    ids, bounds, per_sample_weights, _ = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
+    if per_sample_weights is not None:
+        per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
+    if mode != "max":
+        if threads.jit_ok(weight):
+            return jit.bag_sum(weight, ids, bounds, mode, per_sample_weights), None
+        return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
+                         ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
+
+    counts = np.diff(bounds)
+    full = np.flatnonzero(counts)
+    out = np.zeros((len(counts), weight.shape[1]), dtype=weight.dtype)
+    argmax = np.full(out.shape, -1, dtype=np.int64)
+    if full.size:
+        rows = gather_rows(weight, ids)
+        if per_sample_weights is not None:
+            rows *= per_sample_weights[:, None]
+        starts, lengths = bounds[full], counts[full]
+        out[full] = segment_reduce(rows, starts, lengths, np.maximum)
+        # First position holding the max, per (bag, dim): as PyTorch, earlier rows win ties.
+        is_max = rows == np.repeat(out[full], lengths, axis=0)
+        position = np.where(is_max, np.arange(len(rows))[:, None], len(rows))
+        first = segment_reduce(position, starts, lengths, np.minimum)
+        argmax[full] = ids[first]
+    return out, argmax
+
+
+def pool_rows(fetch, ids: np.ndarray, bounds: np.ndarray, dim: int, dtype, mode: str = "sum",
+              per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum or mean of each bag's rows, fetched a cache-sized chunk of bags at a time.
+
+    Gathering every row first and pooling after would write and re-read an (n, D)
+    temporary from memory; chunks keep it in cache, and threads take bag ranges.
+
+    Args:
+        fetch: ``fetch(ids_chunk, buf)`` writes the rows of ``ids_chunk`` into ``buf``
+            ((m, dim) of ``dtype``): ``np.take`` for a plain table, decoding for others.
+        ids: (n,) validated ids; bounds: (B + 1,) bag boundaries.
+        per_sample_weights: (n,) of ``dtype`` multiplying each row, or None.
+
+    Returns:
+        (B, dim) array of ``dtype``: rows added left to right; empty bags give zeros.
+    """
+    counts = np.diff(bounds)
+    num_bags = len(counts)
+    out = np.zeros((num_bags, dim), dtype=dtype)
+    if num_bags == 0 or bounds[-1] == bounds[0]:
+        return out
+    row_bytes = dim * np.dtype(dtype).itemsize
+    mean_rows = max(1, int(bounds[-1] - bounds[0]) // num_bags)
+    per_step = max(1, threads.CHUNK_BYTES // (row_bytes * mean_rows))
+
+    def work(a, b):
+        buf = np.empty((0, dim), dtype=dtype)
+        for s in range(a, b, per_step):
+            e = min(b, s + per_step)
+            lo, hi = bounds[s], bounds[e]
+            if hi == lo:
+                continue
+            if len(buf) < hi - lo:  # a chunk of long bags: grow the scratch rows
+                buf = np.empty((hi - lo, dim), dtype=dtype)
+            rows = buf[: hi - lo]
+            fetch(ids[lo:hi], rows)
+            if per_sample_weights is not None:
+                rows *= per_sample_weights[lo:hi, None]
+            lengths = counts[s:e]
+            if lengths[0] > 0 and (lengths == lengths[0]).all():  # fixed-size bags: one reduce
+                np.add.reduce(rows.reshape(e - s, lengths[0], dim), axis=1, out=out[s:e])
+            else:
+                out[s:e] = pool_segments(rows, bounds[s:e + 1] - lo, "sum")
+
+    threads.run_chunks(work, threads.chunks(num_bags, row_bytes * mean_rows))
+    if mode == "mean":
+        full = counts > 0
+        out[full] /= counts[full, None].astype(dtype)
+    return out
+
+
+def bag_pool_fused(fused: np.ndarray, dim: int, bits: int, ids: np.ndarray, bounds: np.ndarray,
+                   mode: str = "sum", per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum or mean of each bag over a quantized table in the fused layout (:mod:`.rows`), decoding
+    only the rows in the bags.
+
+    Args:
+        fused: (V, row_bytes(dim, bits)) uint8 rows; dim: decoded width; bits: 8 or 4.
+        ids: (n,) validated ids; bounds: (B + 1,) bag boundaries.
+        per_sample_weights: (n,) float32 or None.
+
+    Returns:
+        (B, dim) float32; empty bags give zeros.
+    """
+    # 8-bit rows whose scale and bias sit on float32 words are decoded inside the compiled bag loop.
+    if bits == 8 and dim % 4 == 0 and jit.available():
+        return jit.bag_sum_int8(fused, dim, ids, bounds, mode, per_sample_weights)
+
+    def fetch(at, buf):
+        np.copyto(buf, dequantize_rows(gather_rows(fused, at), dim, bits))
+
+    return pool_rows(fetch, ids, bounds, dim, np.float32, mode, per_sample_weights)
+
+
+def pool_segments(rows: np.ndarray, bounds: np.ndarray, mode: str = "sum") -> np.ndarray:
+    """Sum or mean of consecutive row segments: bag ``b`` is ``rows[bounds[b]:bounds[b+1]]``.
+
+    Args:
+        rows: (n, D) rows, n >= bounds[-1].
+        bounds: (B + 1,) non-decreasing boundaries starting at 0.
+        mode: 'sum' or 'mean'. Empty bags give zeros.
+
+    Returns:
+        (B, D) array of ``rows.dtype``.
+    """
+    counts = np.diff(bounds)
+    full = np.flatnonzero(counts)
+    out = np.zeros((len(counts), rows.shape[1]), dtype=rows.dtype)
+    if full.size:
+        pooled = segment_reduce(rows, bounds[full], counts[full], np.add)
+        if mode == "mean":
+            pooled /= counts[full, None].astype(rows.dtype)
+        out[full] = pooled
+    return out
+
+
+def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray,
+                      mode: str, per_sample_weights: np.ndarray | None = None,
+                      padding_idx: int | None = None, argmax: np.ndarray | None = None,
+                      scale_grad_by_freq: bool = False):
+    """Gradients of :func:`bag_pool` for the table rows (and per-sample weights).
+
+    Args:
+        grad_out: (B, D) gradient of the pooled output.
+        Other arguments as passed to :func:`bag_pool`; ``argmax`` as it returned.
+        scale_grad_by_freq: divide each row's gradient by how often its id occurs
+            in the whole input (padding excluded).
+
+    Returns:
+        (rows (k,) unique sorted ids, row_grads (k, D), grad_per_sample_weights (n,) or None).
+    """
+    n_all = len(ids)
+    dim = grad_out.shape[1]
+    ids_used, bounds, psw, kept = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
+    if mode == "max":
+        full = argmax >= 0  # (B, D); empty bags have no arg-max
+        rows = argmax[full]
+        cols = np.broadcast_to(np.arange(dim), argmax.shape)[full]
+        vals = grad_out[full]
+        if scale_grad_by_freq:
+            vals = vals * frequency_scale(ids_used, of=rows)
+        touched, inverse = np.unique(rows, return_inverse=True)
+        # Each (row, col) can be the arg-max of several bags: sum with bincount over a small grid.
+        local = inverse.reshape(-1) * dim + cols
+        summed = np.bincount(local, weights=vals, minlength=len(touched) * dim)
+        return touched, summed.reshape(len(touched), dim).astype(weight.dtype), None
+
+    counts = np.diff(bounds)
+    bag_of_entry = np.repeat(np.arange(len(counts)), counts)
+    entry_grad = np.take(grad_out, bag_of_entry, axis=0)  # (n_kept, D): each entry's bag gradient
+
+    grad_psw = None
+    if per_sample_weights is not None:  # d out[b] / d w_j = weight[ids[j]]; before scaling entry_grad
+        grad_psw = np.zeros(n_all, dtype=per_sample_weights.dtype)
+        grad_psw[kept] = np.einsum("ij,ij->i", gather_rows(weight, ids_used), entry_grad)
+
+    scale = None
+    if mode == "mean":
+        scale = 1.0 / counts[bag_of_entry]
+    if psw is not None:
+        scale = psw if scale is None else scale * psw
+    if scale_grad_by_freq and len(ids_used):
+        freq = frequency_scale(ids_used)
+        scale = freq if scale is None else scale * freq
+    if scale is not None:
+        entry_grad *= np.asarray(scale, dtype=np.float64)[:, None].astype(grad_out.dtype)
+    unique, sums = segment_sum_rows(ids_used, entry_grad)
+    return unique, sums, grad_psw

@@ -1,0 +1,103 @@
+"""The lookup: rows of a table at ids, alone or with position rows added in the same pass.
+
+Why not ``weight[ids]``: it allocates and checks bounds; ``np.take(..., mode='raise',
+out=...)`` buffers the whole output. Validated ids let us use ``mode='clip'``, which
+writes straight into ``out`` and splits over threads; the compiled gather (:mod:`.jit`)
+is faster still.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import jit
+from .ids import check_out
+from . import threads
+
+__all__ = ["gather_rows", "gather_add_rows"]
+
+
+def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Rows of ``weight`` at ``ids``: the embedding lookup.
+
+    Args:
+        weight: (V, D) table.
+        ids: int array of any shape, already validated by :func:`check_ids` (neither
+            path checks bounds again: NumPy clips, compiled code would read past the table).
+        out: optional (*ids.shape, D) array to write into.
+
+    Returns:
+        (*ids.shape, D) array of ``weight.dtype``.
+    """
+    dim = weight.shape[1]
+    flat = ids.reshape(-1)
+    if out is None:
+        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
+    else:
+        check_out(out, ids.shape + (dim,), weight.dtype)
+    out2d = out.reshape(-1, dim)
+    if flat.size and threads.jit_ok(weight) and out2d.flags.c_contiguous:
+        jit.gather_rows(weight, flat, out2d)
+        return out
+
+    def work(a, b):
+        np.take(weight, flat[a:b], axis=0, out=out2d[a:b], mode="clip")
+
+    if flat.size:
+        threads.run_chunks(work, threads.chunks(flat.size, dim * weight.itemsize))
+    return out
+
+
+def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, scale: float = 1.0,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """``weight[ids] * scale + addend``, broadcast over sequences, in one pass: token plus position.
+
+    Each cache-sized chunk is gathered, scaled and added to while it is still in
+    cache, so the sum costs about what the lookup alone does and needs no
+    temporary beyond the output. Rounding is the same as ``(weight[ids] * scale) + addend``.
+
+    Args:
+        weight: (V, D) table.
+        ids: (*, S) validated ids, at least 1-D.
+        addend: (S, D) array of ``weight.dtype``: row ``s`` is added at sequence position ``s``.
+        out: optional (*ids.shape, D) array to write into.
+
+    Returns:
+        (*ids.shape, D) array of ``weight.dtype``.
+    """
+    seq, dim = ids.shape[-1], weight.shape[1]
+    if addend.shape != (seq, dim):
+        raise ValueError(f"addend must be ({seq}, {dim}) for ids of shape {ids.shape}, got {addend.shape}")
+    if out is None:
+        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
+    else:
+        check_out(out, ids.shape + (dim,), weight.dtype)
+    flat, out2d = ids.reshape(-1), out.reshape(-1, dim)
+    if flat.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
+        jit.gather_add_rows(weight, flat, addend, scale, out2d)
+        return out
+    step = max(1, threads.CHUNK_BYTES // (dim * weight.itemsize))
+
+    def add_periodic(rows, phase):  # rows[i] += addend[(phase + i) % seq]
+        n, i = len(rows), 0
+        if phase:
+            i = min(n, seq - phase)
+            rows[:i] += addend[phase:phase + i]
+        whole = (n - i) // seq
+        if whole:
+            rows[i:i + whole * seq].reshape(whole, seq, dim)[...] += addend
+            i += whole * seq
+        if i < n:
+            rows[i:] += addend[:n - i]
+
+    def work(a, b):
+        for t in range(a, b, step):
+            rows = out2d[t:min(b, t + step)]
+            np.take(weight, flat[t:t + len(rows)], axis=0, out=rows, mode="clip")
+            if scale != 1.0:
+                rows *= scale
+            add_periodic(rows, t % seq)
+
+    if flat.size:
+        threads.run_chunks(work, threads.chunks(flat.size, dim * weight.itemsize))
+    return out

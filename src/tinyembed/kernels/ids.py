@@ -1,0 +1,90 @@
+"""The contract of every kernel: ids, offsets and outputs checked once, up front.
+
+Kernels take validated inputs so that their hot loops can run unchecked (NumPy's
+``mode='clip'``, compiled loops that never test a bound). Each check names the bad
+value, its position and what was allowed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_ids", "check_offsets", "check_out", "bag_bounds"]
+
+
+def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
+    """Validate ids and return them as an int64 array (any shape, 0-d included).
+
+    Raises:
+        TypeError: for float, bool, complex or object arrays.
+        IndexError: naming the first id outside [0, num_embeddings) and its position.
+    """
+    if hasattr(ids, "data") and not isinstance(ids, np.ndarray):  # a Tensor
+        ids = ids.data
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0 and arr.dtype.kind == "f" and not isinstance(ids, np.ndarray):
+            arr = arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
+        else:
+            raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    # Always a copy: backward closures keep the ids, and the caller may reuse its array.
+    arr = np.array(arr, dtype=np.int64)
+    # Two reductions are cheaper than a boolean mask; the mask is built only to name a bad id.
+    if arr.size and (arr.min() < 0 or arr.max() >= num_embeddings):
+        bad = (arr < 0) | (arr >= num_embeddings)
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        raise IndexError(
+            f"{name} id {int(arr[where])} at position {where} is out of range "
+            f"for a table of {num_embeddings} rows (valid: 0..{num_embeddings - 1})"
+        )
+    return arr
+
+
+def check_offsets(offsets, num_ids: int, include_last_offset: bool = False) -> np.ndarray:
+    """Validate bag offsets and return bag boundaries ``bounds`` of shape (B + 1,).
+
+    Bag ``b`` holds entries ``bounds[b]:bounds[b+1]``. Offsets must start at 0,
+    never decrease, and stay within the input.
+    """
+    if hasattr(offsets, "data") and not isinstance(offsets, np.ndarray):
+        offsets = offsets.data
+    off = np.asarray(offsets)
+    if off.dtype.kind not in "iu":
+        raise TypeError(f"offsets must hold integers, got dtype {off.dtype}")
+    if off.ndim != 1:
+        raise ValueError(f"offsets must be 1-D, got shape {off.shape}")
+    off = off.astype(np.int64)
+    if include_last_offset and len(off) == 0:
+        raise ValueError("include_last_offset=True needs at least one offset")
+    if len(off) and off[0] != 0:
+        raise ValueError(f"offsets[0] must be 0 (the first bag starts the input), got {int(off[0])}")
+    step = np.diff(off)
+    if (step < 0).any():
+        i = int(np.argmax(step < 0)) + 1
+        raise ValueError(f"offsets must not decrease: offsets[{i}] = {int(off[i])} < {int(off[i - 1])}")
+    if len(off) and off[-1] > num_ids:
+        raise ValueError(f"offset {int(off[-1])} runs past the input of {num_ids} ids")
+    return off if include_last_offset else np.append(off, num_ids)
+
+
+def check_out(out: np.ndarray, shape: tuple, dtype: np.dtype) -> None:
+    """A preallocated output must match exactly and be C-contiguous (a reshape must not copy it)."""
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"out must be an array of shape {shape} and dtype {dtype}, got {got}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+
+
+def bag_bounds(ids: np.ndarray, offsets, include_last_offset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ids and (B + 1,) bag boundaries for 2-D ids (B fixed-size bags) or 1-D ids with offsets."""
+    if ids.ndim == 2:
+        if offsets is not None:
+            raise ValueError("2-D input is a batch of fixed-size bags: offsets must be None")
+        batch, length = ids.shape
+        return ids.reshape(-1), np.arange(batch + 1, dtype=np.int64) * length
+    if ids.ndim == 1:
+        if offsets is None:
+            raise ValueError("1-D input needs offsets (the start of each bag)")
+        return ids, check_offsets(offsets, len(ids), include_last_offset)
+    raise ValueError(f"bag input must be 1-D (with offsets) or 2-D, got shape {ids.shape}")

@@ -1,0 +1,220 @@
+"""The protocol every embedding table offers, dense or compressed.
+
+A table maps ids in [0, num_embeddings) to float32 rows of width embedding_dim.
+What differs is what it stores: a dense table stores every row; a quantized one
+stores int8 codes and per-row scales; a hashed one stores fewer rows than ids.
+Everything else is written once, here, in terms of two methods a table defines:
+
+* ``_rows(ids)``: float32 rows of already-validated int64 ids, any shape;
+* ``state_arrays()`` / ``config()`` / ``_from_state(arrays, config)``: what it
+  stores (arrays) and how it was built (JSON-able numbers and strings).
+
+From those come ``lookup``, ``nbytes``, ``compression_ratio``, ``to_dense``,
+``bag`` (sum or mean pooling that gathers only the rows in the bags), and
+``save`` / ``load`` in safetensors with the config in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .. import kernels
+from ..io import safetensors
+
+__all__ = ["EmbeddingTable", "TABLE_TYPES", "as_float_table", "load_table", "pretrained_weight", "register_table",
+           "take_array"]
+
+# class name -> class; `load_table` reads the name from a file's metadata.
+TABLE_TYPES: dict[str, type] = {}
+
+_METADATA_TYPE = "tinyembed.table"
+_METADATA_CONFIG = "tinyembed.config"
+
+
+def register_table(cls: type) -> type:
+    """Class decorator: make a table type loadable by :func:`load_table`."""
+    TABLE_TYPES[cls.__name__] = cls
+    return cls
+
+
+def take_array(arrays: dict[str, np.ndarray], name: str, shape: tuple, dtype) -> np.ndarray:
+    """``arrays[name]``, checked: for ``_from_state`` to refuse a file that does not fit its config."""
+    if name not in arrays:
+        raise ValueError(f"the table needs a tensor {name!r}; the file has {sorted(arrays)}")
+    array = arrays[name]
+    if array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+        raise ValueError(f"tensor {name!r} is {array.dtype}{list(array.shape)}, "
+                         f"expected {np.dtype(dtype)}{list(shape)}")
+    return array
+
+
+def as_float_table(table, dtype=np.float32, what: str = "table") -> np.ndarray:
+    """A (V, D) array of ``dtype`` (float32 by default) from a float array, a Tensor, or any
+    EmbeddingTable (its ``to_dense()``); refuses other shapes, non-float input, empty tables
+    and non-finite values. What every ``from_float`` / ``from_counts`` starts with."""
+    if isinstance(table, EmbeddingTable):
+        data = table.to_dense()
+    else:
+        data = np.asarray(table.data if hasattr(table, "data") and not isinstance(table, np.ndarray) else table)
+    if data.ndim != 2 or 0 in data.shape:
+        raise ValueError(f"{what} must be a non-empty 2-D (num_embeddings, embedding_dim) array, "
+                         f"got shape {data.shape}")
+    if data.dtype.kind != "f":
+        raise TypeError(f"{what} must be floating point, got {data.dtype}")
+    with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused next
+        data = np.ascontiguousarray(data, dtype=dtype)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{what} holds a non-finite value {data[row, col]} at row {row}, column {col} "
+                         f"(after conversion to {np.dtype(dtype)})")
+    return data
+
+
+def pretrained_weight(embeddings) -> np.ndarray:
+    """A (V, D) float array of trained rows (ndarray, Tensor or nested lists), checked: 2-D,
+    floating point, every value finite; the error names the first bad value."""
+    data = np.asarray(embeddings.data if hasattr(embeddings, "data") and not isinstance(embeddings, np.ndarray) else embeddings)
+    if data.ndim != 2:
+        raise ValueError(f"pretrained embeddings must be 2-D (num_embeddings, embedding_dim), got shape {data.shape}")
+    if data.dtype.kind != "f":
+        raise TypeError(f"pretrained embeddings must be floating point, got {data.dtype}")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"pretrained embeddings hold a non-finite value {data[row, col]} at row {row}, column {col}")
+    return data
+
+
+class EmbeddingTable:
+    """Mixin giving a table the common protocol. Subclasses set ``num_embeddings`` and
+    ``embedding_dim`` and define ``_rows``, ``state_arrays``, ``config`` and ``_from_state``."""
+
+    num_embeddings: int
+    embedding_dim: int
+
+    # -- what a table defines ------------------------------------------------------------
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every array the table stores, by name (what ``save`` writes)."""
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """How the table was built: JSON-able values that ``_from_state`` needs with the arrays."""
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim}
+
+    @classmethod
+    def _from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]):
+        raise NotImplementedError
+
+    # -- what every table gets -----------------------------------------------------------
+    def lookup(self, ids) -> np.ndarray:
+        """float32 rows of ``ids`` (any shape): (*ids.shape, embedding_dim)."""
+        return self._rows(kernels.check_ids(ids, self.num_embeddings))
+
+    @property
+    def nbytes(self) -> int:
+        """Exact bytes of everything the table stores."""
+        return int(sum(a.nbytes for a in self.state_arrays().values()))
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Numbers the table stores (codes, scales, rows), index maps excluded; a frozen
+        table has none that train. Trainable tables (Modules first in their bases) count
+        their Parameters instead."""
+        if trainable_only:
+            return 0
+        return int(sum(a.size for a in self.state_arrays().values() if a.dtype.kind != "i"))
+
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes of a dense float32 table of the same vocabulary and width."""
+        return self.num_embeddings * self.embedding_dim * 4
+
+    @property
+    def compression_ratio(self) -> float:
+        """Dense float32 bytes / stored bytes (above 1: smaller than dense)."""
+        return self.dense_nbytes / self.nbytes
+
+    def to_dense(self) -> np.ndarray:
+        """The (num_embeddings, embedding_dim) float32 table this one represents."""
+        return self._rows(np.arange(self.num_embeddings, dtype=np.int64))
+
+    def bag(self, ids, offsets=None, mode: str = "sum", per_sample_weights=None,
+            include_last_offset: bool = False) -> np.ndarray:
+        """Pooled rows of each bag, (B, embedding_dim) float32; gathers only the ids in the bags.
+
+        ``ids`` is 2-D (B fixed-size bags) or 1-D with ``offsets``, as EmbeddingBag.
+        """
+        if mode not in ("sum", "mean"):
+            raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
+        ids = kernels.check_ids(ids, self.num_embeddings)
+        flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
+        weights = None
+        if per_sample_weights is not None:
+            if mode != "sum":
+                raise ValueError(f"per_sample_weights is only supported with mode='sum', got {mode!r}")
+            weights = np.asarray(per_sample_weights, dtype=np.float32).reshape(-1)
+            if weights.shape != flat.shape:
+                raise ValueError(f"per_sample_weights has {weights.size} entries, input has {flat.size}")
+        return self._pool(flat, bounds, mode, weights)
+
+    def _pool(self, ids: np.ndarray, bounds: np.ndarray, mode: str, weights: np.ndarray | None) -> np.ndarray:
+        """Pooled bags from validated (n,) ids and (B + 1,) bounds; tables with a fused kernel override it."""
+        return kernels.pool_rows(lambda at, buf: np.copyto(buf, self._rows(at)), ids, bounds,
+                                 self.embedding_dim, np.float32, mode, weights)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the table to ``path`` in safetensors, atomically (temporary file, then rename)."""
+        metadata = {_METADATA_TYPE: type(self).__name__, _METADATA_CONFIG: json.dumps(self.config())}
+        safetensors.save(self.state_arrays(), path, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a table that :meth:`save` wrote; the file must hold this class's table."""
+        table = load_table(path)
+        if not isinstance(table, cls):
+            raise ValueError(f"{os.fspath(path)!r} holds a {type(table).__name__}, not a {cls.__name__}")
+        return table
+
+    def __call__(self, ids):
+        """Rows as a Tensor; trainable tables override this with a differentiable forward."""
+        from ..tensor import Tensor
+
+        return Tensor(self.lookup(ids))
+
+
+def load_table(path: str | os.PathLike) -> EmbeddingTable:
+    """Any table written by ``save``: the class and config come from the file's metadata,
+    and every array is checked against what that class stores."""
+    header, metadata = safetensors.read_header(path)
+    kind = metadata.get(_METADATA_TYPE)
+    if kind not in TABLE_TYPES:
+        raise ValueError(f"{os.fspath(path)!r} is not a tinyembed table (metadata {_METADATA_TYPE}={kind!r}; "
+                         f"known: {sorted(TABLE_TYPES)})")
+    try:
+        config = json.loads(metadata[_METADATA_CONFIG])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"{os.fspath(path)!r} has no valid {_METADATA_CONFIG} metadata: {e}") from None
+    arrays = safetensors.load(path, copy=True)
+    cls = TABLE_TYPES[kind]
+    try:
+        table = cls._from_state(arrays, config)
+    except (KeyError, TypeError) as e:  # a config that does not describe this table type
+        raise ValueError(f"{os.fspath(path)!r}: its {_METADATA_CONFIG} does not fit a {kind}: "
+                         f"{type(e).__name__}: {e}") from None
+    # The rebuilt table must store exactly what the file holds: names, shapes and dtypes.
+    expected = table.state_arrays()
+    if set(expected) != set(arrays):
+        raise ValueError(f"{os.fspath(path)!r}: {kind} stores {sorted(expected)}, the file has {sorted(arrays)}")
+    for name, array in expected.items():
+        got = arrays[name]
+        if got.shape != array.shape or got.dtype != array.dtype:
+            raise ValueError(f"{os.fspath(path)!r}: tensor {name!r} is {got.dtype}{list(got.shape)}, "
+                             f"{kind} with this config needs {array.dtype}{list(array.shape)}")
+    return table
