@@ -2,7 +2,7 @@
 
 A benchmark, not a test: it trains both with the same settings on the same prepared
 corpus, given to both as the same lists of words, scores both with
-:mod:`tinyembed.evaluate` (WordSim-353, SimLex-999, the Google analogies) and times
+:mod:`tinyembed.vectors.evaluate` (WordSim-353, SimLex-999, the Google analogies) and times
 their training. gensim's own ``evaluate_word_pairs`` scores gensim's vectors too,
 as a cross-check of our evaluation.
 
@@ -40,8 +40,8 @@ import time
 
 import numpy as np
 
-from tinyembed import jit
-from tinyembed.evaluate import evaluate
+from tinyembed.kernels import jit
+from tinyembed.vectors.evaluate import evaluate
 from tinyembed.text.corpus import corpus_text
 from tinyembed.train.skipgram import SkipGramConfig, train_skipgram
 from tinyembed.train.vocab import tokenize_lines
