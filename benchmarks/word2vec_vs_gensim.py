@@ -41,11 +41,11 @@ import time
 import numpy as np
 
 from tinyembed.kernels import jit
-from tinyembed.vectors.evaluate import evaluate
 from tinyembed.text.corpus import corpus_text
 from tinyembed.train.skipgram import SkipGramConfig, train_skipgram
 from tinyembed.train.vocab import tokenize_lines
 from tinyembed.vectors import WordVectors
+from tinyembed.vectors.evaluate import evaluate
 
 WS_TARGET = 0.03
 TIME_TARGET = 5.0
@@ -114,7 +114,8 @@ def table(results: dict) -> str:
     first_g, first_t = g[0], t[0]
     lines.append(f"| {'pairs used (WS / SL)':<22} | {first_g['wordsim353_pairs']:>8} / {first_g['simlex999_pairs']:<7}"
                  f" | {first_t['wordsim353_pairs']:>8} / {first_t['simlex999_pairs']:<7} |")
-    lines.append(f"| {'analogies answered':<22} | {first_g['analogy_answered']:>18} | {first_t['analogy_answered']:>18} |")
+    answered = (first_g["analogy_answered"], first_t["analogy_answered"])
+    lines.append(f"| {'analogies answered':<22} | {answered[0]:>18} | {answered[1]:>18} |")
     lines.append(f"| {'vocabulary':<22} | {first_g['vocab']:>18} | {first_t['vocab']:>18} |")
     return "\n".join(lines)
 

@@ -328,7 +328,7 @@ def test_no_grad_records_nothing_and_restores_state():
 def test_no_grad_restores_state_after_an_exception():
     with pytest.raises(ZeroDivisionError):
         with no_grad():
-            1 / 0
+            _ = 1 / 0
     assert is_grad_enabled()
 
 
@@ -435,7 +435,7 @@ def test_forward_and_gradients_match_torch(name, ours, theirs, shapes, dtype, to
     w = _array(out.shape, seed=99).astype(dtype)
     (out * Tensor(w)).sum().backward()
     (tout * torch.tensor(w)).sum().backward()
-    for x, t in zip(xs, ts):
+    for x, t in zip(xs, ts, strict=True):
         np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=tol, atol=tol)
 
 

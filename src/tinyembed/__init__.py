@@ -18,11 +18,11 @@ The packages, from the bottom up (each imports only those listed before it):
     cli               the `tinyembed` command
 """
 
-from .tensor import Tensor, cat, concatenate, enable_grad, is_grad_enabled, no_grad, stack, tensor
-from .sparse import RowSparseGrad
-from .gradcheck import gradcheck
 from . import kernels, nn, optim, positional, tables
+from .gradcheck import gradcheck
 from .positional import EmbeddingLayer
+from .sparse import RowSparseGrad
+from .tensor import Tensor, cat, concatenate, enable_grad, is_grad_enabled, no_grad, stack, tensor
 
 __version__ = "0.1.0"
 

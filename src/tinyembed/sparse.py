@@ -41,7 +41,7 @@ class RowSparseGrad:
         self.shape = tuple(shape)
 
     @classmethod
-    def from_rows(cls, rows: np.ndarray, values: np.ndarray, shape: tuple) -> "RowSparseGrad":
+    def from_rows(cls, rows: np.ndarray, values: np.ndarray, shape: tuple) -> RowSparseGrad:
         """Coalesce possibly repeated, unsorted ``rows`` by summing their ``values``."""
         from .kernels import segment_sum_rows  # kernels never import this module
 
@@ -80,20 +80,20 @@ class RowSparseGrad:
 
     __radd__ = __add__
 
-    def __mul__(self, scalar: float) -> "RowSparseGrad":
+    def __mul__(self, scalar: float) -> RowSparseGrad:
         return RowSparseGrad(self.indices, self.values * scalar, self.shape)
 
     __rmul__ = __mul__
 
-    def astype(self, dtype) -> "RowSparseGrad":
+    def astype(self, dtype) -> RowSparseGrad:
         return RowSparseGrad(self.indices, self.values.astype(dtype), self.shape)
 
     @classmethod
-    def empty(cls, shape: tuple, dtype) -> "RowSparseGrad":
+    def empty(cls, shape: tuple, dtype) -> RowSparseGrad:
         """No rows: the zero gradient, still row-sparse."""
         return cls(np.zeros(0, np.int64), np.zeros((0, shape[1]), dtype), shape)
 
-    def __neg__(self) -> "RowSparseGrad":
+    def __neg__(self) -> RowSparseGrad:
         return self * -1
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class Tensor:
 
     # -- graph construction --------------------------------------------------------
     @classmethod
-    def _from_op(cls, data: np.ndarray, parents: Sequence[Tensor], backward: Callable, op: str) -> "Tensor":
+    def _from_op(cls, data: np.ndarray, parents: Sequence[Tensor], backward: Callable, op: str) -> Tensor:
         """Output of an op. ``backward(g)`` returns one gradient (or None) per parent."""
         out = cls.__new__(cls)
         out.data = data
@@ -165,7 +165,7 @@ class Tensor:
                     first = node.grad is None and isinstance(g, np.ndarray)
                     node.grad = g.copy() if first else accumulate_grad(node.grad, g)
                     continue
-                for parent, pg in zip(node._parents, node._backward(g)):
+                for parent, pg in zip(node._parents, node._backward(g), strict=True):
                     if pg is None or not parent.requires_grad:
                         continue
                     if pg.dtype != parent.dtype:  # float32 * float64 must still give a float32 grad
@@ -173,7 +173,7 @@ class Tensor:
                     key = id(parent)
                     grads[key] = accumulate_grad(grads.get(key), pg)
 
-    def _topological_order(self) -> list["Tensor"]:
+    def _topological_order(self) -> list[Tensor]:
         """Nodes reachable from self, each after every node that consumes it."""
         order: list[Tensor] = []
         visited: set[int] = set()
@@ -228,11 +228,11 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.data)  # as NumPy: ambiguous (an error) for more than one element
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype) -> Tensor:
         src = self.dtype
         return Tensor._from_op(self.data.astype(dtype), (self,), lambda g: (g.astype(src),), "astype")
 
@@ -246,7 +246,7 @@ class Tensor:
         return f"tensor({body}{dtype}{grad})"
 
     # -- elementwise arithmetic ----------------------------------------------------
-    def _lift(self, other) -> "Tensor":
+    def _lift(self, other) -> Tensor:
         if isinstance(other, Tensor):
             return other
         # Python scalars take this tensor's dtype, as in PyTorch.
@@ -344,7 +344,7 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- reductions -----------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
         shape = self.shape
 
         def backward(g):
@@ -354,12 +354,12 @@ class Tensor:
 
         return Tensor._from_op(np.asarray(self.data.sum(axis=axis, keepdims=keepdims)), (self,), backward, "sum")
 
-    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
         count = self.data.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
         # The mean of nothing is nan, as in NumPy and PyTorch.
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
-    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
         """Maximum; the gradient is split evenly between tied maxima."""
         x = self.data
         out = x.max(axis=axis, keepdims=True)
@@ -375,7 +375,7 @@ class Tensor:
         return Tensor._from_op(np.asarray(result), (self,), backward, "max")
 
     # -- shape ---------------------------------------------------------------------
-    def reshape(self, *shape) -> "Tensor":
+    def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         src = self.shape
@@ -383,34 +383,34 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self) -> "Tensor":
+    def flatten(self) -> Tensor:
         return self.reshape(-1)
 
-    def permute(self, *dims) -> "Tensor":
+    def permute(self, *dims) -> Tensor:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         inverse = np.argsort([d % self.ndim for d in dims])  # argsort needs non-negative dims
         return Tensor._from_op(np.transpose(self.data, dims), (self,),
                                lambda g: (np.transpose(g, inverse),), "permute")
 
-    def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
         """Swap two dimensions (PyTorch's ``transpose``; default: the last two)."""
         return Tensor._from_op(np.swapaxes(self.data, dim0, dim1), (self,),
                                lambda g: (np.swapaxes(g, dim0, dim1),), "transpose")
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
 
-    def unsqueeze(self, dim: int) -> "Tensor":
+    def unsqueeze(self, dim: int) -> Tensor:
         return self.reshape(np.expand_dims(self.data, dim).shape)
 
-    def squeeze(self, dim=None) -> "Tensor":
+    def squeeze(self, dim=None) -> Tensor:
         if dim is not None and self.shape[dim] != 1:
             return self.reshape(self.shape)  # as PyTorch: squeezing a dim that is not 1 is a no-op
         return self.reshape(np.squeeze(self.data, dim).shape)
 
-    def __getitem__(self, index) -> "Tensor":
+    def __getitem__(self, index) -> Tensor:
         index = index.data if isinstance(index, Tensor) else index
         if isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
@@ -425,34 +425,34 @@ class Tensor:
         return Tensor._from_op(np.asarray(x[index]), (self,), backward, "getitem")
 
     # -- elementwise functions -------------------------------------------------------
-    def exp(self) -> "Tensor":
+    def exp(self) -> Tensor:
         y = np.exp(self.data)
         return Tensor._from_op(y, (self,), lambda g: (g * y,), "exp")
 
-    def log(self) -> "Tensor":
+    def log(self) -> Tensor:
         x = self.data
         return Tensor._from_op(np.log(x), (self,), lambda g: (g / x,), "log")
 
-    def sqrt(self) -> "Tensor":
+    def sqrt(self) -> Tensor:
         y = np.sqrt(self.data)
         return Tensor._from_op(y, (self,), lambda g: (g / (2 * y),), "sqrt")
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         y = np.tanh(self.data)
         return Tensor._from_op(y, (self,), lambda g: (g * (1 - y * y),), "tanh")
 
-    def sigmoid(self) -> "Tensor":
+    def sigmoid(self) -> Tensor:
         x = self.data
         # Two-branch form: exp never overflows for large |x|.
         e = np.exp(-np.abs(x))
         y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
         return Tensor._from_op(y, (self,), lambda g: (g * y * (1 - y),), "sigmoid")
 
-    def relu(self) -> "Tensor":
+    def relu(self) -> Tensor:
         x = self.data
         return Tensor._from_op(np.maximum(x, 0), (self,), lambda g: (g * (x > 0),), "relu")
 
-    def abs(self) -> "Tensor":
+    def abs(self) -> Tensor:
         x = self.data
         return Tensor._from_op(np.abs(x), (self,), lambda g: (g * np.sign(x),), "abs")
 

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from tinyembed.io import safetensors as st
 
+
 # The reference implementation (Hugging Face's `safetensors` package) and torch are
 # test oracles only.
 def _reference_numpy():

@@ -182,7 +182,7 @@ def test_segment_reduce_matches_python_loop_over_short_long_and_gapped_segments(
     values = rng.standard_normal((int(starts[-1] + counts[-1] + 2), 3))
     out = segment_reduce(values, starts, counts, op)
     expected = np.empty((len(counts), 3))
-    for i, (s, c) in enumerate(zip(starts, counts)):
+    for i, (s, c) in enumerate(zip(starts, counts, strict=True)):
         acc = values[s].copy()
         for r in range(s + 1, s + c):
             acc = op(acc, values[r])
@@ -280,7 +280,8 @@ def test_check_ids_rejects_non_integer_dtypes_naming_them(ids, dtype):
         check_ids(ids, 10)
 
 
-@pytest.mark.parametrize("ids", [[1, 2], np.array([[3]], dtype=np.uint8), np.array(4, dtype=np.int32), [], np.zeros((2, 0), dtype=np.int16)])
+@pytest.mark.parametrize("ids", [[1, 2], np.array([[3]], dtype=np.uint8), np.array(4, dtype=np.int32), [],
+                                 np.zeros((2, 0), dtype=np.int16)])
 def test_check_ids_returns_int64_of_same_shape_and_values(ids):
     out = check_ids(ids, 10)
     assert out.dtype == np.int64 and out.shape == np.shape(ids)

@@ -39,7 +39,9 @@ def make_case(rng, num, dim, length, num_bags, batch, width):
     Sizes are given (hypothesis shrinks them well); options are drawn from ``rng`` so that
     each combination is as likely (hypothesis repeats its seeds, which skews them).
     """
-    coin = lambda: bool(rng.integers(2))
+    def coin():
+        return bool(rng.integers(2))
+
     dtype = [np.float32, np.float64][rng.integers(2)]
     mode = MODES[rng.integers(3)]
     padding_idx = int(rng.integers(-num, num)) if coin() else None
@@ -52,7 +54,8 @@ def make_case(rng, num, dim, length, num_bags, batch, width):
     pool = rng.integers(0, num, size=rng.integers(1, 7))
     if padding_idx is not None:
         pool = np.append(pool, padding_idx % num)
-    pick = lambda shape: rng.choice(pool, size=shape) if coin() else rng.integers(0, num, size=shape)
+    def pick(shape):
+        return rng.choice(pool, size=shape) if coin() else rng.integers(0, num, size=shape)
 
     include_last_offset = False
     offsets = None
@@ -119,7 +122,7 @@ def features(case):
 
 def has_empty_bag(case):
     bounds = bag_bounds(case)
-    return any(a == b for a, b in zip(bounds[:-1], bounds[1:]))
+    return any(a == b for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def bag_bounds(case):

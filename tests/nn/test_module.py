@@ -162,7 +162,8 @@ def test_repr_shows_nested_configuration():
         ")"
     )
     text = repr(Net())
-    assert "  (blocks): ModuleList(\n    (0): Block(\n      (fc): Linear(in_features=4, out_features=4, bias=True)" in text
+    assert ("  (blocks): ModuleList(\n    (0): Block(\n"
+            "      (fc): Linear(in_features=4, out_features=4, bias=True)") in text
     assert "(head): Linear(in_features=4, out_features=10, bias=False)" in text
 
 

@@ -35,12 +35,12 @@ def dense_trajectories(make_ours, make_torch, shapes, dtype, steps: int, seed: i
         topt = make_torch([{"params": theirs[a:b], **o} for a, b, o in param_groups])
     worst = 0.0
     for _ in range(steps):
-        for p, t in zip(ours, theirs):
+        for p, t in zip(ours, theirs, strict=True):
             g = rng.standard_normal(p.shape).astype(dtype)
             p.grad = g.copy()
             t.grad = torch.from_numpy(g.copy())
         opt.step()
         topt.step()
-        for p, t in zip(ours, theirs):
+        for p, t in zip(ours, theirs, strict=True):
             worst = max(worst, max_abs_diff(p.data, t))
     return worst

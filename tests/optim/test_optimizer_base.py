@@ -227,7 +227,7 @@ def test_state_dict_through_json_resumes_exactly_where_it_left_off(cls, dtype):
     opt2.load_state_dict(saved)
     assert opt2.param_groups[1]["lr"] == 0.05
     run(resumed, opt2, range(3, 6))
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=True):
         np.testing.assert_array_equal(a.data, b.data)
 
 

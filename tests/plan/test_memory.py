@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyembed.plan.models import MODELS, ModelConfig
 from tinyembed.plan.memory import (
     embedding_memory,
     expected_unique_rows,
@@ -19,6 +18,7 @@ from tinyembed.plan.memory import (
     format_params,
     format_table,
 )
+from tinyembed.plan.models import MODELS, ModelConfig
 
 # ---------------------------------------------------------------------------
 # Parameter counts

@@ -68,19 +68,20 @@ def test_plans_conserve_memory_lookups_and_bytes(tables, num_devices, batch_size
         n = num_devices
         assert len(p.memory_bytes) == len(p.lookups) == len(p.sent_bytes) == n
         copies = {"data_parallel": [n] * len(tables)}.get(p.strategy, [1] * len(tables))
-        weights = sum(c * t.weight_bytes for c, t in zip(copies, tables))
+        weights = sum(c * t.weight_bytes for c, t in zip(copies, tables, strict=True))
         assert sum(p.weight_bytes) == weights
         row_state_copies = slices if p.strategy == "column_wise" else copies
         assert sum(p.optimizer_bytes) == sum(
             c * t.num_rows * t.dim * opt_elem + rc * t.num_rows * opt_row
-            for c, rc, t in zip(copies, row_state_copies, tables))
-        assert p.memory_bytes == tuple(a + b for a, b in zip(p.weight_bytes, p.optimizer_bytes))
+            for c, rc, t in zip(copies, row_state_copies, tables, strict=True))
+        assert p.memory_bytes == tuple(a + b for a, b in zip(p.weight_bytes, p.optimizer_bytes, strict=True))
         # every id is looked up once, on every column slice for column_wise
         per_id = slices if p.strategy == "column_wise" else [1] * len(tables)
-        assert sum(p.lookups) == sum(k * m for k, m in zip(per_id, n_ids))
+        assert sum(p.lookups) == sum(k * m for k, m in zip(per_id, n_ids, strict=True))
         assert sum(p.expected_lookups) == pytest.approx(sum(p.lookups))
         if not training:  # forward reads each id's D values exactly once in total
-            assert sum(p.memory_traffic_bytes) == sum(m * t.dim * t.bytes_per_element for m, t in zip(n_ids, tables))
+            assert sum(p.memory_traffic_bytes) == sum(m * t.dim * t.bytes_per_element
+                                                      for m, t in zip(n_ids, tables, strict=True))
         assert sum(p.sent_bytes) == sum(p.received_bytes) == p.network_bytes
         assert p.network_bytes == p.input_ids_bytes + p.output_bytes + p.backward_bytes
         if n == 1:
@@ -214,7 +215,7 @@ def test_network_bytes_by_hand_row_wise_reduce_scatter_and_data_parallel():
     assert rw.output_bytes == 2 * (2 * 4 * 4)  # 64
     # ids: brute force over the simulated batch, with owners read from the plan's shards
     (ids, src), = simulated_batch([table], TINY)
-    crossing = sum(owner_device(rw, "p", int(r)) != s for r, s in zip(ids, src))
+    crossing = sum(owner_device(rw, "p", int(r)) != s for r, s in zip(ids, src, strict=True))
     assert rw.input_ids_bytes == crossing * ID_BYTES
     # Data parallel: nothing in inference; in training a ring all-reduce of the 128 B gradient,
     # 2 (N - 1) / N of it sent by each device.
@@ -232,7 +233,7 @@ def test_unpooled_network_bytes_match_brute_force_routing(strategy):
     p = plan([table], w, BIG_DEVICE, [strategy])[0]
     (ids, src), = simulated_batch([table], w)
     sent = np.zeros(3, dtype=np.int64)
-    for r, s in zip(ids, src):
+    for r, s in zip(ids, src, strict=True):
         o = owner_device(p, "u", int(r))
         if o != s:
             sent[s] += ID_BYTES + 3 * 2  # the id out (forward), its output-row gradient out (backward)

@@ -7,8 +7,7 @@ import pytest
 
 import tinyembed as te
 from tinyembed.nn import Embedding
-from tinyembed.positional import EmbeddingLayer
-from tinyembed.positional import sinusoidal_table
+from tinyembed.positional import EmbeddingLayer, sinusoidal_table
 
 IDS = np.array([[3, 1, 4, 1], [5, 9, 2, 0]])
 
@@ -152,7 +151,7 @@ def test_fused_path_gradients_equal_separate_ops(positional):
         layer.zero_grad()
         out.backward(g)
         grads.append([np.array(p.grad) for p in layer.parameters()])
-    for fused, separate in zip(*grads):
+    for fused, separate in zip(*grads, strict=True):
         np.testing.assert_allclose(fused, separate, rtol=1e-6, atol=1e-6)
 
 

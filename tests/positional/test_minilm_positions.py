@@ -5,8 +5,7 @@ import pytest
 
 from tinyembed import Tensor
 from tinyembed.io.assets import minilm_tensor
-from tinyembed.positional import EmbeddingLayer
-from tinyembed.positional import LearnedPositionalEmbedding
+from tinyembed.positional import EmbeddingLayer, LearnedPositionalEmbedding
 
 
 @pytest.fixture(scope="module")

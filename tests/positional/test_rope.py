@@ -179,7 +179,8 @@ def reference_cases():
     yield "dynamic-partial", dict(head_dim=64, rotary_dim=16, scaling=dyn), \
         lambda L: (ref_dynamic(16, 10000.0, 4.0, 256, L), 1.0)
     yarn = {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 256}
-    yield "yarn", dict(head_dim=128, scaling=yarn), lambda L: (ref_yarn(128, 10000.0, 8.0, 256), ref_yarn_attention(8.0))
+    yield "yarn", dict(head_dim=128, scaling=yarn), \
+        lambda L: (ref_yarn(128, 10000.0, 8.0, 256), ref_yarn_attention(8.0))
     yarn_loose = {**yarn, "beta_fast": 16, "beta_slow": 2, "truncate": False, "mscale": 1.0, "mscale_all_dim": 0.5}
     yield "yarn-no-truncate", dict(head_dim=64, rotary_dim=32, base=50000.0, scaling=yarn_loose), \
         lambda L: (ref_yarn(32, 50000.0, 8.0, 256, 16, 2, truncate=False), ref_yarn_attention(8.0, None, 1.0, 0.5))
@@ -227,7 +228,8 @@ def test_dynamic_is_unscaled_up_to_the_original_length_and_scaled_beyond():
 
 def test_yarn_keeps_fast_pairs_and_interpolates_slow_pairs_as_in_the_paper():
     dim, orig, factor = 128, 4096, 8.0
-    rope = RotaryEmbedding(dim, scaling={"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": orig})
+    rope = RotaryEmbedding(dim, scaling={"rope_type": "yarn", "factor": factor,
+                                         "original_max_position_embeddings": orig})
     theta = np.array(ref_unscaled(dim, 10000.0))
     turns = orig * theta / (2 * math.pi)  # full turns of each pair within the original context
     fast, slow = turns > 32, turns < 1
@@ -379,7 +381,7 @@ def test_dynamic_tables_are_rebuilt_when_the_length_changes_the_frequencies(tabl
     rope.cos_sin(np.arange(12))  # below the original length: same frequencies, shorter
     assert len(table_builds) == 1
     # Above it every length has its own frequencies; the answer never depends on earlier calls.
-    for length, (fresh_cos, fresh_sin) in zip(lengths, fresh):
+    for length, (fresh_cos, fresh_sin) in zip(lengths, fresh, strict=True):
         cos, sin = rope.cos_sin(np.arange(length))
         np.testing.assert_array_equal(cos, fresh_cos)
         np.testing.assert_array_equal(sin, fresh_sin)

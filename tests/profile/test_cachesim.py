@@ -7,9 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyembed.profile import cachesim
-from tinyembed.profile.cachesim import (CacheHierarchy, LevelStats, PerfCounts, SetAssociativeLRU,
-                                        lru_stack_distances, parse_perf_stat, perf_cache_misses,
-                                        row_line_trace, simulate)
+from tinyembed.profile.cachesim import (
+    CacheHierarchy,
+    LevelStats,
+    PerfCounts,
+    SetAssociativeLRU,
+    lru_stack_distances,
+    parse_perf_stat,
+    perf_cache_misses,
+    row_line_trace,
+    simulate,
+)
 from tinyembed.profile.machine import CacheLevel
 
 
@@ -216,7 +224,7 @@ def test_hierarchy_matches_a_chain_of_brute_force_caches():
         lines = (rng.zipf(1.05, size=int(rng.integers(1, 3000))) - 1) % int(rng.integers(1, 1000))
         stats = simulate(lines, levels)
         assert [(s.accesses, s.hits) for s in stats] == brute_force_hierarchy(lines, geometries)
-        for upper, lower in zip(stats, stats[1:]):
+        for upper, lower in zip(stats, stats[1:], strict=False):
             assert lower.accesses == upper.misses
 
 
@@ -247,7 +255,8 @@ def test_hierarchy_from_machine_caches():
     caches = [CacheLevel(3, "Unified", 32 << 20, 64, 16, 32768, "0-1"), CacheLevel(1, "Data", 32 << 10, 64, 8, 64, "0"),
               CacheLevel(2, "Unified", 512 << 10, 64, 8, 1024, "0")]
     hierarchy = CacheHierarchy.from_machine(caches)
-    assert [(lv.name, lv.sets, lv.ways) for lv in hierarchy.levels] == [("L1d", 64, 8), ("L2", 1024, 8), ("L3", 32768, 16)]
+    assert [(lv.name, lv.sets, lv.ways) for lv in hierarchy.levels] == [
+        ("L1d", 64, 8), ("L2", 1024, 8), ("L3", 32768, 16)]
     assert hierarchy.line_bytes == 64
     # ways 0 (reported by some systems for a fully associative cache) is one set
     [full] = CacheHierarchy.from_machine([CacheLevel(1, "Data", 4096, 64, 0, 1, "0")]).levels

@@ -15,7 +15,8 @@ def small_table(v=300, d=16, seed=0):
 
 def test_row_cosines_match_a_loop():
     a, b = small_table(20, 5, 1), small_table(20, 5, 2)
-    expected = [x @ y / np.linalg.norm(x) / np.linalg.norm(y) for x, y in zip(a.astype(float), b.astype(float))]
+    expected = [x @ y / np.linalg.norm(x) / np.linalg.norm(y)
+                for x, y in zip(a.astype(float), b.astype(float), strict=True)]
     np.testing.assert_allclose(row_cosines(a, b), expected, atol=1e-12)
 
 

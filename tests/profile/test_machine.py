@@ -104,7 +104,8 @@ def test_this_machines_l1_and_l2_agree_with_glibc():
         pytest.skip("no getconf")
     levels = {c.level: c for c in read_cache_levels()}
     checks = [(levels.get(1), "size_bytes", "LEVEL1_DCACHE_SIZE"), (levels.get(1), "ways", "LEVEL1_DCACHE_ASSOC"),
-              (levels.get(1), "line_bytes", "LEVEL1_DCACHE_LINESIZE"), (levels.get(2), "size_bytes", "LEVEL2_CACHE_SIZE")]
+              (levels.get(1), "line_bytes", "LEVEL1_DCACHE_LINESIZE"),
+              (levels.get(2), "size_bytes", "LEVEL2_CACHE_SIZE")]
     compared = 0
     for cache, field, name in checks:
         reference = _getconf(name)

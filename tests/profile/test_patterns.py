@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from tinyembed.profile.patterns import DEFAULT_PATTERNS, PATTERNS, AccessPattern, text_stream
 from tinyembed.plan.zipf import zipf_probabilities
+from tinyembed.profile.patterns import DEFAULT_PATTERNS, PATTERNS, AccessPattern, text_stream
 
 ALL = [AccessPattern("uniform"), AccessPattern("zipf", 0.8), AccessPattern("zipf", 1.3),
        AccessPattern("sequential"), AccessPattern("sorted", 1.0), AccessPattern("text")]

@@ -12,11 +12,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tinyembed.profile import bench, timing
+from tinyembed.nn import Embedding
 from tinyembed.plan.memory import BYTES_PER_ROW, embedding_memory
 from tinyembed.plan.models import MODELS
-from tinyembed.nn import Embedding
-from tinyembed.profile import EmbeddingProfiler, make_table, rowcache
+from tinyembed.profile import EmbeddingProfiler, bench, make_table, rowcache, timing
 from tinyembed.profile.machine import CacheLevel
 from tinyembed.profile.patterns import AccessPattern, text_stream
 from tinyembed.profile.profiler import TABLE_DTYPES
@@ -127,7 +126,7 @@ def test_unique_rows_are_those_of_the_ids_looked_up():
     results = profiler(repeats=2, warmup=1).measure_lookup_performance(table, [2, 4], [16, 64], "zipf", alpha=1.2)
     shapes = [(2, 16), (2, 64), (4, 16), (4, 64)]
     assert len(table.calls) == 3 * len(shapes)  # warm-up and 2 repeats of each shape, nothing else
-    for k, (m, shape) in enumerate(zip(results, shapes)):
+    for k, (m, shape) in enumerate(zip(results, shapes, strict=True)):
         calls = table.calls[3 * k:3 * k + 3]
         assert all(c.shape == shape and np.array_equal(c, calls[0]) for c in calls)  # one batch, timed again
         assert m.unique_rows == np.unique(calls[0]).size < m.tokens  # Zipf ids repeat

@@ -4,8 +4,7 @@ from collections import Counter, OrderedDict
 import numpy as np
 import pytest
 
-from tinyembed.profile.rowcache import (RowCacheCurves, hot_set_curve, lfu_hit_rates, lru_hit_rates,
-                                        row_cache_curves)
+from tinyembed.profile.rowcache import RowCacheCurves, hot_set_curve, lfu_hit_rates, lru_hit_rates, row_cache_curves
 
 
 # -- references ----------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 import os
 
 import pytest
-
 from chromium import CHROMIUM, Browser, find_chromium
 
 

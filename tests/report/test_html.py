@@ -14,9 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyembed.report import (
+    Figure,
+    Report,
+    ReportError,
+    Section,
+    Table,
+    figure_from_matplotlib,
+    format_cell,
+    render_html,
+    report_json,
+    to_jsonable,
+    write_report,
+)
 from tinyembed.report import html as report_html
-from tinyembed.report import (Figure, Report, ReportError, Section, Table, figure_from_matplotlib, format_cell,
-                              render_html, report_json, to_jsonable, write_report)
 
 
 def make_png(width: int, height: int, seed: int = 0) -> bytes:
@@ -92,7 +103,7 @@ def test_page_embeds_every_figure_byte_for_byte_and_loads_nothing_else():
     images = [attrs for tag, attrs in page.tags if tag == "img"]
     figures = [f for section in report.sections for f in section.figures]
     assert len(images) == len(figures)
-    for attrs, figure in zip(images, figures):
+    for attrs, figure in zip(images, figures, strict=True):
         prefix = "data:image/png;base64,"
         assert attrs["src"].startswith(prefix)
         assert base64.b64decode(attrs["src"][len(prefix):], validate=True) == figure.png
@@ -101,7 +112,7 @@ def test_page_embeds_every_figure_byte_for_byte_and_loads_nothing_else():
     tag_names = {tag for tag, _ in page.tags}
     assert not tag_names & {"script", "link", "iframe", "object", "embed", "base"}
     ids = {attrs["id"] for _, attrs in page.tags if "id" in attrs}
-    for tag, attrs in page.tags:
+    for _tag, attrs in page.tags:
         for name, value in attrs.items():
             if name in ("src", "href"):
                 # only embedded images and links within the page

@@ -5,8 +5,8 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 
-from tinyembed.report import plots  # noqa: E402
 from tinyembed.cli import main  # noqa: E402
+from tinyembed.report import plots  # noqa: E402
 
 
 def _data_axes(fig):

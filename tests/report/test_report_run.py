@@ -16,8 +16,7 @@ from tinyembed.cli import main
 from tinyembed.plan.memory import BYTES_PER_ROW
 from tinyembed.profile import EmbeddingProfiler, MachineInfo
 from tinyembed.profile.patterns import DEFAULT_PATTERNS
-from tinyembed.report import Report, Section, Table, write_report
-from tinyembed.report import figures, run, sections
+from tinyembed.report import Report, Section, Table, figures, run, sections, write_report
 from tinyembed.report.sections import SECTIONS, ReportConfig
 
 QUICK_LIMIT_S = 90  # the bound for `tinyembed report --quick` on this machine
@@ -151,7 +150,7 @@ def test_every_number_in_the_summary_comes_from_one_sections_data(quick):
             text = text.replace(literal, "")
         numbers = NUMBER.findall(text)
 
-        def explains(sid):
+        def explains(sid, numbers=numbers):
             return all(n in forms[sid][len(n.partition(".")[2])] for n in numbers)
         assert any(explains(sid) for sid in SECTION_IDS), f"a number of {line!r} is in no section's data"
 

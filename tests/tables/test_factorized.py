@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
+from bag_reference import assert_bags_equal_pooled_lookups
+from table_files import rewrite
 
 import tinyembed as te
 from tinyembed.nn import Embedding
-from tinyembed.positional import EmbeddingLayer
 from tinyembed.optim import Adam
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.factorized import FactorizedEmbedding
-from bag_reference import assert_bags_equal_pooled_lookups
-from table_files import rewrite
 
 
 def _table(num=12, dim=6, rank=3, dtype=np.float32, seed=0):

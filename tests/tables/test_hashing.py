@@ -9,10 +9,10 @@ import pytest
 import tinyembed as te
 from tinyembed.io import safetensors
 from tinyembed.nn import Embedding, Linear, init
-from tinyembed.positional import EmbeddingLayer
-from tinyembed.optim import Adam, SparseAdam
-from tinyembed.sparse import RowSparseGrad
 from tinyembed.nn.table import load_table
+from tinyembed.optim import Adam, SparseAdam
+from tinyembed.positional import EmbeddingLayer
+from tinyembed.sparse import RowSparseGrad
 from tinyembed.tables.hashing import MERSENNE_61, HashedEmbedding, QREmbedding, universal_hash
 
 P = 2**61 - 1  # the Mersenne prime, written out independently of the module
@@ -186,7 +186,7 @@ def test_qr_tables_have_ceil_v_over_m_quotient_rows_and_m_remainder_rows(num, m,
 def test_qr_gives_every_id_a_distinct_pair_and_a_distinct_row(num, m, combiner):
     table = QREmbedding(num, 4, num_collisions=m, combiner=combiner, seed=0)
     q, r = table.split_ids(np.arange(num))
-    assert len(set(zip(q.tolist(), r.tolist()))) == num
+    assert len(set(zip(q.tolist(), r.tolist(), strict=True))) == num
     dense = table.to_dense()
     gaps = np.abs(dense[:, None, :] - dense[None, :, :]).max(axis=-1)  # (V, V) largest coordinate gap
     np.fill_diagonal(gaps, np.inf)
@@ -273,7 +273,7 @@ def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights(kind)
     np.testing.assert_allclose(table.bag(ids, offsets, mode="mean"), want_mean, rtol=1e-5, atol=1e-5)
     weights = np.linspace(-1, 2, len(ids))
     psw = np.split(weights, bounds[1:-1])
-    want_weighted = np.stack([(dense[bag] * w[:, None]).sum(axis=0) for bag, w in zip(bags, psw)])
+    want_weighted = np.stack([(dense[bag] * w[:, None]).sum(axis=0) for bag, w in zip(bags, psw, strict=True)])
     np.testing.assert_allclose(table.bag(ids, offsets, per_sample_weights=weights), want_weighted,
                                rtol=1e-5, atol=1e-5)
     fixed = ids[:6].reshape(3, 2)  # 2-D: fixed-size bags
@@ -354,14 +354,14 @@ def test_load_refuses_missing_tensor_wrong_shape_wrong_dtype_and_truncation(kind
     table.save(good)
     cls, bad = type(table), tmp_path / "bad.safetensors"
     for name in table.state_arrays():
-        _rewrite(good, bad, lambda t: t.pop(name))
+        _rewrite(good, bad, lambda t, name=name: t.pop(name))
         with pytest.raises(ValueError, match=f"needs a tensor '{name}'"):
             cls.load(bad)
-        _rewrite(good, bad, lambda t: t.__setitem__(name, t[name][:-1]))
+        _rewrite(good, bad, lambda t, name=name: t.__setitem__(name, t[name][:-1]))
         with pytest.raises(ValueError, match=f"tensor '{name}' is"):
             cls.load(bad)
         wrong = np.float64 if table.state_arrays()[name].dtype.kind == "f" else np.int32
-        _rewrite(good, bad, lambda t: t.__setitem__(name, t[name].astype(wrong)))
+        _rewrite(good, bad, lambda t, name=name, wrong=wrong: t.__setitem__(name, t[name].astype(wrong)))
         with pytest.raises(ValueError, match=f"tensor '{name}' is"):
             cls.load(bad)
     _rewrite(good, bad, lambda t: t.__setitem__("extra", np.zeros(2, np.float32)))
@@ -435,7 +435,7 @@ def test_sparse_gradient_equals_dense_gradient_and_touches_only_used_rows(make):
     upstream = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
     dense(ids).backward(upstream)
     sparse(ids).backward(upstream)
-    for pd, ps in zip(dense.parameters(), sparse.parameters()):
+    for pd, ps in zip(dense.parameters(), sparse.parameters(), strict=True):
         assert isinstance(ps.grad, RowSparseGrad) and ps.grad.nnz_rows <= 2 * len(ids)
         np.testing.assert_allclose(ps.grad.to_dense(), pd.grad, rtol=1e-6, atol=1e-6)
 

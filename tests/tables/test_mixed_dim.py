@@ -4,14 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from bag_reference import assert_bags_equal_pooled_lookups
+from table_files import rewrite
 
 import tinyembed as te
 from tinyembed.nn import Embedding
-from tinyembed.positional import EmbeddingLayer
 from tinyembed.optim import Adam
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.mixed_dim import MixedDimEmbedding, power_law_dims
-from bag_reference import assert_bags_equal_pooled_lookups
-from table_files import rewrite
 
 SIZES, DIMS = [4, 6, 10], [8, 3, 1]  # V = 20, D = 8: the first block needs no projection
 
@@ -48,11 +48,11 @@ def test_power_law_dims_follow_d_proportional_to_popularity_to_the_alpha():
 def test_power_law_dims_with_a_budget_is_algorithm_1():
     p, n = np.array([0.1, 0.01, 0.001]), np.array([5, 50, 500])
     budget, alpha = 3000, 0.5
-    lam = budget / sum(nk * pk**alpha for nk, pk in zip(n, p))  # lambda = B / sum_k n_k p_k^alpha
+    lam = budget / sum(nk * pk**alpha for nk, pk in zip(n, p, strict=True))  # lambda = B / sum_k n_k p_k^alpha
     expected = [min(200, max(1, round(lam * pk**alpha))) for pk in p]
     assert power_law_dims(p, n, 200, alpha, budget=budget) == expected
     # Before rounding, the block tables use the budget exactly.
-    assert sum(nk * lam * pk**alpha for nk, pk in zip(n, p)) == pytest.approx(budget)
+    assert sum(nk * lam * pk**alpha for nk, pk in zip(n, p, strict=True)) == pytest.approx(budget)
     assert expected == [42, 13, 4]
     assert power_law_dims(p, n, 10, alpha, budget=budget) == [10, 10, 4]  # capped at D
 
@@ -205,7 +205,7 @@ def _blockwise_floor(target, table):
     rank-d_k product, so by Eckart-Young its best fit drops all but its d_k largest singular values."""
     ranks = table.id_rank
     total, start = 0.0, 0
-    for n, d in zip(table.block_sizes, table.block_dims):
+    for n, d in zip(table.block_sizes, table.block_dims, strict=True):
         rows = target[np.argsort(ranks)[start:start + n]].astype(np.float64)
         s = np.linalg.svd(rows, compute_uv=False)
         total += np.sum(s[d:] ** 2)

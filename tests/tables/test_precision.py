@@ -7,16 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-
-from tinyembed.io.assets import minilm_tensor
-from tinyembed.io import safetensors as st
-from tinyembed.nn import Embedding
-from tinyembed.positional import EmbeddingLayer
-from tinyembed.nn import TABLE_TYPES
-from tinyembed.tables import precision
-from tinyembed.nn.table import load_table
-from tinyembed.tables.precision import FORMATS, ReducedPrecisionEmbedding
 from table_files import rewrite
+
+from tinyembed.io import safetensors as st
+from tinyembed.io.assets import minilm_tensor
+from tinyembed.nn import TABLE_TYPES, Embedding
+from tinyembed.nn.table import load_table
+from tinyembed.positional import EmbeddingLayer
+from tinyembed.tables import precision
+from tinyembed.tables.precision import FORMATS, ReducedPrecisionEmbedding
 
 torch = pytest.importorskip("torch")
 
@@ -118,7 +117,7 @@ def test_bag_equals_pooled_lookups_with_empty_bags_and_weights(table, mode):
     dense = table.to_dense()
     weights = rng.standard_normal(len(ids)).astype(np.float32) if mode == "sum" else None
     expected = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         rows = dense[ids[a:b]] * (1 if weights is None else weights[a:b, None])
         expected.append(np.zeros(table.embedding_dim) if a == b else rows.sum(0) / (1 if mode == "sum" else b - a))
     got = table.bag(ids, offsets, mode=mode, per_sample_weights=weights)

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from bag_reference import assert_bags_equal_pooled_lookups
+from table_files import rewrite
 
 import tinyembed as te
 from tinyembed.nn import Embedding
 from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.pruned import PrunedEmbedding, oov_bucket
-from bag_reference import assert_bags_equal_pooled_lookups
-from table_files import rewrite
 
 MASK = (1 << 64) - 1
 
@@ -66,7 +66,7 @@ def test_pruned_ids_get_their_buckets_row_the_mean_of_the_rows_it_serves(setup):
     served = {}
     for i in reference_ranking(counts.tolist())[K:]:
         served.setdefault(reference_bucket(i, 7, B), []).append(i)
-    for bucket, ids in served.items():
+    for ids in served.values():
         mean = table[ids].astype(np.float64).mean(axis=0)
         np.testing.assert_allclose(pruned.lookup(ids), np.broadcast_to(mean, (len(ids), D)), rtol=1e-6, atol=1e-7)
     assert len(served) == B  # every bucket serves some id here

@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from tinyembed.io.assets import minilm_tensor
 from tinyembed.io import safetensors as st
-from tinyembed.nn import Embedding
-from tinyembed.positional import EmbeddingLayer
+from tinyembed.io.assets import minilm_tensor
 from tinyembed.kernels import bags as bag_kernels
-from tinyembed.nn import TABLE_TYPES
+from tinyembed.nn import TABLE_TYPES, Embedding
 from tinyembed.nn.table import load_table
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.quantized import QuantizedEmbedding
 
 torch = pytest.importorskip("torch")
@@ -69,7 +68,7 @@ def assert_pooled_close(ours, ref, contributions):
 
 def bag_magnitudes(table, ids, bounds, weights=None):
     size = np.abs(table.lookup(ids)).max(axis=1) * (1 if weights is None else np.abs(weights))
-    return np.array([size[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
+    return np.array([size[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
 
 
 # -- the fused bytes ------------------------------------------------------------------
@@ -223,7 +222,7 @@ def test_bag_equals_pooled_lookups_with_empty_bags_and_weights(table, mode):
     dense = table.to_dense()
     weights = rng.standard_normal(len(ids)).astype(np.float32) if mode == "sum" else None
     expected = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         rows = dense[ids[a:b]] * (1 if weights is None else weights[a:b, None])
         expected.append(np.zeros(table.embedding_dim) if a == b else rows.sum(0) / (1 if mode == "sum" else b - a))
     got = table.bag(ids, offsets, mode=mode, per_sample_weights=weights)

@@ -127,7 +127,7 @@ def test_unknown_corpus_names_are_refused_with_suggestions(root):
 
 def test_a_text_file_is_a_corpus_with_its_lines(tmp_path, tokenizer):
     path = tmp_path / "mine.txt"
-    path.write_bytes("First line, café.\r\nSecond line\r\n\r\nFourth".encode("utf-8"))
+    path.write_bytes("First line, café.\r\nSecond line\r\n\r\nFourth".encode())
     assert corpus.corpus_text(path) == "First line, café.\nSecond line\n\nFourth"
     assert corpus.corpus_text(str(path)) == corpus.corpus_text(path)
     stream = corpus.minilm_token_ids(path)
@@ -233,7 +233,7 @@ def test_wikipedia_stream_matches_its_articles_tokenized_directly(wikipedia, tok
     assert empty.tolist() == [i for i, line in enumerate(lines) if not line]
     assert empty.size == 105
     bounds = [0, *(empty + 1).tolist(), len(lines) + 1]
-    for start, stop in list(zip(bounds[:-1], bounds[1:]))[::9]:  # every ninth article
+    for start, stop in list(zip(bounds[:-1], bounds[1:], strict=True))[::9]:  # every ninth article
         article = "\n".join(lines[start:stop - 1])
         span = stream.ids[stream.line_offsets[start]:stream.line_offsets[stop - 1]]
         assert span.tolist() == tokenizer.encode(article, add_special_tokens=False).ids

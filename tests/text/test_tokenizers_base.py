@@ -9,9 +9,19 @@ import pytest
 
 from tinyembed.nn import Embedding
 from tinyembed.tensor import Tensor
-from tinyembed.text.tokenizers import (FORMAT, TOKENIZERS, BPETokenizer, ByteTokenizer, CharTokenizer,
-                                       HFTokenizer, SpecialTokens, Tokenizer, from_dict, load_tokenizer,
-                                       tokenization_stats)
+from tinyembed.text.tokenizers import (
+    FORMAT,
+    TOKENIZERS,
+    BPETokenizer,
+    ByteTokenizer,
+    CharTokenizer,
+    HFTokenizer,
+    SpecialTokens,
+    Tokenizer,
+    from_dict,
+    load_tokenizer,
+    tokenization_stats,
+)
 
 TEXT = "The Lee corpus: 300 stories, naïve café, 日本, 🤖 <eos>."
 

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyembed.text.corpus import corpus_text
-from tinyembed.text.tokenizers import (BPETokenizer, ByteTokenizer, SpecialTokens, learn_merges,
-                                       pretokenize)
+from tinyembed.text.tokenizers import BPETokenizer, ByteTokenizer, SpecialTokens, learn_merges, pretokenize
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def brute_force_merges(word_counts, num_merges, min_frequency):
     for _ in range(num_merges):
         pairs = Counter()
         for word, segs in segments.items():
-            for pair in zip(segs, segs[1:]):
+            for pair in zip(segs, segs[1:], strict=False):
                 pairs[pair] += word_counts[word]
         eligible = {p: c for p, c in pairs.items() if p[0] + p[1] not in tokens}
         if not eligible or max(eligible.values()) < min_frequency:
@@ -119,7 +118,7 @@ def test_training_equals_brute_force_on_many_ties(words, min_frequency):
 def test_merge_counts_never_increase_and_vocab_is_reached(lee_bpe):
     counts = lee_bpe.merge_counts
     assert len(lee_bpe) == 1500 and len(counts) == 1500 - 260
-    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    assert all(a >= b for a, b in zip(counts, counts[1:], strict=False))
     assert counts[-1] >= 2  # min_frequency
 
 

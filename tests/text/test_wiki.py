@@ -89,7 +89,7 @@ def _page(title, ns, text, redirect=None, revisions=1):
 def _export(pages, namespace=EXPORT_010):
     xmlns = f' xmlns="{namespace}"' if namespace else ""
     return (f'<mediawiki{xmlns} version="0.10" xml:lang="en"><siteinfo><sitename>W</sitename>'
-            f"</siteinfo>{''.join(pages)}</mediawiki>").encode("utf-8")
+            f"</siteinfo>{''.join(pages)}</mediawiki>").encode()
 
 
 PAGES = [

@@ -42,7 +42,7 @@ def test_training_is_deterministic_with_a_seed():
     config = LMConfig(vocab_size=tok.vocab_size, context=4, dim=8, hidden=16, epochs=1, batch_size=32, seed=3)
     a, _ = train_lm(_LINES, tok, config, show_progress=False)
     b, _ = train_lm(_LINES, tok, config, show_progress=False)
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         np.testing.assert_array_equal(x, y, err_msg=name)
 
 

@@ -11,10 +11,16 @@ from tinyembed.gradcheck import gradcheck
 from tinyembed.nn import Embedding
 from tinyembed.sparse import RowSparseGrad
 from tinyembed.tensor import Tensor
-from tinyembed.train.skipgram import (NoiseSampler, SkipGram, SkipGramConfig, negative_sampling_loss,
-                                      skipgram_pairs, subsample, train_skipgram)
+from tinyembed.train.skipgram import (
+    NoiseSampler,
+    SkipGram,
+    SkipGramConfig,
+    negative_sampling_loss,
+    skipgram_pairs,
+    subsample,
+    train_skipgram,
+)
 from tinyembed.train.vocab import Vocabulary
-
 
 # ---------------------------------------------------------------------------
 # The loss and its gradient
@@ -132,7 +138,7 @@ def test_pairs_match_a_loop_over_reduced_windows_in_corpus_order(seed):
     sentence = np.sort(rng.integers(0, 6, n))
     reduced = rng.integers(1, window + 1, n)
     inputs, outputs = skipgram_pairs(ids, sentence, window, reduced=reduced)
-    assert list(zip(inputs.tolist(), outputs.tolist())) == _brute_force_pairs(ids, sentence, reduced)
+    assert list(zip(inputs.tolist(), outputs.tolist(), strict=True)) == _brute_force_pairs(ids, sentence, reduced)
 
 
 def test_drawn_windows_are_uniform_in_one_to_window():
@@ -346,7 +352,7 @@ def test_grouping_ids_is_a_stable_sort(num_rows):
     rows, positions, bounds = _group(ids, num_rows)
     assert positions.tolist() == np.argsort(ids, kind="stable").tolist()
     assert rows.tolist() == sorted(set(ids.tolist()))
-    assert all((ids[positions[a:b]] == r).all() for r, a, b in zip(rows, bounds[:-1], bounds[1:]))
+    assert all((ids[positions[a:b]] == r).all() for r, a, b in zip(rows, bounds[:-1], bounds[1:], strict=True))
 
 
 def test_cli_json_reports_training_files_and_evaluation(corpus_file, tmp_path, capsys):

@@ -8,7 +8,6 @@ import pytest
 
 from tinyembed.train.vocab import Vocabulary, tokenize, tokenize_lines
 
-
 # ---------------------------------------------------------------------------
 # Tokenization
 # ---------------------------------------------------------------------------
@@ -94,7 +93,7 @@ def test_keep_probabilities_follow_word2vec_c():
     counts = [90_000, 9_000, 900, 90, 10]
     vocab = Vocabulary([f"w{i}" for i in range(5)], counts)
     sample, train_words = 1e-3, sum(counts)
-    for count, keep in zip(counts, vocab.keep_probabilities(sample)):
+    for count, keep in zip(counts, vocab.keep_probabilities(sample), strict=True):
         # word2vec.c: ran = (sqrt(cn / (sample * train_words)) + 1) * (sample * train_words) / cn
         ran = (math.sqrt(count / (sample * train_words)) + 1) * (sample * train_words) / count
         assert keep == pytest.approx(min(1.0, ran), rel=1e-12)

@@ -8,14 +8,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyembed.io import assets
-from tinyembed.vectors import evaluate as ev
 from tinyembed.cli import evaluate as command
-from tinyembed.vectors.evaluate import (AnalogyQuestion, WordPair, evaluate, evaluate_analogies,
-                                evaluate_word_pairs, format_report, load_analogies,
-                                load_simlex999, load_wordsim353, parse_analogies,
-                                parse_word_pairs, pearson, rank_average, spearman)
+from tinyembed.io import assets
 from tinyembed.vectors import WordVectors
+from tinyembed.vectors import evaluate as ev
+from tinyembed.vectors.evaluate import (
+    AnalogyQuestion,
+    WordPair,
+    evaluate,
+    evaluate_analogies,
+    evaluate_word_pairs,
+    format_report,
+    load_analogies,
+    load_simlex999,
+    load_wordsim353,
+    parse_analogies,
+    parse_word_pairs,
+    pearson,
+    rank_average,
+    spearman,
+)
 
 
 @pytest.fixture(scope="module")

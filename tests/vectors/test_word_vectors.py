@@ -5,8 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tinyembed.io import assets
-from tinyembed.io import safetensors
+from tinyembed.io import assets, safetensors
 from tinyembed.vectors import WordVectors, is_safetensors_file, load_vectors
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["positive_int", "nonnegative_int", "nonnegative_float", "positive_float", "float_in"]
 

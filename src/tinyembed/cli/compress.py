@@ -37,8 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..io.assets import AssetError
-    from ..profile.compression import (METHODS, compress, format_results, minilm_counts, minilm_table,
-                                       needs_counts, read_table)
+    from ..profile.compression import (
+        METHODS,
+        compress,
+        format_results,
+        minilm_counts,
+        minilm_table,
+        needs_counts,
+        read_table,
+    )
 
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]

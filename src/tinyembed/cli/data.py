@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", help="the corpora, their sources and whether they are prepared "
-                                 "(the default)", description="the corpora, their sources and whether they are prepared")
+                                 "(the default)",
+                                 description="the corpora, their sources and whether they are prepared")
     prepare = actions.add_parser("prepare", help="fetch the source wheels and prepare the plain texts",
                                  description="fetch the source wheels and prepare the plain texts")
     prepare.add_argument("names", nargs="*", metavar="NAME", help="corpora to prepare (default: all)")

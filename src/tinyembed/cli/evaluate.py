@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..io.assets import AssetError
-    from ..vectors.evaluate import evaluate, format_report
     from ..vectors import load_vectors
+    from ..vectors.evaluate import evaluate, format_report
 
     try:
         vectors = load_vectors(args.vectors, limit=args.limit)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .args import float_in, nonnegative_int, positive_int
 from .train_lm import HELP as LM_HELP

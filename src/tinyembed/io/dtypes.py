@@ -10,7 +10,7 @@ live in :mod:`tinyembed.io.safetensors`.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -104,7 +104,7 @@ def _bits_per_element(dtype: str) -> int:
     return _SUB_BYTE_BITS[dtype]
 
 
-def _loaded_dtype(dtype: str) -> Optional[np.dtype]:
+def _loaded_dtype(dtype: str) -> np.dtype | None:
     """The NumPy dtype a known stored type loads as; None for the sub-byte types,
     which do not load."""
     if dtype in _SUB_BYTE_BITS:

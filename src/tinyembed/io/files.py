@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import BinaryIO, Iterator, Union
+from collections.abc import Iterator
+from typing import BinaryIO, Union
 
 __all__ = ["atomic_open", "write_atomic"]
 
@@ -62,7 +63,7 @@ def atomic_open(path: PathLike, make_parents: bool = False) -> Iterator[BinaryIO
         raise
 
 
-def write_atomic(path: PathLike, data: Union[bytes, str], make_parents: bool = False) -> None:
+def write_atomic(path: PathLike, data: bytes | str, make_parents: bool = False) -> None:
     """Write ``data`` (str is encoded as UTF-8) to ``path`` atomically."""
     with atomic_open(path, make_parents) as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -55,13 +55,22 @@ import difflib
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterable, Mapping, Optional, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 
-from .dtypes import (DECODED_DTYPES, NUMPY_DTYPES, _KNOWN_DTYPES, _NAME_OF_NUMPY_DTYPE,
-                     _SUB_BYTE_BITS, _bits_per_element, _float32_to_bf16_bits, _loaded_dtype)
+from .dtypes import (
+    _KNOWN_DTYPES,
+    _NAME_OF_NUMPY_DTYPE,
+    _SUB_BYTE_BITS,
+    DECODED_DTYPES,
+    NUMPY_DTYPES,
+    _bits_per_element,
+    _float32_to_bf16_bits,
+    _loaded_dtype,
+)
 from .files import atomic_open
 
 __all__ = [
@@ -190,7 +199,7 @@ def _check_buffer_length(needed: int, actual: int, where: str) -> None:
                          f"(buffer is {actual} bytes, the tensors cover {needed})")
 
 
-def _header_length(prefix: bytes, available: Optional[int], where: str) -> int:
+def _header_length(prefix: bytes, available: int | None, where: str) -> int:
     """Decode the 8-byte length; ``available`` is how many bytes follow it, if known."""
     if len(prefix) < 8:
         raise ValueError(f"{where}: {len(prefix)} bytes is too short for a safetensors file "
@@ -213,7 +222,7 @@ def _header_length(prefix: bytes, available: Optional[int], where: str) -> int:
 class _Opened:
     infos: dict[str, TensorInfo]
     metadata: dict[str, str]
-    buffer: Optional[np.ndarray]  # uint8, the bytes after the header; None if not read
+    buffer: np.ndarray | None  # uint8, the bytes after the header; None if not read
 
 
 def _describe(source: Any) -> str:
@@ -337,7 +346,7 @@ def read_header(source: Source) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     return opened.infos, opened.metadata
 
 
-def load(source: Source, names: Optional[Iterable[str]] = None, *,
+def load(source: Source, names: Iterable[str] | None = None, *,
          copy: bool = False) -> dict[str, np.ndarray]:
     """Tensors of a safetensors file as NumPy arrays.
 
@@ -366,7 +375,7 @@ def load(source: Source, names: Optional[Iterable[str]] = None, *,
     return {name: _tensor(opened.buffer, name, opened.infos[name], copy) for name in wanted}
 
 
-def load_tensor(source: Source, name: str, expected_shape: Optional[Iterable[Optional[int]]] = None,
+def load_tensor(source: Source, name: str, expected_shape: Iterable[int | None] | None = None,
                 expected_dtype: Any = None, *, copy: bool = False) -> np.ndarray:
     """One tensor of a safetensors file, checked against the shape and type you expect.
 
@@ -404,7 +413,7 @@ def load_tensor(source: Source, name: str, expected_shape: Optional[Iterable[Opt
     if expected_shape is not None:
         expected = tuple(expected_shape)
         if len(expected) != len(info.shape) or any(
-                e is not None and e != actual for e, actual in zip(expected, info.shape)):
+                e is not None and e != actual for e, actual in zip(expected, info.shape, strict=True)):
             raise ValueError(f"{where}: tensor {name!r} has shape {info.shape}, "
                              f"expected {expected}")
     return _tensor(opened.buffer, name, info, copy)
@@ -427,8 +436,8 @@ class _Planned:
     dtype: str  # the stored type name
 
 
-def _plan(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]],
-          store_as: Optional[Mapping[str, str]]) -> tuple[bytes, list[_Planned]]:
+def _plan(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None,
+          store_as: Mapping[str, str] | None) -> tuple[bytes, list[_Planned]]:
     """Check everything and lay out the header, before any byte is written."""
     if not isinstance(tensors, Mapping):
         raise TypeError(f"tensors must be a mapping of name -> array, got {type(tensors).__name__}")
@@ -489,16 +498,16 @@ def _tensor_bytes(planned: _Planned) -> np.ndarray:
     return stored.reshape(-1).view(np.uint8)
 
 
-def save_bytes(tensors: Mapping[str, Any], metadata: Optional[Mapping[str, str]] = None, *,
-               store_as: Optional[Mapping[str, str]] = None) -> bytes:
+def save_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None, *,
+               store_as: Mapping[str, str] | None = None) -> bytes:
     """The safetensors bytes of ``tensors`` (see :func:`save` for the arguments)."""
     header, planned = _plan(tensors, metadata, store_as)
     return b"".join([header, *(_tensor_bytes(p).tobytes() for p in planned)])
 
 
-def save(tensors: Mapping[str, Any], path: Union[str, "os.PathLike[str]"],
-         metadata: Optional[Mapping[str, str]] = None, *,
-         store_as: Optional[Mapping[str, str]] = None) -> None:
+def save(tensors: Mapping[str, Any], path: str | os.PathLike[str],
+         metadata: Mapping[str, str] | None = None, *,
+         store_as: Mapping[str, str] | None = None) -> None:
     """Write ``tensors`` to ``path`` as a safetensors file, atomically.
 
     The file is written under a temporary name in the same directory, flushed to

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit
+from . import jit, threads
 from .gather import gather_rows
 from .norms import frequency_scale
 from .rows import dequantize_rows
 from .segments import segment_reduce, segment_sum_rows
-from . import threads
 
 __all__ = ["bag_pool", "bag_pool_fused", "pool_rows", "pool_segments", "bag_pool_backward"]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit
+from . import jit, threads
 from .ids import check_out
-from . import threads
 
 __all__ = ["gather_rows", "gather_add_rows"]
 

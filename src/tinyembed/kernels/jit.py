@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit
-from . import threads
+from . import jit, threads
 
 __all__ = ["segment_reduce", "segment_sum_rows", "scatter_add_rows"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .table import EmbeddingTable, pretrained_weight, register_table, take_array
+from ..checks import check_float_dtype, check_padding_idx, check_positive_int
 from ..tensor import Tensor, no_grad
 from . import init as init_
 from .functional import _check_bag_mode, _check_norm, embedding, embedding_bag
 from .module import Module, Parameter
-from ..checks import check_float_dtype, check_padding_idx, check_positive_int
+from .table import EmbeddingTable, pretrained_weight, register_table, take_array
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -148,7 +148,7 @@ class Embedding(_TableModule, EmbeddingTable):
                 "sparse": self.sparse, "dtype": str(self.weight.dtype)}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "Embedding":
+    def _from_state(cls, arrays, config) -> Embedding:
         weight = take_array(arrays, "weight", (config["num_embeddings"], config["embedding_dim"]),
                             config["dtype"])
         return cls.from_pretrained(weight, freeze=False, padding_idx=config["padding_idx"],

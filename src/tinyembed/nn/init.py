@@ -8,7 +8,7 @@ here build them with their hyper-parameters, so a layer takes either a name
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

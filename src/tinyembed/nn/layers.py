@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from ..checks import check_float_dtype, check_positive_int
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter
-from ..checks import check_float_dtype, check_positive_int
 
 __all__ = ["Linear", "LayerNorm", "Dropout"]
 

@@ -78,7 +78,8 @@ def as_float_table(table, dtype=np.float32, what: str = "table") -> np.ndarray:
 def pretrained_weight(embeddings) -> np.ndarray:
     """A (V, D) float array of trained rows (ndarray, Tensor or nested lists), checked: 2-D,
     floating point, every value finite; the error names the first bad value."""
-    data = np.asarray(embeddings.data if hasattr(embeddings, "data") and not isinstance(embeddings, np.ndarray) else embeddings)
+    is_tensor = hasattr(embeddings, "data") and not isinstance(embeddings, np.ndarray)
+    data = np.asarray(embeddings.data if is_tensor else embeddings)
     if data.ndim != 2:
         raise ValueError(f"pretrained embeddings must be 2-D (num_embeddings, embedding_dim), got shape {data.shape}")
     if data.dtype.kind != "f":

@@ -18,12 +18,13 @@ checks everything before it changes anything.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-from ..sparse import RowSparseGrad, zeros_like_grad
 from ..checks import FLOAT_DTYPES
+from ..sparse import RowSparseGrad, zeros_like_grad
 from ..tensor import Tensor, enable_grad
 
 __all__ = ["Optimizer"]
@@ -299,7 +300,7 @@ class Optimizer:
 
         new_options: list[dict] = []
         id_to_param: dict[int, tuple[Tensor, dict]] = {}
-        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
             saved_ids = [_as_param_id(self._name, i) for i in saved.get("params", ())]
             if len(saved_ids) != len(group["params"]):
                 raise ValueError(
@@ -314,7 +315,7 @@ class Optimizer:
                 )
             options = self._normalize_options({k: saved[k] for k in names})
             new_options.append(options)
-            for saved_id, p in zip(saved_ids, group["params"]):
+            for saved_id, p in zip(saved_ids, group["params"], strict=True):
                 if saved_id in id_to_param:
                     raise ValueError(f"{self._name}.load_state_dict: param id {saved_id} appears twice")
                 id_to_param[saved_id] = (p, options)
@@ -328,7 +329,7 @@ class Optimizer:
             new_state[p] = self._load_param_state(p, options, entry, saved_id)
 
         # Everything checked: now change the optimizer.
-        for group, options in zip(self.param_groups, new_options):
+        for group, options in zip(self.param_groups, new_options, strict=True):
             group.update(options)
         self.state = new_state
 

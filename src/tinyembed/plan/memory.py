@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -185,20 +185,20 @@ class MemoryReport:
     source: str
     vocab_size: int
     hidden_size: int
-    context_length: Optional[int]
+    context_length: int | None
     tied: bool
     positional: str
     # the batch assumption behind the sparse numbers
     batch_tokens: int
     distribution: str
-    zipf_alpha: Optional[float]  # None unless distribution == "zipf"
+    zipf_alpha: float | None  # None unless distribution == "zipf"
     # parameters
     input_embedding_params: int
     output_embedding_params: int  # 0 when tied: a shared table is counted once
     position_params: int
     embedding_params: int
-    total_params: Optional[int]  # None when unknown
-    embedding_share: Optional[float]  # embedding_params / total_params, None when unknown
+    total_params: int | None  # None when unknown
+    embedding_share: float | None  # embedding_params / total_params, None when unknown
     # storage of one token table
     token_table_fp32_bytes: int
     token_table_bf16_bytes: int
@@ -309,7 +309,7 @@ def embedding_memory(
 # ---------------------------------------------------------------------------
 
 
-def format_params(count: Optional[float]) -> str:
+def format_params(count: float | None) -> str:
     """A parameter count in decimal units: 124439808 -> '124.4M'."""
     if count is None:
         return "unknown"
@@ -319,7 +319,7 @@ def format_params(count: Optional[float]) -> str:
     return f"{count:g}"
 
 
-def format_bytes(n_bytes: Optional[float]) -> str:
+def format_bytes(n_bytes: float | None) -> str:
     """A byte count in binary units: 154389504 -> '147.2 MiB'."""
     if n_bytes is None:
         return "unknown"
@@ -329,7 +329,7 @@ def format_bytes(n_bytes: Optional[float]) -> str:
     return f"{n_bytes:.0f} B"
 
 
-def _format_share(share: Optional[float]) -> str:
+def _format_share(share: float | None) -> str:
     return "unknown" if share is None else f"{100 * share:.1f}%"
 
 
@@ -388,7 +388,7 @@ def _render_section(title: str, columns: list[Column], reports: list[MemoryRepor
 
     def line(cells: list[str]) -> str:
         # The first column (model name) reads left to right; numbers align right.
-        parts = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        parts = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
         return "  ".join(parts).rstrip()
 
     header = line([h for h, _ in columns])

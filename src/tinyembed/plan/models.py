@@ -6,8 +6,8 @@ comment; every memory figure is computed from them (see :mod:`tinyembed.plan.mem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 __all__ = ["MODELS", "POSITIONAL_KINDS", "ModelConfig"]
 
@@ -17,14 +17,14 @@ __all__ = ["MODELS", "POSITIONAL_KINDS", "ModelConfig"]
 # ---------------------------------------------------------------------------
 
 
-def _learned_position_params(context_length: Optional[int], hidden_size: int) -> int:
+def _learned_position_params(context_length: int | None, hidden_size: int) -> int:
     # A learned table has one D-wide row per position the model can attend to.
     if context_length is None:
         raise ValueError("learned position embeddings need a context_length")
     return context_length * hidden_size
 
 
-def _no_position_params(context_length: Optional[int], hidden_size: int) -> int:
+def _no_position_params(context_length: int | None, hidden_size: int) -> int:
     # RoPE rotates queries and keys by a fixed function of the position and
     # relative-bias tables are tiny and counted in extra_position_params, so
     # neither has a per-position table of width D.
@@ -33,7 +33,7 @@ def _no_position_params(context_length: Optional[int], hidden_size: int) -> int:
 
 # Position-embedding kind -> parameters of its table, as a function of
 # (context_length, hidden_size). Adding a kind is adding one entry.
-POSITIONAL_KINDS: dict[str, Callable[[Optional[int], int], int]] = {
+POSITIONAL_KINDS: dict[str, Callable[[int | None, int], int]] = {
     "learned": _learned_position_params,
     "rope": _no_position_params,
     "relative": _no_position_params,
@@ -64,10 +64,10 @@ class ModelConfig:
     name: str
     vocab_size: int
     hidden_size: int
-    context_length: Optional[int]
+    context_length: int | None
     tied: bool
     positional: str
-    total_params: Optional[int]
+    total_params: int | None
     extra_position_params: int = 0
     source: str = ""
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Union
 
 import numpy as np
 
@@ -182,7 +181,7 @@ def zipf_residue_mass(num_rows: int, alpha: float, num_devices: int) -> np.ndarr
     return mass / mass.sum()
 
 
-def zipf_ids(num_rows: int, alpha: float, size: Union[int, tuple[int, ...]], rng: np.random.Generator) -> np.ndarray:
+def zipf_ids(num_rows: int, alpha: float, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Draw row ids from Zipf(alpha) over rank = row + 1 by inverse CDF.
 
     One ``rng.random(size)`` call: a uniform below the head's weight is searched in the

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from ..nn import Module
 from ..checks import check_float_dtype, check_nonnegative_int, check_positive_int
+from ..nn import Module
 
 __all__ = ["ALiBi", "alibi_slopes"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_nonnegative_int, check_positive_int
 from ..nn import Module, Parameter, pretrained_weight
 from ..nn import init as init_
 from ..nn.functional import embedding
-from ..checks import check_nonnegative_int, check_positive_int
 from ..tensor import Tensor
 from .sinusoidal import _check_input, check_positions
 
@@ -25,16 +25,17 @@ class LearnedPositionalEmbedding(Module):
     """
 
     def __init__(self, max_len: int, embedding_dim: int, seed: int | None = None,
-                 init=init_.normal(std=0.02), _weight=None, _freeze: bool = False):
+                 init=None, _weight=None, _freeze: bool = False):
         super().__init__()
         self.max_len = check_positive_int(max_len, "max_len")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         if _weight is None:
+            init = init_.normal(std=0.02) if init is None else init
             _weight = init_.get(init)((self.max_len, self.embedding_dim), np.random.default_rng(seed), np.float32)
         self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     @classmethod
-    def from_pretrained(cls, weights, freeze: bool = True) -> "LearnedPositionalEmbedding":
+    def from_pretrained(cls, weights, freeze: bool = True) -> LearnedPositionalEmbedding:
         """A table holding ``weights`` (max_len, dim), such as a model's ``position_embeddings.weight``."""
         data = pretrained_weight(weights)
         return cls(data.shape[0], data.shape[1], _weight=data, _freeze=freeze)

@@ -27,9 +27,8 @@ import math
 
 import numpy as np
 
+from ..checks import FLOAT_DTYPES, check_positive_int
 from ..nn import Module
-from ..checks import check_positive_int
-from ..checks import FLOAT_DTYPES
 from ..tensor import Tensor
 from .sinusoidal import check_positions
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import Module
 from ..checks import check_float_dtype, check_nonnegative_int, check_positive_int
+from ..nn import Module
 from ..tensor import Tensor
 
 __all__ = ["PositionalEncoding", "sinusoidal_table"]

@@ -13,8 +13,15 @@
 
 from .machine import CacheLevel, MachineInfo, measure_machine, read_cache_levels
 from .patterns import DEFAULT_PATTERNS, PATTERNS, AccessPattern
-from .profiler import (AccessPatternResult, CacheAnalysis, EmbeddingProfiler, LookupMeasurement, MemoryScaling,
-                       PositionalComparison, make_table)
+from .profiler import (
+                       AccessPatternResult,
+                       CacheAnalysis,
+                       EmbeddingProfiler,
+                       LookupMeasurement,
+                       MemoryScaling,
+                       PositionalComparison,
+                       make_table,
+)
 
 __all__ = [
     "EmbeddingProfiler", "LookupMeasurement", "MemoryScaling", "PositionalComparison", "AccessPatternResult",

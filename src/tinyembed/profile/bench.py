@@ -16,7 +16,7 @@ which tests/test_bench.py checks):
     dense_backward   kernels.scatter_add_rows (3)     aten.embedding_dense_backward           np.zeros + np.add.at
     sparse_backward  RowSparseGrad.from_rows          aten.embedding_sparse_backward
                                                       + .coalesce() (4)
-    bag_sum/mean     EmbeddingBag(ids, offsets)       F.embedding_bag(ids, offsets)           weight[ids].reshape(B, 16, D).sum/mean
+    bag_sum/mean     EmbeddingBag(ids, offsets)       F.embedding_bag(ids, offsets)           reshape(B, 16, D).sum
     int8_bag         QuantizedEmbedding.bag (sum)     quantized.embedding_bag_byte_rowwise_offsets
                                                       on embedding_bag_byte_prepack(weight)
     layer_forward    EmbeddingLayer(ids): token +     nn.Embedding(ids) + pe[:seq]            weight[ids] + pe
@@ -67,23 +67,23 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .. import kernels
 from ..io.files import write_atomic
-from ..nn.embedding import Embedding, EmbeddingBag
-from ..positional import EmbeddingLayer
 from ..io.progress import progress
+from ..nn.embedding import Embedding, EmbeddingBag
+from ..plan.zipf import zipf_ids
+from ..positional import EmbeddingLayer
 from ..sparse import RowSparseGrad
 from ..tables.quantized import QuantizedEmbedding
 from ..tensor import Tensor
-from .timing import (Timing, background_cores, copy_bandwidth, cpu_seconds, extra_allocation,  # noqa: F401
-                     interleaved, machine_info)
-from ..plan.zipf import zipf_ids
+from .timing import Timing, background_cores, copy_bandwidth, cpu_seconds, extra_allocation, interleaved, machine_info  # noqa: F401
 
 __all__ = ["BenchConfig", "BenchReport", "Row", "Timing", "Workload", "OPS", "TARGETS", "CASES",
            "bytes_moved", "copy_bandwidth", "extra_allocation", "format_table", "interleaved",
@@ -131,7 +131,7 @@ class BenchConfig:
     progress: bool = True
 
     @classmethod
-    def quick_run(cls, **overrides) -> "BenchConfig":
+    def quick_run(cls, **overrides) -> BenchConfig:
         """Under a minute: no (32000, 4096) table, uniform ids only, 3 repeats."""
         quick = dict(cases=tuple(c for c in CASES if c != (32000, 4096)), distributions=("uniform",),
                      repeats=3, quick=True)
@@ -239,7 +239,7 @@ class Workload:
 
     @classmethod
     def build(cls, vocab: int, dim: int, distribution: str = "uniform", ids_shape=(32, 512),
-              bag_size: int = 16, seed: int = 0, use_torch: bool = True) -> "Workload":
+              bag_size: int = 16, seed: int = 0, use_torch: bool = True) -> Workload:
         torch = _import_torch() if use_torch else None
         table = Table(vocab, dim, ids_shape[0] * ids_shape[1], ids_shape[1], seed, torch)
         return cls(table, distribution, ids_shape, bag_size, seed)

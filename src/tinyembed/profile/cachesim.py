@@ -51,9 +51,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -322,7 +322,7 @@ class SetAssociativeLRU:
                              f"{ways} ways")
 
     @classmethod
-    def fully_associative(cls, size_bytes: int, line_bytes: int = 64, name: str = "") -> "SetAssociativeLRU":
+    def fully_associative(cls, size_bytes: int, line_bytes: int = 64, name: str = "") -> SetAssociativeLRU:
         return cls(size_bytes, line_bytes, size_bytes // _line_size(line_bytes), name)
 
     @property
@@ -383,7 +383,7 @@ class CacheHierarchy:
             raise ValueError(f"all levels must have one line size to replay one line trace, got {sizes}")
 
     @classmethod
-    def from_machine(cls, caches) -> "CacheHierarchy":
+    def from_machine(cls, caches) -> CacheHierarchy:
         """The hierarchy of :class:`~tinyembed.profile.machine.CacheLevel` s, in level order.
 
         The number of sets follows from size, line and ways (sysfs's number_of_sets is

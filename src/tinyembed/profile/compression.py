@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def neighbour_recall(original: np.ndarray, compressed: np.ndarray, queries: np.n
         return 1.0
     truth = _top_k_neighbours(original.astype(np.float32), queries, k)
     found = _top_k_neighbours(compressed.astype(np.float32), queries, k)
-    hits = [len(np.intersect1d(t, f)) for t, f in zip(truth, found)]
+    hits = [len(np.intersect1d(t, f)) for t, f in zip(truth, found, strict=True)]
     return float(np.mean(hits) / k)
 
 
@@ -63,7 +63,7 @@ def _median_lookup_seconds(tables: list, ids: np.ndarray, repeats: int) -> list[
         t.lookup(ids)  # warm-up
     times = [[] for _ in tables]
     for _ in range(repeats):
-        for record, t in zip(times, tables):
+        for record, t in zip(times, tables, strict=True):
             start = time.perf_counter()
             t.lookup(ids)
             record.append(time.perf_counter() - start)

@@ -17,8 +17,8 @@ ids, registered by name, so adding a pattern is adding one function.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -117,7 +117,7 @@ class AccessPattern:
         return PATTERNS[self.name](int(vocab), tuple(shape), rng, float(self.alpha))
 
     @classmethod
-    def parse(cls, text: str) -> "AccessPattern":
+    def parse(cls, text: str) -> AccessPattern:
         """'uniform', 'zipf', 'zipf-1.2', 'sorted-0.8', ... as written by :attr:`label`."""
         name, dash, alpha = str(text).partition("-")
         if not dash:

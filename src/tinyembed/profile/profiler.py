@@ -16,23 +16,24 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import timing
+from ..io.progress import progress
+from ..nn import Embedding
 from ..plan.memory import BYTES_PER_ROW, embedding_memory
 from ..plan.models import MODELS
-from ..nn import Embedding
 from ..positional import ALiBi, LearnedPositionalEmbedding, PositionalEncoding, RotaryEmbedding
-from ..io.progress import progress
 from ..tables import QuantizedEmbedding, ReducedPrecisionEmbedding
 from ..tensor import Tensor, no_grad
-from . import cachesim, rowcache
+from . import cachesim, rowcache, timing
 from .machine import MachineInfo, measure_machine
 from .patterns import DEFAULT_PATTERNS, AccessPattern
 
@@ -296,7 +297,8 @@ class EmbeddingProfiler:
         for k, (b, s) in enumerate(self._progress(shapes, "lookups")):
             ids = access.ids(vocab, (b, s), self._rng(1, k))
             lookup = _lookup(table, out_shape=(b, s))
-            measured = timing.interleaved({"lookup": lambda: lookup(ids)}, self.repeats, self.warmup)["lookup"]
+            run = functools.partial(lookup, ids)
+            measured = timing.interleaved({"lookup": run}, self.repeats, self.warmup)["lookup"]
             n = b * s
             moved = int(n * (ID_BYTES + row_bytes + dim * out_itemsize))
             median = measured.median_ms / 1e3
@@ -390,7 +392,8 @@ class EmbeddingProfiler:
              lambda: _learned_extrapolates(learned, test_len)),
             ("rope", rope, lambda: rope.apply(q, q), "rotate q and k (B, H, S, D/H)",
              2 * seq_len * head_dim * 4, lambda: _rope_extrapolates(rope, head_dim, test_len, rng)),
-            ("alibi", alibi, lambda: scores + alibi.bias(seq_len, seq_len, dtype=np.float32), "scores + bias (B, H, S, S)",
+            ("alibi", alibi, lambda: scores + alibi.bias(seq_len, seq_len, dtype=np.float32),
+             "scores + bias (B, H, S, S)",
              num_heads * seq_len * seq_len * 4, lambda: _alibi_extrapolates(alibi, test_len)),
         ]:
             ok, evidence = check()

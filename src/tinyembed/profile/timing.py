@@ -14,9 +14,10 @@ import os
 import platform
 import time
 import tracemalloc
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def copy_bandwidth(nbytes: int, threads: int, repeats: int = 9) -> float:
     dst = np.zeros_like(src)
     dst.fill(1.0)  # touch every page before timing
     bounds = np.linspace(0, src.size, threads + 1).astype(np.int64)
-    chunks = list(zip(bounds[:-1], bounds[1:]))
+    chunks = list(zip(bounds[:-1], bounds[1:], strict=True))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         def copy():
             for f in [pool.submit(np.copyto, dst[a:b], src[a:b]) for a, b in chunks]:

@@ -97,7 +97,7 @@ def throughput_by_vocab(measurements, machine) -> Figure:
     ms = sorted(measurements, key=lambda m: m.num_embeddings)
     sizes = [m.num_embeddings * m.embedding_dim * 4 / MIB for m in ms]
     ax.plot(sizes, [m.gb_per_s for m in ms], marker="o", label="lookup (median)")
-    for m, size in zip(ms, sizes):
+    for m, size in zip(ms, sizes, strict=True):
         ax.annotate(f"V={m.num_embeddings}", (size, m.gb_per_s), fontsize=7, xytext=(3, 3), textcoords="offset points")
     for c in machine.caches:
         ax.axvline(c.size_bytes / MIB, color="grey", ls=":", lw=1)
@@ -219,7 +219,8 @@ def compression(results) -> Figure:
         ax.annotate(r.method, (r.nbytes / MIB, r.mean_cosine), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
     ax.set_xscale("log")
-    return _done(fig, title, "Measured by tinyembed compress on the real 30522x384 table: up and to the left is better.")
+    return _done(fig, title,
+                 "Measured by tinyembed compress on the real 30522x384 table: up and to the left is better.")
 
 
 def sharding_load(plans) -> Figure:

@@ -458,11 +458,11 @@ def render_html(report: Report) -> str:
         out.append("</ol></nav>")
     out.append("<main>")
     figure_number = table_number = 0
-    for section, names in zip(report.sections, slugs):
+    for section, names in zip(report.sections, slugs, strict=True):
         out.append(f'<section id="{section.id}">')
         out.append(f"<h2>{esc(section.title)}</h2>")
         out.extend(_paragraphs(section.text))
-        for figure, slug in zip(section.figures, names):
+        for figure, slug in zip(section.figures, names, strict=True):
             figure_number += 1
             width, height = figure.size
             data = base64.b64encode(figure.png).decode("ascii")
@@ -563,14 +563,14 @@ def report_json(report: Report) -> dict:
 
     validate_report(report)
     sections = []
-    for section, names in zip(report.sections, _figure_slugs(report)):
+    for section, names in zip(report.sections, _figure_slugs(report), strict=True):
         sections.append({
             "id": section.id,
             "title": section.title,
             "text": section.text,
             "figures": [{"title": figure.title, "caption": figure.caption, "file": f"figures/{slug}.png",
                          "width_px": figure.size[0], "height_px": figure.size[1]}
-                        for figure, slug in zip(section.figures, names)],
+                        for figure, slug in zip(section.figures, names, strict=True)],
             "tables": [{"caption": table.caption, "columns": table.columns,
                         "rows": to_jsonable(table.rows, f"sections[{section.id!r}].tables[{t}].rows")}
                        for t, table in enumerate(section.tables)],
@@ -667,8 +667,8 @@ def write_report(report: Report, out_dir: str | os.PathLike, *, overwrite: bool 
                           f"({e.strerror or e})") from e
     try:
         (staging / "figures").mkdir()
-        for section, names in zip(report.sections, slugs):
-            for figure, slug in zip(section.figures, names):
+        for section, names in zip(report.sections, slugs, strict=True):
+            for figure, slug in zip(section.figures, names, strict=True):
                 _write_file(staging / "figures" / f"{slug}.png", figure.png)
         _write_file(staging / "index.html", page)
         _write_file(staging / "report.json", manifest)  # last: it marks a complete report

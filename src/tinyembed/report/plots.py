@@ -7,8 +7,8 @@ report can inspect or save it; :func:`save_positional_plots` writes them all.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def position_similarity(learned_table: np.ndarray | None = None, num_positions: 
     if learned_table is not None:
         panels.append(("learned: all-MiniLM-L6-v2", cosine_similarity_matrix(learned_table[:num_positions])))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), layout="constrained")
-    for ax, (name, sim) in zip(np.atleast_1d(axes), panels):
+    for ax, (name, sim) in zip(np.atleast_1d(axes), panels, strict=True):
         im = ax.imshow(sim, cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(name)
         ax.set_xlabel("position (tokens)")

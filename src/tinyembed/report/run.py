@@ -16,8 +16,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..profile import EmbeddingProfiler
 from ..io.progress import progress
+from ..profile import EmbeddingProfiler
 from .html import Report, ReportError, _is_report_dir, report_json
 from .html import write_report as _write
 from .sections import SECTIONS, Context, ReportConfig

@@ -8,8 +8,8 @@ one function to :data:`SECTIONS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class ReportConfig:
     quick: bool = False
 
     @classmethod
-    def quick_run(cls) -> "ReportConfig":
+    def quick_run(cls) -> ReportConfig:
         return cls(repeats=3, batch_sizes=(1, 16, 64), seq_lengths=(512,), scaling_dims=(64, 384),
                    scaling_dtypes=("float32", "int8"), vocab_sweep=(1000, 50257), pattern_batches=2,
                    cache_lookups=20_000, row_cache_lookups=50_000, positional_seq=256,
@@ -179,7 +179,7 @@ def caches_section(ctx: Context) -> SectionResult:
 def row_cache_section(ctx: Context) -> SectionResult:
     curves = ctx.profiler.row_cache_analysis(max_lookups=ctx.config.row_cache_lookups)
     rows = [[c, _pct(lru), _pct(lfu), _pct(hot)] for c, lru, lfu, hot in
-            zip(curves.capacities, curves.lru, curves.lfu, curves.hot_set)]
+            zip(curves.capacities, curves.lru, curves.lfu, curves.hot_set, strict=True)]
     section = Section("row-caches", "Hot-row caches", text=(
         "A row cache keeps frequently used rows in fast memory (FBGEMM's embedding cache keeps them in GPU "
         "memory in front of host memory). Hit rates over the real text stream, for least-recently and "
@@ -251,8 +251,7 @@ def compression_section(ctx: Context) -> SectionResult:
 
 
 def sharding_section(ctx: Context) -> SectionResult:
-    from ..plan.sharding import (format_plans, llama3_8b_vocab_scenario,  # noqa: PLC0415
-                                    recommendation_scenario)
+    from ..plan.sharding import format_plans, llama3_8b_vocab_scenario, recommendation_scenario  # noqa: PLC0415
     scenarios = [llama3_8b_vocab_scenario(), recommendation_scenario()]
     tables, data, lines = [], [], []
     for scenario in scenarios:
@@ -277,7 +276,8 @@ def sharding_section(ctx: Context) -> SectionResult:
     rows_ = next(p for p in shown if p.strategy == "row_wise")
     hashed = next(p for p in shown if p.strategy == "row_wise_hashed")
     lines.append(f"LLaMA-3-8B vocabulary on {devices} devices: contiguous row-wise sharding is "
-                 f"{rows_.load_imbalance:.2f}x imbalanced under Zipf; hashing rows brings it to {hashed.load_imbalance:.2f}.")
+                 f"{rows_.load_imbalance:.2f}x imbalanced under Zipf; "
+                 f"hashing rows brings it to {hashed.load_imbalance:.2f}.")
     return section, {"sharding": data}, lines
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..nn.functional import embedding
-from ..nn import Module, Parameter
 from ..checks import check_float_dtype, check_positive_int
-from ..tensor import Tensor
+from ..nn import Module, Parameter
+from ..nn.functional import embedding
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
+from ..tensor import Tensor
 
 __all__ = ["FactorizedEmbedding"]
 
@@ -74,7 +74,7 @@ class FactorizedEmbedding(Module, EmbeddingTable):
 
     # -- building from arrays ----------------------------------------------------------------
     @classmethod
-    def from_factors(cls, A, B) -> "FactorizedEmbedding":
+    def from_factors(cls, A, B) -> FactorizedEmbedding:
         """The table with exactly these factors: A (V, r) and B (r, D), both float32 or both float64.
 
         The arrays are shared, not copied (as ``Embedding.from_pretrained``).
@@ -95,7 +95,7 @@ class FactorizedEmbedding(Module, EmbeddingTable):
         return table
 
     @classmethod
-    def from_float(cls, table, rank: int, dtype=np.float32) -> "FactorizedEmbedding":
+    def from_float(cls, table, rank: int, dtype=np.float32) -> FactorizedEmbedding:
         """The best rank-``rank`` approximation of a dense (V, D) float table: its truncated SVD.
 
         With ``table = U diag(s) Vt``, keeps the ``rank`` largest singular values and splits
@@ -145,7 +145,7 @@ class FactorizedEmbedding(Module, EmbeddingTable):
         return {**super().config(), "rank": self.rank, "dtype": str(self.A.dtype)}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "FactorizedEmbedding":
+    def _from_state(cls, arrays, config) -> FactorizedEmbedding:
         num, dim, rank = config["num_embeddings"], config["embedding_dim"], config["rank"]
         A = take_array(arrays, "A", (num, rank), config["dtype"])
         B = take_array(arrays, "B", (rank, dim), config["dtype"])

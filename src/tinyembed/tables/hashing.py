@@ -27,12 +27,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..nn.init import get as get_initializer, normal
-from ..nn.functional import embedding
-from ..nn import Module, Parameter
 from ..checks import check_float_dtype, check_positive_int
-from ..tensor import Tensor, cat
+from ..nn import Module, Parameter
+from ..nn.functional import embedding
+from ..nn.init import get as get_initializer
+from ..nn.init import normal
 from ..nn.table import EmbeddingTable, register_table, take_array
+from ..tensor import Tensor, cat
 
 __all__ = ["HashedEmbedding", "QREmbedding", "MERSENNE_61", "universal_hash", "draw_hash_params"]
 
@@ -241,7 +242,7 @@ class HashedEmbedding(Module, EmbeddingTable):
                 "dtype": str(self.weight.dtype)}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "HashedEmbedding":
+    def _from_state(cls, arrays, config) -> HashedEmbedding:
         k = config["num_hashes"]
         weight = take_array(arrays, "weight", (config["num_buckets"], config["embedding_dim"]), config["dtype"])
         hash_params = take_array(arrays, "hash_params", (k, 2), np.int64)
@@ -368,7 +369,7 @@ class QREmbedding(Module, EmbeddingTable):
                 "sparse": self.sparse, "dtype": str(self.quotient_weight.dtype)}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "QREmbedding":
+    def _from_state(cls, arrays, config) -> QREmbedding:
         num, dim, m = config["num_embeddings"], config["embedding_dim"], config["num_collisions"]
         for key, value in (("num_embeddings", num), ("embedding_dim", dim), ("num_collisions", m)):
             check_positive_int(value, key)  # before they size the expected arrays

@@ -34,11 +34,11 @@ import math
 import numpy as np
 
 from .. import kernels
-from ..nn.functional import embedding
-from ..nn import Module, Parameter
 from ..checks import check_float_dtype, check_positive_int
-from ..tensor import Tensor
+from ..nn import Module, Parameter
+from ..nn.functional import embedding
 from ..nn.table import EmbeddingTable, register_table, take_array
+from ..tensor import Tensor
 
 __all__ = ["MixedDimEmbedding", "power_law_dims"]
 
@@ -138,7 +138,7 @@ def _interleave_rows(parts: list[Tensor], positions: list[np.ndarray], num_rows:
     The positions partition 0..num_rows-1, so the backward just reads each part's rows back.
     """
     data = np.empty((num_rows, dim), dtype=dtype)
-    for part, pos in zip(parts, positions):
+    for part, pos in zip(parts, positions, strict=True):
         data[pos] = part.data
 
     def backward(g):
@@ -187,7 +187,7 @@ class MixedDimEmbedding(Module, EmbeddingTable):
         sizes, dims = _check_blocks(block_sizes, block_dims, num, dim)
         dtype = check_float_dtype(dtype)
         rng = np.random.default_rng(seed)
-        weights = [rng.standard_normal((n, d)).astype(dtype) for n, d in zip(sizes, dims)]
+        weights = [rng.standard_normal((n, d)).astype(dtype) for n, d in zip(sizes, dims, strict=True)]
         projections = [None if d == dim else (rng.standard_normal((d, dim)) / np.sqrt(d)).astype(dtype)
                        for d in dims]
         self._set_state(num, dim, _check_id_rank(id_rank, num), weights, projections)
@@ -201,7 +201,7 @@ class MixedDimEmbedding(Module, EmbeddingTable):
         self._starts = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(np.int64)  # (K + 1,)
         self.register_buffer("id_rank", id_rank)  # (V,) int32
         self._weights, self._projections = [], []
-        for k, (w, p) in enumerate(zip(weights, projections)):
+        for k, (w, p) in enumerate(zip(weights, projections, strict=True)):
             w = Parameter(w)
             setattr(self, f"block{k}_weight", w)  # (n_k, d_k)
             self._weights.append(w)
@@ -213,7 +213,7 @@ class MixedDimEmbedding(Module, EmbeddingTable):
     @classmethod
     def from_counts(cls, counts, embedding_dim: int, num_blocks: int | None = None, alpha: float = 0.5,
                     block_sizes=None, budget: float | None = None, seed: int | None = None,
-                    dtype=np.float32) -> "MixedDimEmbedding":
+                    dtype=np.float32) -> MixedDimEmbedding:
         """A table whose blocks and widths come from token frequencies.
 
         Ids are ranked by ``counts``, most frequent first (equal counts: the lower id
@@ -289,7 +289,7 @@ class MixedDimEmbedding(Module, EmbeddingTable):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"id_rank": self.id_rank}
-        for k, (w, p) in enumerate(zip(self._weights, self._projections)):
+        for k, (w, p) in enumerate(zip(self._weights, self._projections, strict=True)):
             arrays[f"block{k}_weight"] = w.data
             if p is not None:
                 arrays[f"block{k}_projection"] = p.data
@@ -300,12 +300,13 @@ class MixedDimEmbedding(Module, EmbeddingTable):
                 "dtype": str(self._weights[0].dtype)}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "MixedDimEmbedding":
+    def _from_state(cls, arrays, config) -> MixedDimEmbedding:
         num, dim, dtype = config["num_embeddings"], config["embedding_dim"], config["dtype"]
         check_float_dtype(dtype)
         sizes, dims = _check_blocks(config["block_sizes"], config["block_dims"], num, dim)
         id_rank = _check_id_rank(take_array(arrays, "id_rank", (num,), np.int32), num)
-        weights = [take_array(arrays, f"block{k}_weight", (n, d), dtype) for k, (n, d) in enumerate(zip(sizes, dims))]
+        weights = [take_array(arrays, f"block{k}_weight", (n, d), dtype)
+                   for k, (n, d) in enumerate(zip(sizes, dims, strict=True))]
         projections = [None if d == dim else take_array(arrays, f"block{k}_projection", (d, dim), dtype)
                        for k, d in enumerate(dims)]
         table = cls.__new__(cls)

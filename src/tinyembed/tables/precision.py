@@ -22,17 +22,17 @@ saved table loads and looks up without ml_dtypes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .. import kernels
+from ..checks import check_positive_int
 from ..io.dtypes import DECODED_DTYPES
 from ..nn import Module
-from ..checks import check_positive_int
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
-
 
 __all__ = ["ReducedPrecisionEmbedding", "FORMATS"]
 
@@ -102,7 +102,7 @@ class ReducedPrecisionEmbedding(EmbeddingTable, Module):
         self._set_state(stored, self.dtype)
 
     @classmethod
-    def from_float(cls, table, dtype: str = "float16") -> "ReducedPrecisionEmbedding":
+    def from_float(cls, table, dtype: str = "float16") -> ReducedPrecisionEmbedding:
         """The same as the constructor, named as :meth:`QuantizedEmbedding.from_float`."""
         return cls(table, dtype)
 
@@ -122,7 +122,7 @@ class ReducedPrecisionEmbedding(EmbeddingTable, Module):
         return {**super().config(), "dtype": self.dtype}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "ReducedPrecisionEmbedding":
+    def _from_state(cls, arrays, config) -> ReducedPrecisionEmbedding:
         dtype = _check_dtype(config.get("dtype"))
         shape = (check_positive_int(config.get("num_embeddings"), "num_embeddings"),
                  check_positive_int(config.get("embedding_dim"), "embedding_dim"))

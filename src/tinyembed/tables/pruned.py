@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import Module
 from ..checks import check_nonnegative_int, check_positive_int
+from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["PrunedEmbedding", "oov_bucket"]
@@ -122,7 +122,7 @@ class PrunedEmbedding(EmbeddingTable, Module):
         self.register_buffer("id_map", id_map.astype(np.int32, copy=False))  # (V,)
 
     @classmethod
-    def from_counts(cls, table, counts, keep: int, oov_buckets: int, seed: int = 0) -> "PrunedEmbedding":
+    def from_counts(cls, table, counts, keep: int, oov_buckets: int, seed: int = 0) -> PrunedEmbedding:
         """Prune a dense table by token frequency.
 
         Ids are ranked by ``counts``, most frequent first, equal counts by the lower id.
@@ -181,7 +181,7 @@ class PrunedEmbedding(EmbeddingTable, Module):
         return {**super().config(), "keep": self.keep, "oov_buckets": self.oov_buckets, "seed": self.seed}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "PrunedEmbedding":
+    def _from_state(cls, arrays, config) -> PrunedEmbedding:
         num, dim = config["num_embeddings"], config["embedding_dim"]
         rows = config["keep"] + config["oov_buckets"]
         weight = take_array(arrays, "weight", (rows, dim), np.float32)

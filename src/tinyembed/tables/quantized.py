@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
+from ..checks import check_positive_int
 from ..kernels.rows import check_bits, dequantize_rows, quantize_rows, row_bytes
 from ..nn import Module
-from ..checks import check_positive_int
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
 __all__ = ["QuantizedEmbedding"]
@@ -58,7 +58,7 @@ class QuantizedEmbedding(EmbeddingTable, Module):
         self.num_embeddings = self.fused.shape[0]
 
     @classmethod
-    def from_float(cls, table, bits: int = 8) -> "QuantizedEmbedding":
+    def from_float(cls, table, bits: int = 8) -> QuantizedEmbedding:
         """Quantize a (V, D) float table (or any EmbeddingTable, via ``to_dense``) row by row.
 
         Input is converted to float32 first, as FBGEMM reads it; NaN or inf are refused.
@@ -82,7 +82,7 @@ class QuantizedEmbedding(EmbeddingTable, Module):
         return {**super().config(), "bits": self.bits}
 
     @classmethod
-    def _from_state(cls, arrays, config) -> "QuantizedEmbedding":
+    def _from_state(cls, arrays, config) -> QuantizedEmbedding:
         bits, dim = check_bits(config.get("bits")), check_positive_int(config.get("embedding_dim"), "embedding_dim")
         num = check_positive_int(config.get("num_embeddings"), "num_embeddings")
         return cls(take_array(arrays, "fused", (num, row_bytes(dim, bits)), np.uint8), dim, bits)

@@ -8,8 +8,17 @@ Stripping wiki markup needs mwparserfromhell and tokenizing needs Hugging Face
 tokenizers (both in ``pip install 'tinyembed[text]'``); they are imported only when used.
 """
 
-from .corpus import (CORPORA, Corpus, CorpusInfo, TokenStream, corpus_text, list_corpora,
-                     minilm_token_ids, prepare, prepared_dir)
+from .corpus import (
+                     CORPORA,
+                     Corpus,
+                     CorpusInfo,
+                     TokenStream,
+                     corpus_text,
+                     list_corpora,
+                     minilm_token_ids,
+                     prepare,
+                     prepared_dir,
+)
 from .wiki import Article, iter_articles, strip_markup
 
 __all__ = ["Article", "CORPORA", "Corpus", "CorpusInfo", "TokenStream", "corpus_text",

@@ -49,9 +49,10 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def _corpus(name: str) -> Corpus:
 # Cache files: written atomically, checked against a manifest
 # ---------------------------------------------------------------------------
 
-def prepared_dir(name: str, root: Optional[PathLike] = None) -> Path:
+def prepared_dir(name: str, root: PathLike | None = None) -> Path:
     """The folder of corpus ``name``'s prepared files: ``ROOT/NAME-WHEEL-VERSION``, where
     ROOT defaults to ``cache_dir()/prepared``. Nothing is created."""
     _corpus(name)
@@ -151,7 +152,7 @@ def _write_with_manifest(manifest_path: Path, key: dict, files: dict[str, bytes]
     return manifest
 
 
-def _read_verified(manifest_path: Path, key: dict) -> tuple[Optional[dict], dict[str, bytes], str]:
+def _read_verified(manifest_path: Path, key: dict) -> tuple[dict | None, dict[str, bytes], str]:
     """(manifest, file name -> bytes, problem) of a cache entry.
 
     The manifest is None when the entry is missing, stale (another key) or damaged; the
@@ -195,7 +196,7 @@ def _text_key(corpus: Corpus) -> dict:
     return {"corpus": corpus.name, "source": corpus.source, "recipe": RECIPE}
 
 
-def _prepare(name: str, root: Optional[PathLike]) -> tuple[Path, dict]:
+def _prepare(name: str, root: PathLike | None) -> tuple[Path, dict]:
     corpus = _corpus(name)
     folder = prepared_dir(name, root)
     manifest_path = folder / "text.json"
@@ -211,7 +212,7 @@ def _prepare(name: str, root: Optional[PathLike]) -> tuple[Path, dict]:
     return folder / TEXT_FILE, manifest
 
 
-def prepare(name: str, *, root: Optional[PathLike] = None) -> Path:
+def prepare(name: str, *, root: PathLike | None = None) -> Path:
     """The path of corpus ``name``'s plain text, built (fetching the source wheel if need
     be) unless a sound one is cached.
 
@@ -237,7 +238,7 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def corpus_text(name_or_path: PathLike, *, root: Optional[PathLike] = None) -> str:
+def corpus_text(name_or_path: PathLike, *, root: PathLike | None = None) -> str:
     """The text of a corpus: a name in ``CORPORA`` (prepared if need be) or a UTF-8 file.
 
     A ``str`` that is a corpus name means the corpus; to read a file of the same name,
@@ -286,14 +287,14 @@ class CorpusInfo:
     source: str
     prepared: bool
     path: str
-    bytes: Optional[int]
-    lines: Optional[int]
+    bytes: int | None
+    lines: int | None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def list_corpora(*, root: Optional[PathLike] = None) -> list[CorpusInfo]:
+def list_corpora(*, root: PathLike | None = None) -> list[CorpusInfo]:
     """Every corpus in ``CORPORA``, by name, with whether and how big it is prepared.
     Downloads and builds nothing."""
     infos = []
@@ -374,7 +375,7 @@ def tokenize_lines(text: str, tokenizer) -> tuple[np.ndarray, np.ndarray]:
     line_offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
     np.cumsum(lengths, out=line_offsets[1:])
     ids = np.empty(int(line_offsets[-1]), dtype=np.int32)
-    for encoding, start, stop in zip(encodings, line_offsets[:-1], line_offsets[1:]):
+    for encoding, start, stop in zip(encodings, line_offsets[:-1], line_offsets[1:], strict=True):
         ids[start:stop] = encoding.ids
     return ids, line_offsets
 
@@ -390,7 +391,7 @@ def _npy_load(data: bytes) -> np.ndarray:
 
 
 def minilm_token_ids(name_or_path: PathLike = "wikipedia", *,
-                     root: Optional[PathLike] = None) -> TokenStream:
+                     root: PathLike | None = None) -> TokenStream:
     """A corpus tokenized by all-MiniLM-L6-v2's WordPiece tokenizer (uncased, 30522 ids).
 
     For a corpus in ``CORPORA`` the stream is cached beside its prepared text (as .npy,

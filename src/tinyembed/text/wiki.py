@@ -36,8 +36,8 @@ import bz2
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 __all__ = ["Article", "iter_articles", "strip_markup"]
 

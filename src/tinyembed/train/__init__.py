@@ -7,8 +7,18 @@
     lm         a small language model on tinyembed's layers (import ``tinyembed.train.lm``)
 """
 
-from .skipgram import (SkipGram, SkipGramConfig, SkipGramResult, EpochStats, NoiseSampler,
-                       negative_sampling_loss, skipgram_pairs, subsample, train_skipgram, write_outputs)
+from .skipgram import (
+                       EpochStats,
+                       NoiseSampler,
+                       SkipGram,
+                       SkipGramConfig,
+                       SkipGramResult,
+                       negative_sampling_loss,
+                       skipgram_pairs,
+                       subsample,
+                       train_skipgram,
+                       write_outputs,
+)
 from .vocab import EncodedCorpus, Vocabulary, tokenize, tokenize_lines
 
 __all__ = ["EncodedCorpus", "EpochStats", "SkipGram", "SkipGramConfig", "SkipGramResult", "Vocabulary",

@@ -32,13 +32,13 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..io import safetensors
-from ..nn import LayerNorm, Linear, Module
-from ..positional import EmbeddingLayer
 from ..checks import check_positive_int
+from ..io import safetensors
+from ..io.progress import progress
+from ..nn import LayerNorm, Linear, Module
 from ..nn import functional as F
 from ..optim import AdamW
-from ..io.progress import progress
+from ..positional import EmbeddingLayer
 from ..tensor import Tensor, no_grad
 
 __all__ = ["LMConfig", "WindowLM", "EpochStats", "windows", "train_lm", "save_checkpoint", "load_checkpoint"]
@@ -72,7 +72,7 @@ class LMConfig:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LMConfig":
+    def from_dict(cls, data: dict) -> LMConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -57,15 +57,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from .. import kernels
-from ..io.files import write_atomic
-from ..nn.embedding import Embedding
-from ..nn import Module
 from ..checks import check_nonnegative_int, check_positive_int
+from ..io.files import write_atomic
+from ..nn import Module
+from ..nn.embedding import Embedding
 from ..optim import SGD, SparseAdam
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor
@@ -112,7 +111,7 @@ class SkipGramConfig:
     batch_size: int = 2048
     optimizer: str = "sgd"
     seed: int = 1
-    threads: Optional[int] = None
+    threads: int | None = None
 
     def __post_init__(self):
         for name in ("dim", "window", "negative", "epochs", "min_count", "batch_size"):
@@ -147,7 +146,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def negative_sampling_loss(input_weight: Tensor, output_weight: Tensor, inputs, targets,
-                           mask: Optional[np.ndarray] = None) -> Tensor:
+                           mask: np.ndarray | None = None) -> Tensor:
     """Summed skip-gram negative-sampling loss of a batch of pairs, with row-sparse gradients.
 
     Args:
@@ -277,8 +276,8 @@ def subsample(corpus: EncodedCorpus, keep_probability: np.ndarray,
 
 
 def skipgram_pairs(ids: np.ndarray, sentence: np.ndarray, window: int,
-                   rng: Optional[np.random.Generator] = None,
-                   reduced: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                   rng: np.random.Generator | None = None,
+                   reduced: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All (input, output) pairs of a stream of words with word2vec's reduced windows.
 
     Position ``t`` has a reduced window ``b_t`` in 1..window and is the output word
@@ -447,7 +446,7 @@ class _ProgressLine:
 
 # -- training -------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _kernel_threads(threads: Optional[int]):
+def _kernel_threads(threads: int | None):
     """Run the kernels (and numba's, when installed) on ``threads`` threads, then restore
     the previous settings; yields the count in force."""
     if threads is None:
@@ -470,8 +469,8 @@ def _kernel_threads(threads: Optional[int]):
             numba.set_num_threads(old_numba)
 
 
-def train_skipgram(corpus, config: Optional[SkipGramConfig] = None, *, source: str = "corpus",
-                   vocab: Optional[Vocabulary] = None, show_progress: bool = True,
+def train_skipgram(corpus, config: SkipGramConfig | None = None, *, source: str = "corpus",
+                   vocab: Vocabulary | None = None, show_progress: bool = True,
                    stream=None) -> SkipGramResult:
     """Train skip-gram word vectors with negative sampling.
 

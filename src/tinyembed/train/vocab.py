@@ -37,9 +37,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -125,7 +125,7 @@ class Vocabulary:
 
     @classmethod
     def from_sentences(cls, sentences: Iterable[Sequence[str]], min_count: int = 5,
-                       source: str = "corpus") -> "Vocabulary":
+                       source: str = "corpus") -> Vocabulary:
         """Count the words of ``sentences`` and keep those seen at least ``min_count`` times.
 
         Args:
@@ -203,7 +203,7 @@ class Vocabulary:
                 "words": list(self.words), "counts": self.counts.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Vocabulary":
+    def from_dict(cls, data: dict) -> Vocabulary:
         missing = {"words", "counts"} - set(data)
         if missing:
             raise ValueError(f"a vocabulary needs keys 'words' and 'counts', missing {sorted(missing)}")
@@ -216,5 +216,5 @@ class Vocabulary:
         return path
 
     @classmethod
-    def load(cls, path) -> "Vocabulary":
+    def load(cls, path) -> Vocabulary:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -42,8 +42,8 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return pearson(rank_average(a), rank_average(b))
 
 
-def _or_none(value: float) -> Optional[float]:
+def _or_none(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
@@ -170,7 +170,7 @@ class AnalogyQuestion:
     expected: str
 
 
-def _text(data: Union[str, bytes], source: str) -> str:
+def _text(data: str | bytes, source: str) -> str:
     if isinstance(data, str):
         return data
     try:
@@ -179,7 +179,7 @@ def _text(data: Union[str, bytes], source: str) -> str:
         raise ValueError(f"{source}: not valid UTF-8 at byte {e.start} ({e.reason})") from None
 
 
-def parse_word_pairs(data: Union[str, bytes], source: str = "<pairs>") -> list[WordPair]:
+def parse_word_pairs(data: str | bytes, source: str = "<pairs>") -> list[WordPair]:
     """Pairs from ``word1<TAB>word2<TAB>score`` lines; lines starting with ``#`` and
     blank lines are skipped (gensim's format for wordsim353.tsv and simlex999.txt).
 
@@ -207,7 +207,7 @@ def parse_word_pairs(data: Union[str, bytes], source: str = "<pairs>") -> list[W
     return pairs
 
 
-def parse_analogies(data: Union[str, bytes], source: str = "<analogies>") -> list[AnalogyQuestion]:
+def parse_analogies(data: str | bytes, source: str = "<analogies>") -> list[AnalogyQuestion]:
     """Questions from word2vec's ``questions-words.txt`` format: ``: section`` lines
     start a section, every other non-blank line is four words ``a b c expected``.
 
@@ -216,7 +216,7 @@ def parse_analogies(data: Union[str, bytes], source: str = "<analogies>") -> lis
             four words; the message names ``source`` and the line.
     """
     questions = []
-    section: Optional[str] = None
+    section: str | None = None
     for line_no, line in enumerate(_text(data, source).splitlines(), start=1):
         if line.startswith(":"):
             section = line[1:].strip()
@@ -260,14 +260,14 @@ def load_analogies() -> list[AnalogyQuestion]:
 # Matching benchmark words to the vocabulary
 # ---------------------------------------------------------------------------
 
-def _check_restrict(restrict_vocab: Optional[int]) -> None:
+def _check_restrict(restrict_vocab: int | None) -> None:
     if restrict_vocab is not None and (isinstance(restrict_vocab, bool)
                                        or not isinstance(restrict_vocab, (int, np.integer))
                                        or restrict_vocab < 1):
         raise ValueError(f"restrict_vocab must be a positive integer or None, got {restrict_vocab!r}")
 
 
-def _lookup(vectors: WordVectors, restrict_vocab: Optional[int],
+def _lookup(vectors: WordVectors, restrict_vocab: int | None,
             case_insensitive: bool) -> tuple[dict[str, int], np.ndarray]:
     """(key -> row, canon) over the first ``restrict_vocab`` rows.
 
@@ -298,8 +298,8 @@ class PairResult:
     """
 
     name: str
-    spearman: Optional[float]
-    pearson: Optional[float]
+    spearman: float | None
+    pearson: float | None
     pairs_used: int
     oov_pairs: int
     oov_ratio: float
@@ -314,7 +314,7 @@ class PairResult:
 
 
 def evaluate_word_pairs(vectors: WordVectors, pairs: Iterable[WordPair], *, name: str = "pairs",
-                        restrict_vocab: Optional[int] = 300_000,
+                        restrict_vocab: int | None = 300_000,
                         case_insensitive: bool = True) -> PairResult:
     """Spearman (and Pearson) correlation between cosine similarities and human scores.
 
@@ -358,7 +358,7 @@ class SectionResult:
     skipped: int
 
     @property
-    def accuracy(self) -> Optional[float]:
+    def accuracy(self) -> float | None:
         return self.correct / self.total if self.total else None
 
     def to_dict(self) -> dict:
@@ -370,7 +370,7 @@ class AnalogyResult:
     """3CosAdd accuracy: ``correct`` of the ``total`` questions answered; ``skipped``
     questions had a word outside the first ``restrict_vocab`` rows."""
 
-    accuracy: Optional[float]
+    accuracy: float | None
     correct: int
     total: int
     skipped: int
@@ -382,18 +382,18 @@ class AnalogyResult:
         asked = self.total + self.skipped
         return self.skipped / asked if asked else 0.0
 
-    def _accuracy_where(self, syntactic: bool) -> Optional[float]:
+    def _accuracy_where(self, syntactic: bool) -> float | None:
         # word2vec's split: the syntactic sections are named gram1-..., gram9-...
         chosen = [s for s in self.per_section if s.section.startswith("gram") == syntactic]
         total = sum(s.total for s in chosen)
         return sum(s.correct for s in chosen) / total if total else None
 
     @property
-    def semantic_accuracy(self) -> Optional[float]:
+    def semantic_accuracy(self) -> float | None:
         return self._accuracy_where(syntactic=False)
 
     @property
-    def syntactic_accuracy(self) -> Optional[float]:
+    def syntactic_accuracy(self) -> float | None:
         return self._accuracy_where(syntactic=True)
 
     def to_dict(self) -> dict:
@@ -439,7 +439,7 @@ def _answer_analogies(unit: np.ndarray, canon: np.ndarray, ids: np.ndarray) -> n
 
 
 def evaluate_analogies(vectors: WordVectors, questions: Iterable[AnalogyQuestion],
-                       restrict_vocab: Optional[int] = 30_000, *,
+                       restrict_vocab: int | None = 30_000, *,
                        case_insensitive: bool = True) -> AnalogyResult:
     """Accuracy of 3CosAdd on analogy questions over the first ``restrict_vocab`` rows.
 
@@ -465,7 +465,7 @@ def evaluate_analogies(vectors: WordVectors, questions: Iterable[AnalogyQuestion
         unit = vectors.normalized()[:len(canon)]
         answers = _answer_analogies(unit, canon, ids_array[:, :3])
         right = (answers >= 0) & (canon[np.maximum(answers, 0)] == ids_array[:, 3])
-        for section, ok in zip(answerable, right.tolist()):
+        for section, ok in zip(answerable, right.tolist(), strict=True):
             section.total += 1
             section.correct += ok
     correct = sum(s.correct for s in sections.values())
@@ -509,9 +509,9 @@ class EvaluationReport:
                 "missing_query_words": list(self.missing_query_words)}
 
 
-def evaluate(vectors: WordVectors, *, restrict_vocab: Optional[int] = 30_000,
-             pairs_restrict_vocab: Optional[int] = 300_000,
-             query_words: Optional[Sequence[str]] = None, topn: int = 10,
+def evaluate(vectors: WordVectors, *, restrict_vocab: int | None = 30_000,
+             pairs_restrict_vocab: int | None = 300_000,
+             query_words: Sequence[str] | None = None, topn: int = 10,
              case_insensitive: bool = True) -> EvaluationReport:
     """WordSim-353, SimLex-999, the analogies and nearest neighbours of ``query_words``.
 
@@ -542,7 +542,7 @@ def evaluate(vectors: WordVectors, *, restrict_vocab: Optional[int] = 30_000,
                             missing_query_words=[w for w in dict.fromkeys(words) if w not in vectors])
 
 
-def _fmt(value: Optional[float], spec: str = ".3f") -> str:
+def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 

@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Union
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class WordVectors:
     """
 
     def __init__(self, words: Sequence[str], vectors: np.ndarray,
-                 counts: Optional[np.ndarray] = None) -> None:
+                 counts: np.ndarray | None = None) -> None:
         if isinstance(words, (str, bytes)):
             raise TypeError(f"words must be a sequence of str, got a single {type(words).__name__} "
                             f"{words[:40]!r}")
@@ -143,7 +144,7 @@ class WordVectors:
         self._index = index
         self._vectors = table
         self._counts = count_array
-        self._unit: Optional[np.ndarray] = None
+        self._unit: np.ndarray | None = None
 
     # -- basic access ------------------------------------------------------
 
@@ -158,7 +159,7 @@ class WordVectors:
         return self._vectors
 
     @property
-    def counts(self) -> Optional[np.ndarray]:
+    def counts(self) -> np.ndarray | None:
         """(V,) int64 read-only counts, or None if unknown."""
         return self._counts
 
@@ -208,9 +209,9 @@ class WordVectors:
         unit = self.normalized()
         return float(np.dot(unit[self.index(a)], unit[self.index(b)]))
 
-    def most_similar(self, positive: Union[str, Iterable[str]] = (),
-                     negative: Union[str, Iterable[str]] = (), topn: int = 10,
-                     restrict_vocab: Optional[int] = None) -> list[tuple[str, float]]:
+    def most_similar(self, positive: str | Iterable[str] = (),
+                     negative: str | Iterable[str] = (), topn: int = 10,
+                     restrict_vocab: int | None = None) -> list[tuple[str, float]]:
         """The ``topn`` words closest by cosine to the mean of the query's unit vectors.
 
         gensim's ``KeyedVectors.most_similar``: the query is the mean of the unit
@@ -249,7 +250,7 @@ class WordVectors:
         best = best[np.lexsort((best, -cosines[best]))]  # by cosine, ties by row
         return [(self._words[i], float(cosines[i])) for i in best]
 
-    def _restrict(self, restrict_vocab: Optional[int]) -> int:
+    def _restrict(self, restrict_vocab: int | None) -> int:
         if restrict_vocab is None:
             return len(self)
         if (isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, (int, np.integer))
@@ -267,9 +268,9 @@ class WordVectors:
         row_format = " ".join([VALUE_FORMAT] * self.dim)
 
         with atomic_open(path) as out:
-            out.write(f"{len(self)} {self.dim}\n".encode("utf-8"))
+            out.write(f"{len(self)} {self.dim}\n".encode())
             chunk: list[str] = []
-            for word, row in zip(self._words, self._vectors.tolist()):
+            for word, row in zip(self._words, self._vectors.tolist(), strict=True):
                 chunk.append(f"{word} {row_format % tuple(row)}\n")
                 if len(chunk) >= 4096:
                     out.write("".join(chunk).encode("utf-8"))
@@ -277,7 +278,7 @@ class WordVectors:
             out.write("".join(chunk).encode("utf-8"))
 
     @classmethod
-    def load_word2vec_text(cls, path: PathLike, limit: Optional[int] = None) -> "WordVectors":
+    def load_word2vec_text(cls, path: PathLike, limit: int | None = None) -> WordVectors:
         """Read a word2vec text-format file (ours, gensim's, word2vec's).
 
         Args:
@@ -381,7 +382,7 @@ class WordVectors:
         safetensors.save(tensors, path, metadata=metadata)
 
     @classmethod
-    def load(cls, path: PathLike) -> "WordVectors":
+    def load(cls, path: PathLike) -> WordVectors:
         """Read a file written by :meth:`save`.
 
         Raises:
@@ -428,7 +429,7 @@ def is_safetensors_file(path: PathLike) -> bool:
     return 2 <= length <= os.path.getsize(path) - 8
 
 
-def load_vectors(path: PathLike, limit: Optional[int] = None) -> WordVectors:
+def load_vectors(path: PathLike, limit: int | None = None) -> WordVectors:
     """Word vectors from a safetensors file written by :meth:`WordVectors.save` or a
     word2vec text file, told apart by content (a text file starts with digits).
 

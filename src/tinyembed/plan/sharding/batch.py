@@ -6,8 +6,8 @@ workload sees the same ids; samples are dealt to the devices in contiguous block
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 

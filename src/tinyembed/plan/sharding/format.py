@@ -4,7 +4,7 @@ cheapest fitting plan marked, the assumptions under the numbers."""
 from __future__ import annotations
 
 import textwrap
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..memory import format_bytes
 from .plans import ShardingPlan
@@ -61,7 +61,8 @@ def _render_group(group: list[ShardingPlan]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join([cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]).rstrip()
+        right = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([cells[0].ljust(widths[0])] + right).rstrip()
 
     header = line(headers)
     out = [textwrap.fill(_describe(group), width=100), header, "-" * len(header), *(line(r) for r in rows)]

@@ -8,8 +8,8 @@ a ``ShardingPlan`` with its time estimate and the assumptions behind it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -155,7 +155,8 @@ def _table_part(
     lookups = served.sum(axis=1)
     forward_per_lookup = cols * elem
     # The sparse update reads and writes each looked-up row's values and optimizer state.
-    update_per_lookup = cols * (2 * elem + 2 * workload.optimizer_bytes_per_element) + 2 * workload.optimizer_bytes_per_row
+    update_per_lookup = (cols * (2 * elem + 2 * workload.optimizer_bytes_per_element)
+                         + 2 * workload.optimizer_bytes_per_row)
     if not workload.training:
         per_lookup, dense_update = forward_per_lookup, np.zeros(n, dtype=np.int64)
     elif replicated:

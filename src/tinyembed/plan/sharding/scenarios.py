@@ -3,8 +3,8 @@ recommendation model on a GPU cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional, Sequence
 
 from ..models import MODELS
 from .plans import ShardingPlan
@@ -24,7 +24,7 @@ class Scenario:
     device: DeviceSpec
     workloads: tuple[Workload, ...]
 
-    def plans(self, strategies: Optional[Iterable[str]] = None) -> list[ShardingPlan]:
+    def plans(self, strategies: Iterable[str] | None = None) -> list[ShardingPlan]:
         """Every strategy under every workload, in that order (``format_plans`` groups them)."""
         strategies = None if strategies is None else list(strategies)
         return [p for w in self.workloads for p in plan(self.tables, w, self.device, strategies)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 from ..zipf import _check_alpha, _check_int, _is_number
 
@@ -43,7 +42,7 @@ class TableSpec:
     dim: int
     bytes_per_element: int = 4
     lookups_per_sample: float = 1.0
-    zipf_alpha: Optional[float] = None
+    zipf_alpha: float | None = None
     pooled: bool = True
 
     def __post_init__(self):

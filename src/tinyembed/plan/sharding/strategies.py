@@ -5,7 +5,7 @@ entry), and the planner that applies them and picks the cheapest plan that fits.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def table_wise(tables: Sequence[TableSpec], workload: Workload, device: DeviceSp
 def _row_wise(tables, workload, device, strategy, owner_of, shards_of, expected_of, notes) -> ShardingPlan:
     n = workload.num_devices
     parts = []
-    for table, (ids, src) in zip(tables, simulated_batch(tables, workload)):
+    for table, (ids, src) in zip(tables, simulated_batch(tables, workload), strict=True):
         served = _served_by_owner(src, owner_of(table, ids), n)
         parts.append(_table_part(table, workload, shards_of(table), served, len(ids) * expected_of(table)))
     return _assemble(strategy, tables, workload, device, parts, notes)
@@ -198,14 +198,14 @@ def plan(
     tables: Iterable[TableSpec],
     workload: Workload,
     device: DeviceSpec,
-    strategies: Optional[Iterable[str]] = None,
+    strategies: Iterable[str] | None = None,
 ) -> list[ShardingPlan]:
     """Every strategy (default: all of ``STRATEGIES``, in its order) applied to ``tables``."""
     tables, strategies = _check_plan_args(tables, workload, device, strategies)
     return [STRATEGIES[name](tables, workload, device) for name in strategies]
 
 
-def cheapest_fit(plans: Iterable[ShardingPlan]) -> Optional[ShardingPlan]:
+def cheapest_fit(plans: Iterable[ShardingPlan]) -> ShardingPlan | None:
     """The fitting plan with the least estimated time (ties: less memory, then the earlier); None if none fits."""
     fitting = [p for p in plans if p.fits]
     if not fitting:
@@ -217,7 +217,7 @@ def recommend(
     tables: Iterable[TableSpec],
     workload: Workload,
     device: DeviceSpec,
-    strategies: Optional[Iterable[str]] = None,
-) -> Optional[ShardingPlan]:
+    strategies: Iterable[str] | None = None,
+) -> ShardingPlan | None:
     """The cheapest plan that fits in device memory, or None if no strategy fits."""
     return cheapest_fit(plan(tables, workload, device, strategies))

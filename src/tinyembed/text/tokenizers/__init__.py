@@ -21,8 +21,19 @@ Examples:
     (2, 4)
 """
 
-from .base import (FORMAT, FORMAT_VERSION, SpecialTokens, TOKENIZERS, TokenizationStats, Tokenizer,
-                   as_ids, from_dict, load_tokenizer, register_tokenizer, tokenization_stats)
+from .base import (
+                   FORMAT,
+                   FORMAT_VERSION,
+                   TOKENIZERS,
+                   SpecialTokens,
+                   TokenizationStats,
+                   Tokenizer,
+                   as_ids,
+                   from_dict,
+                   load_tokenizer,
+                   register_tokenizer,
+                   tokenization_stats,
+)
 from .bpe import PRETOKENIZERS, BPETokenizer, learn_merges, pretokenize
 from .byte import BYTE_TO_CHAR, ByteTokenizer
 from .char import CharTokenizer

@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, ClassVar, Union
 
 import numpy as np
 
@@ -90,10 +91,10 @@ class SpecialTokens:
         []
     """
 
-    pad: Optional[str] = "<pad>"
-    unk: Optional[str] = "<unk>"
-    bos: Optional[str] = "<bos>"
-    eos: Optional[str] = "<eos>"
+    pad: str | None = "<pad>"
+    unk: str | None = "<unk>"
+    bos: str | None = "<bos>"
+    eos: str | None = "<eos>"
     extra: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
@@ -114,12 +115,12 @@ class SpecialTokens:
             seen.add(token)
 
     @classmethod
-    def none(cls) -> "SpecialTokens":
+    def none(cls) -> SpecialTokens:
         """No special tokens at all."""
         return cls(pad=None, unk=None, bos=None, eos=None)
 
     @classmethod
-    def coerce(cls, specials) -> "SpecialTokens":
+    def coerce(cls, specials) -> SpecialTokens:
         """A SpecialTokens from itself, None (the default four), or a mapping of role ->
         token (with an optional ``extra`` list), as ``to_dict`` writes it."""
         if specials is None:
@@ -205,7 +206,7 @@ class Tokenizer:
         """Number of ids: every id is in ``[0, vocab_size)``."""
         raise NotImplementedError
 
-    def token_to_id(self, token: str) -> Optional[int]:
+    def token_to_id(self, token: str) -> int | None:
         """The id of ``token``, or None when it is not in the vocabulary."""
         raise NotImplementedError
 
@@ -226,7 +227,7 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Tokenizer":
+    def from_dict(cls, data: Mapping[str, Any]) -> Tokenizer:
         """The tokenizer ``to_dict`` described; ValueError naming what is wrong."""
         raise NotImplementedError
 
@@ -256,27 +257,27 @@ class Tokenizer:
         """
         return self._decode(as_ids(ids, self.vocab_size), skip_special_tokens)
 
-    def _role_id(self, role: str) -> Optional[int]:
+    def _role_id(self, role: str) -> int | None:
         token = getattr(self.specials, role)
         return None if token is None else self.token_to_id(token)
 
     @property
-    def pad_id(self) -> Optional[int]:
+    def pad_id(self) -> int | None:
         """Id of the padding token (None when there is none)."""
         return self._role_id("pad")
 
     @property
-    def unk_id(self) -> Optional[int]:
+    def unk_id(self) -> int | None:
         """Id of the unknown token (None when there is none)."""
         return self._role_id("unk")
 
     @property
-    def bos_id(self) -> Optional[int]:
+    def bos_id(self) -> int | None:
         """Id of the beginning-of-sequence token (None when there is none)."""
         return self._role_id("bos")
 
     @property
-    def eos_id(self) -> Optional[int]:
+    def eos_id(self) -> int | None:
         """Id of the end-of-sequence token (None when there is none)."""
         return self._role_id("eos")
 
@@ -296,7 +297,7 @@ class Tokenizer:
         write_atomic(path, text.encode("ascii"))
 
     @classmethod
-    def load(cls, path: PathLike) -> "Tokenizer":
+    def load(cls, path: PathLike) -> Tokenizer:
         """Read a tokenizer that :meth:`save` wrote; the file must hold this type."""
         tokenizer = load_tokenizer(path)
         if cls is not Tokenizer and not isinstance(tokenizer, cls):
@@ -310,7 +311,7 @@ class Tokenizer:
                 f"specials={self.specials.tokens()}{', ' + config if config else ''})")
 
 
-def check_header(data: Any, type_name: Optional[str] = None) -> str:
+def check_header(data: Any, type_name: str | None = None) -> str:
     """The type named by a file's parsed JSON, after checking format and version."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got a JSON {type(data).__name__}")
@@ -402,7 +403,8 @@ def load_tokenizer(path: PathLike) -> Tokenizer:
         raise ValueError(f"{where!r}: {e}") from None
 
 
-def specials_first_layout(specials: SpecialTokens, tokens: Sequence[str], what: str) -> tuple[list[str], dict[str, int]]:
+def specials_first_layout(specials: SpecialTokens, tokens: Sequence[str],
+                          what: str) -> tuple[list[str], dict[str, int]]:
     """Our own tokenizers' vocabulary: the special tokens, then ``tokens``; (id -> token,
     token -> id). Refuses a token that appears twice, naming both ids."""
     vocab = specials.tokens() + list(tokens)
@@ -439,7 +441,7 @@ class SpecialsFirstTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return len(self._vocab)
 
-    def token_to_id(self, token: str) -> Optional[int]:
+    def token_to_id(self, token: str) -> int | None:
         return self._index.get(token)
 
     def id_to_token(self, id: int) -> str:
@@ -469,7 +471,7 @@ class SpecialsFirstTokenizer(Tokenizer):
         # each special token is its own text.
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(special)) + 1, [ids.size]])
         parts = []
-        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             if special[start]:
                 if not skip_special_tokens:
                     parts.extend(self._vocab[i] for i in ids[start:stop].tolist())

@@ -52,12 +52,21 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .base import (SpecialsFirstTokenizer, SpecialTokens, as_ids, check_header, check_text, build_checked,
-                   register_tokenizer, require)
+from .base import (
+    SpecialsFirstTokenizer,
+    SpecialTokens,
+    as_ids,
+    build_checked,
+    check_header,
+    check_text,
+    register_tokenizer,
+    require,
+)
 from .byte import BYTE_TO_CHAR, CHAR_TO_BYTE, bytes_to_text, check_errors, text_to_bytes
 
 __all__ = ["BPETokenizer", "PRETOKENIZERS", "learn_merges", "pretokenize"]
@@ -121,7 +130,7 @@ def _apply_merges(ids: list[int], merge_ids: dict[tuple[int, int], int]) -> list
     alive = [True] * n
     after = list(range(1, n + 1))          # next live position (n: the end)
     before = list(range(-1, n - 1))        # previous live position (-1: none)
-    heap = [(merge_ids[pair], i, pair) for i, pair in enumerate(zip(ids, ids[1:])) if pair in merge_ids]
+    heap = [(merge_ids[pair], i, pair) for i, pair in enumerate(zip(ids, ids[1:], strict=False)) if pair in merge_ids]
     heapq.heapify(heap)
     while heap:
         merged, i, pair = heapq.heappop(heap)
@@ -139,7 +148,7 @@ def _apply_merges(ids: list[int], merge_ids: dict[tuple[int, int], int]) -> list
                 new_pair = (symbols[left], symbols[right])
                 if new_pair in merge_ids:
                     heapq.heappush(heap, (merge_ids[new_pair], left, new_pair))
-    return [s for s, live in zip(symbols, alive) if live]
+    return [s for s, live in zip(symbols, alive, strict=True) if live]
 
 
 def learn_merges(word_counts: Mapping[bytes, int], num_merges: int,
@@ -161,8 +170,8 @@ def learn_merges(word_counts: Mapping[bytes, int], num_merges: int,
     freqs = list(word_counts.values())
     pair_counts: dict[tuple[int, int], int] = defaultdict(int)
     where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> words holding it
-    for w, (symbols, freq) in enumerate(zip(words, freqs)):
-        for pair in zip(symbols, symbols[1:]):
+    for w, (symbols, freq) in enumerate(zip(words, freqs, strict=True)):
+        for pair in zip(symbols, symbols[1:], strict=False):
             pair_counts[pair] += freq
             where[pair].add(w)
 
@@ -191,7 +200,7 @@ def learn_merges(word_counts: Mapping[bytes, int], num_merges: int,
         for w in where.pop(pair):
             old, freq = words[w], freqs[w]
             merged = _merge_pair(old, pair[0], pair[1], new)
-            old_pairs, new_pairs = list(zip(old, old[1:])), list(zip(merged, merged[1:]))
+            old_pairs, new_pairs = list(zip(old, old[1:], strict=False)), list(zip(merged, merged[1:], strict=False))
             for p in old_pairs:
                 pair_counts[p] -= freq
             for p in new_pairs:
@@ -218,7 +227,7 @@ def _to_chars(data: bytes) -> str:
     return "".join(BYTE_TO_CHAR[b] for b in data)
 
 
-def _word_counts(text_or_texts: Union[str, Iterable[str]], pattern: re.Pattern) -> Counter:
+def _word_counts(text_or_texts: str | Iterable[str], pattern: re.Pattern) -> Counter:
     if isinstance(text_or_texts, str):
         text_or_texts = (text_or_texts,)
     elif isinstance(text_or_texts, (bytes, bytearray)):
@@ -254,7 +263,7 @@ class BPETokenizer(SpecialsFirstTokenizer):
     type_name = "bpe"
 
     def __init__(self, merges: Sequence[Sequence[str]], specials=None, pretokenizer: str = "gpt2",
-                 merge_counts: Optional[Sequence[int]] = None):
+                 merge_counts: Sequence[int] | None = None):
         specials = SpecialTokens.coerce(specials)
         self._pattern = _pattern(pretokenizer)
         self.pretokenizer = pretokenizer
@@ -285,8 +294,8 @@ class BPETokenizer(SpecialsFirstTokenizer):
                     isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in merge_counts):
                 raise ValueError(f"merge_counts must be {len(self.merges)} integers >= 0 (one per "
                                  f"merge), got {len(merge_counts)} values")
-        self.merge_counts: Optional[list[int]] = merge_counts
-        self._set_vocab(specials, list(BYTE_TO_CHAR) + [l + r for l, r in self.merges],
+        self.merge_counts: list[int] | None = merge_counts
+        self._set_vocab(specials, list(BYTE_TO_CHAR) + [left + right for left, right in self.merges],
                         "BPE tokenizer")
         self._offset = k
         self._token_bytes = [b""] * k + [bytes([CHAR_TO_BYTE[c] for c in token])
@@ -295,8 +304,8 @@ class BPETokenizer(SpecialsFirstTokenizer):
 
     # -- training ------------------------------------------------------------------------
     @classmethod
-    def train(cls, text_or_texts: Union[str, Iterable[str]], vocab_size: int, specials=None,
-              min_frequency: int = 2, pretokenizer: str = "gpt2") -> "BPETokenizer":
+    def train(cls, text_or_texts: str | Iterable[str], vocab_size: int, specials=None,
+              min_frequency: int = 2, pretokenizer: str = "gpt2") -> BPETokenizer:
         """Learn merges from a corpus until there are ``vocab_size`` ids (special tokens
         and the 256 bytes included) or no pair occurs ``min_frequency`` times.
 
@@ -325,7 +334,7 @@ class BPETokenizer(SpecialsFirstTokenizer):
             raise ValueError(f"min_frequency must be an integer >= 1, got {min_frequency!r}")
         word_counts = _word_counts(text_or_texts, pattern)
         merges, counts = learn_merges(word_counts, vocab_size - 256 - n_specials, min_frequency)
-        return cls([(_to_chars(l), _to_chars(r)) for l, r in merges], specials, pretokenizer, counts)
+        return cls([(_to_chars(left), _to_chars(right)) for left, right in merges], specials, pretokenizer, counts)
 
     # -- encoding and decoding -----------------------------------------------------------
     def _encode_word(self, word: str) -> list[int]:
@@ -380,7 +389,7 @@ class BPETokenizer(SpecialsFirstTokenizer):
         return f"merges={len(self.merges)}, pretokenizer={self.pretokenizer!r}"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "BPETokenizer":
+    def from_dict(cls, data: Mapping[str, Any]) -> BPETokenizer:
         check_header(data, cls.type_name)
         what = "bpe tokenizer data"
         merges = require(data, "merges", list, what)

@@ -41,12 +41,20 @@ Examples:
 from __future__ import annotations
 
 import codecs
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from .base import (SpecialsFirstTokenizer, SpecialTokens, as_ids, check_header, check_vocab_size,
-                   read_specials, register_tokenizer)
+from .base import (
+    SpecialsFirstTokenizer,
+    SpecialTokens,
+    as_ids,
+    check_header,
+    check_vocab_size,
+    read_specials,
+    register_tokenizer,
+)
 
 __all__ = ["BYTE_TO_CHAR", "CHAR_TO_BYTE", "ByteTokenizer", "bytes_to_text", "text_to_bytes"]
 
@@ -93,8 +101,8 @@ def check_errors(errors: str) -> str:
     return errors
 
 
-def bytes_to_text(data: bytes, errors: str, token_ends: Optional[np.ndarray] = None,
-                  start: int = 0, ids: Optional[np.ndarray] = None) -> str:
+def bytes_to_text(data: bytes, errors: str, token_ends: np.ndarray | None = None,
+                  start: int = 0, ids: np.ndarray | None = None) -> str:
     """``data`` decoded as UTF-8 with ``errors``; a strict failure names the token holding
     the bad byte: ``token_ends`` are the cumulative byte ends of the tokens (None: one
     byte per token), ``start`` the first token's position in the input, ``ids`` the ids."""
@@ -157,7 +165,7 @@ class ByteTokenizer(SpecialsFirstTokenizer):
         return {}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ByteTokenizer":
+    def from_dict(cls, data: Mapping[str, Any]) -> ByteTokenizer:
         check_header(data, cls.type_name)
         what = "byte tokenizer data"
         return check_vocab_size(data, cls(read_specials(data, what)), what)

