@@ -82,7 +82,7 @@ def test_custom_config_alone_has_unknown_share(capsys):
     assert custom["total_params"] is None and custom["embedding_share"] is None
     assert custom["output_embedding_params"] == 1000 * 7  # untied by default
     assert custom["position_params"] == 0
-    assert custom["token_table_int4_bytes"] == 1000 * (4 + 4)  # 7 values -> 4 bytes + fp16 scale/bias
+    assert custom["token_table_bytes"]["int4"] == 1000 * (4 + 4)  # 7 values -> 4 bytes + fp16 scale/bias
 
 
 def test_custom_config_flags_reach_the_library(capsys):

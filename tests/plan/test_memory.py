@@ -13,12 +13,12 @@ from tinyembed.plan.memory import (
     embedding_memory,
     expected_unique_rows,
     expected_unique_rows_uniform,
-    expected_unique_rows_zipf,
     format_bytes,
     format_params,
     format_table,
 )
 from tinyembed.plan.models import MODELS, ModelConfig
+from tinyembed.plan.zipf import zipf_expected_distinct
 
 # ---------------------------------------------------------------------------
 # Parameter counts
@@ -112,16 +112,17 @@ def test_every_registered_model_is_consistent():
 def test_token_table_bytes_per_format():
     report = embedding_memory(MODELS["gpt2"])
     v, d = 50257, 768
-    assert report.token_table_fp32_bytes == v * d * 4
-    assert report.token_table_bf16_bytes == v * d * 2
-    assert report.token_table_int8_bytes == v * (d + 4 + 4)  # fp32 scale + bias per row
-    assert report.token_table_int4_bytes == v * (d // 2 + 2 + 2)  # fp16 scale + bias per row
+    assert report.token_table_bytes["float32"] == v * d * 4
+    assert report.token_table_bytes["bfloat16"] == report.token_table_bytes["float16"] == v * d * 2
+    assert report.token_table_bytes["float8_e4m3fn"] == v * d
+    assert report.token_table_bytes["int8"] == v * (d + 4 + 4)  # float32 scale + bias per row
+    assert report.token_table_bytes["int4"] == v * (d // 2 + 2 + 2)  # float16 scale + bias per row
 
 
 @pytest.mark.parametrize("dim, packed_bytes", [(1, 1), (7, 4), (8, 4), (9, 5)])
 def test_int4_odd_width_rounds_up_to_whole_bytes(dim, packed_bytes):
     config = ModelConfig("odd", 10, dim, None, True, "none", None)
-    assert embedding_memory(config).token_table_int4_bytes == 10 * (packed_bytes + 4)
+    assert embedding_memory(config).token_table_bytes["int4"] == 10 * (packed_bytes + 4)
 
 
 # ---------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def test_zipf_unique_rows_match_enumeration(vocab, n_tokens, alpha):
     weights = [1 / (i**alpha) for i in range(1, vocab + 1)]
     probabilities = [w / sum(weights) for w in weights]
     exact = _exact_unique_rows(probabilities, n_tokens)
-    assert expected_unique_rows_zipf(vocab, n_tokens, alpha) == pytest.approx(exact, rel=1e-12)
+    assert zipf_expected_distinct(vocab, alpha, n_tokens) == pytest.approx(exact, rel=1e-12)
 
 
 def test_uniform_unique_rows_match_simulation():
@@ -199,12 +200,12 @@ def test_zipf_unique_rows_match_simulation(alpha):
     simulated = np.mean(
         [np.unique(rng.choice(vocab, size=n_tokens, p=p)).size for _ in range(trials)]
     )
-    assert expected_unique_rows_zipf(vocab, n_tokens, alpha) == pytest.approx(simulated, rel=0.02)
+    assert zipf_expected_distinct(vocab, alpha, n_tokens) == pytest.approx(simulated, rel=0.02)
 
 
 def test_zipf_chunking_does_not_change_the_result():
-    whole = expected_unique_rows_zipf(50000, 10000, 1.1)
-    chunked = expected_unique_rows_zipf(50000, 10000, 1.1, chunk_rows=777)
+    whole = zipf_expected_distinct(50000, 1.1, 10000)
+    chunked = zipf_expected_distinct(50000, 1.1, 10000, chunk_rows=777)
     assert chunked == pytest.approx(whole, rel=1e-12)
 
 
@@ -215,10 +216,12 @@ def test_uniform_unique_rows_stay_accurate_for_huge_vocabularies():
     assert expected_unique_rows_uniform(10**12, 1) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_zipf_with_alpha_zero_is_uniform():
-    assert expected_unique_rows_zipf(5000, 3000, 0.0) == pytest.approx(
-        expected_unique_rows_uniform(5000, 3000), rel=1e-12
-    )
+def test_zipf_alpha_zero_is_refused_everywhere_uniform_is_its_own_distribution():
+    # One Zipf, one rule: alpha > 0 (tinyembed.plan.zipf); alpha 0 is asked for as "uniform".
+    with pytest.raises(ValueError, match="zipf alpha must be a finite number > 0, got 0.0"):
+        expected_unique_rows(5000, 3000, "zipf", 0.0)
+    with pytest.raises(ValueError, match="zipf alpha must be a finite number > 0"):
+        embedding_memory(MODELS["gpt2"], zipf_alpha=0.0)
 
 
 def test_skewed_tokens_touch_fewer_rows_than_uniform():

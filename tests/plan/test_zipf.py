@@ -3,7 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from tinyembed.plan.zipf import EXACT_HEAD_ROWS, zipf_ids, zipf_mass, zipf_probabilities, zipf_residue_mass
+from tinyembed.plan.zipf import (
+    EXACT_HEAD_ROWS,
+    zipf_expected_distinct,
+    zipf_ids,
+    zipf_mass,
+    zipf_probabilities,
+    zipf_residue_mass,
+)
 
 
 def brute_zipf_probs(num_rows, alpha):
@@ -176,3 +183,22 @@ def test_bad_input_raises_value_error_naming_the_value(make, value):
 def test_zipf_ids_refuses_a_legacy_random_state():
     with pytest.raises(TypeError, match="RandomState"):
         zipf_ids(10, 1.0, 5, np.random.RandomState(0))
+
+
+def test_expected_distinct_uses_the_same_rows_as_zipf_mass_past_the_exact_head():
+    # Past EXACT_HEAD_ROWS each rank is the integral of x^-alpha over [r - 1/2, r + 1/2): one
+    # draw touches one row, so the expected distinct rows of n = 1 draw is 1; of n draws from
+    # a table whose mass is nearly all in its first row, about 1 + (n - 1) * (1 - p0).
+    num_rows = EXACT_HEAD_ROWS + 3000
+    assert zipf_expected_distinct(num_rows, 1.2, 1) == pytest.approx(1.0, rel=1e-12)
+    p0 = zipf_mass(num_rows, 3.0, 0, 1)
+    assert zipf_expected_distinct(num_rows, 3.0, 2) == pytest.approx(2 - p0**2 - zipf_mass(num_rows, 3.0, 1, 2)**2
+                                                                    - sum(zipf_mass(num_rows, 3.0, r, r + 1)**2
+                                                                          for r in range(2, 200)), rel=1e-6)
+
+
+def test_expected_distinct_past_the_exact_head_matches_the_sampler():
+    rng = np.random.default_rng(5)
+    num_rows, alpha, n = 4 * EXACT_HEAD_ROWS, 0.9, 20000
+    simulated = np.mean([np.unique(zipf_ids(num_rows, alpha, n, rng)).size for _ in range(40)])
+    assert zipf_expected_distinct(num_rows, alpha, n) == pytest.approx(simulated, rel=0.01)

@@ -8,8 +8,8 @@ import pytest
 
 from tinyembed import kernels
 from tinyembed.cli import main
-from tinyembed.profile import bench
-from tinyembed.profile.bench import OPS, BenchConfig, Workload, bytes_moved, to_numpy
+from tinyembed.profile import bench, timing
+from tinyembed.profile.bench import OPS, BenchConfig, Workload, to_numpy
 
 
 def tiny_config(**overrides) -> BenchConfig:
@@ -134,22 +134,6 @@ def test_runs_without_torch_and_says_so():
 
 
 # -- bytes moved, memory, ids ------------------------------------------------------------------
-def test_bytes_moved_formulas_on_a_hand_computed_example():
-    # V=10, D=4, float32: n=6 ids (48 B), B=2 bags (16 B of offsets), k=3 distinct, L=3 positions.
-    # A row is 16 B, so the n rows are 96 B.
-    args = dict(vocab=10, dim=4, n=6, bags=2, distinct=3, positions=3, itemsize=4)
-    assert bytes_moved("forward", **args) == 48 + 96 + 96
-    assert bytes_moved("forward_out", **args) == 48 + 96 + 96
-    assert bytes_moved("dense_backward", **args) == 48 + 96 + 10 * 16
-    assert bytes_moved("sparse_backward", **args) == 48 + 96 + 3 * (8 + 16)
-    assert bytes_moved("bag_sum", **args) == 48 + 16 + 96 + 2 * 16
-    assert bytes_moved("bag_mean", **args) == 48 + 16 + 96 + 2 * 16
-    assert bytes_moved("int8_bag", **args) == 48 + 16 + 6 * (4 + 8) + 2 * 16
-    assert bytes_moved("layer_forward", **args) == 48 + 96 + 3 * 16 + 96
-    with pytest.raises(ValueError, match="no bytes-moved formula"):
-        bytes_moved("nope", **args)
-
-
 def test_each_op_moves_the_bytes_of_its_workload():
     w = Workload.build(50, 6, "zipf", ids_shape=(2, 8), bag_size=4, use_torch=False)
     k = len(set(w.flat.tolist()))
@@ -162,15 +146,15 @@ def test_extra_allocation_counts_temporaries_but_not_the_output():
     def doubled():
         temporary = np.ones(250_000, np.float32)   # 1 MB, freed on return
         return temporary * 2                       # the 1 MB output
-    assert 0.9e6 < bench.extra_allocation(doubled) < 1.1e6
-    assert bench.extra_allocation(lambda: np.ones(250_000, np.float32)) < 0.1e6
+    assert 0.9e6 < timing.extra_allocation(doubled) < 1.1e6
+    assert timing.extra_allocation(lambda: np.ones(250_000, np.float32)) < 0.1e6
 
 
 def test_background_cores_is_other_processes_busy_time_over_wall_time():
     # All cores busy 3 s more, 1 s of it ours, over 4 s: others kept 0.5 cores busy.
-    assert bench.background_cores((10.0, 2.0), (13.0, 3.0), 4.0) == pytest.approx(0.5)
-    assert bench.background_cores((10.0, 2.0), (10.5, 3.0), 1.0) == 0.0  # tick rounding never goes negative
-    assert bench.background_cores(None, (1.0, 1.0), 1.0) is None
+    assert timing.background_cores((10.0, 2.0), (13.0, 3.0), 4.0) == pytest.approx(0.5)
+    assert timing.background_cores((10.0, 2.0), (10.5, 3.0), 1.0) == 0.0  # tick rounding never goes negative
+    assert timing.background_cores(None, (1.0, 1.0), 1.0) is None
 
 
 def test_zipf_ids_are_seeded_in_range_and_favour_low_ids():

@@ -74,11 +74,11 @@ def test_token_counts_count_tokenizer_ids():
 def test_compress_command_on_a_npy_file_prints_json(tmp_path, capsys):
     path = tmp_path / "table.npy"
     np.save(path, small_table())
-    assert main(["compress", "--file", str(path), "--methods", "fp16,int4,prune-50%", "--json",
+    assert main(["compress", "--file", str(path), "--methods", "float16,int4,prune-50%", "--json",
                  "--sample", "50"]) == 0
     out = capsys.readouterr()
     rows = json.loads(out.out)
-    assert [r["method"] for r in rows] == ["dense", "fp16", "int4"]
+    assert [r["method"] for r in rows] == ["dense", "float16", "int4"]
     assert "prune-50%" in out.err  # left out without --counts, and said so
 
 
@@ -93,8 +93,8 @@ def test_compress_command_refuses_a_missing_tensor(tmp_path, capsys):
 
 
 def test_methods_that_do_not_fit_a_small_table_are_left_out_with_a_note(capsys):
-    results = compress(small_table(8, 4), ["fp16", "lowrank-64"], show_progress=False, repeats=1)
-    assert [r.method for r in results] == ["dense", "fp16"]
+    results = compress(small_table(8, 4), ["float16", "lowrank-64"], show_progress=False, repeats=1)
+    assert [r.method for r in results] == ["dense", "float16"]
     assert "lowrank-64 left out" in capsys.readouterr().err
 
 

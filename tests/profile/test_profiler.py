@@ -12,13 +12,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from tinyembed.kernels.rows import STORAGE_TYPES
 from tinyembed.nn import Embedding
-from tinyembed.plan.memory import BYTES_PER_ROW, embedding_memory
+from tinyembed.plan.memory import embedding_memory
 from tinyembed.plan.models import MODELS
-from tinyembed.profile import EmbeddingProfiler, bench, make_table, rowcache, timing
+from tinyembed.profile import EmbeddingProfiler, make_table, rowcache, timing
 from tinyembed.profile.machine import CacheLevel
 from tinyembed.profile.patterns import AccessPattern, text_stream
-from tinyembed.profile.profiler import TABLE_DTYPES
+from tinyembed.profile.traffic import bytes_moved
 from tinyembed.tables import QuantizedEmbedding, ReducedPrecisionEmbedding
 
 TIMES_MS = [1.0, 2.0, 4.0]  # median 2 ms, min 1 ms, max 4 ms
@@ -69,7 +70,7 @@ def profiler(**kwargs):
 
 def row_bytes(dtype, dim):
     """Bytes of one stored row, from each format's definition."""
-    return {"float32": 4 * dim, "float16": 2 * dim, "bfloat16": 2 * dim,
+    return {"float32": 4 * dim, "float16": 2 * dim, "bfloat16": 2 * dim, "float8_e4m3fn": dim,
             "int8": dim + 4 + 4,              # codes, float32 scale and bias
             "int4": math.ceil(dim / 2) + 2 + 2,  # two codes a byte, float16 scale and bias
             }[dtype]
@@ -118,7 +119,7 @@ def test_lookup_numbers_follow_the_documented_formula(kind, fixed_timings):
         assert m.percent_of_peak is None  # no machine measured yet
         assert 1 <= m.unique_rows <= n
     if dtype == "float32":  # the benchmark's own formula for a forward gather agrees
-        assert results[-1].bytes_moved == bench.bytes_moved("forward", V, D, results[-1].tokens)
+        assert results[-1].bytes_moved == bytes_moved("forward", n=results[-1].tokens, dim=D, row_bytes=4 * D)
 
 
 def test_unique_rows_are_those_of_the_ids_looked_up():
@@ -159,12 +160,13 @@ def test_lookup_scaling_covers_the_grid_with_each_storage(fixed_timings):
         assert m.tokens == 16 and m.bytes_moved == 16 * (8 + row_bytes(m.dtype, m.embedding_dim) + 4 * m.embedding_dim)
 
 
-@pytest.mark.parametrize("dtype", TABLE_DTYPES)
+@pytest.mark.parametrize("dtype", STORAGE_TYPES)
 def test_make_table_stores_the_seeded_normal_table_in_each_dtype(dtype):
     weight = np.random.default_rng(3).standard_normal((40, 6), dtype=np.float32)
     table = make_table(40, 6, dtype, seed=3)
     rows = table.weight.data if dtype == "float32" else table.lookup(np.arange(40))
-    tolerance = {"float32": 0, "float16": 1e-3, "bfloat16": 1e-2, "int8": 0.02, "int4": 0.4}[dtype]
+    tolerance = {"float32": 0, "float16": 1e-3, "bfloat16": 1e-2, "float8_e4m3fn": 0.07, "int8": 0.02,
+                 "int4": 0.4}[dtype]
     np.testing.assert_allclose(rows, weight, atol=tolerance * np.abs(weight).max(), rtol=0)
     assert (table.weight.data.nbytes if dtype == "float32" else table.nbytes) == 40 * row_bytes(dtype, 6)
 
@@ -173,23 +175,24 @@ def test_make_table_stores_the_seeded_normal_table_in_each_dtype(dtype):
 def test_memory_scaling_bytes_are_vocab_times_row_bytes():
     vocabs, dims = [1, 1000, 50257], [3, 64, 4096]
     scaling = profiler().analyze_memory_scaling(vocabs, dims)
-    assert (scaling.vocab_sizes, scaling.dims, scaling.dtypes) == (vocabs, dims, ["fp32", "bf16", "int8", "int4"])
+    assert (scaling.vocab_sizes, scaling.dims) == (vocabs, dims)
+    assert scaling.dtypes == ["float32", "bfloat16", "int8", "int4"]
     for d in scaling.dtypes:
-        assert scaling.bytes[d] == [[v * BYTES_PER_ROW[d](dim) for dim in dims] for v in vocabs]
-    assert scaling.bytes["fp32"][2][1] == 50257 * 64 * 4
-    assert scaling.bytes["bf16"][1][2] == 1000 * 4096 * 2
+        assert scaling.bytes[d] == [[v * row_bytes(d, dim) for dim in dims] for v in vocabs]
+    assert scaling.bytes["float32"][2][1] == 50257 * 64 * 4
+    assert scaling.bytes["bfloat16"][1][2] == 1000 * 4096 * 2
     # the formats' sizes are what the real tables store
     for i, v in enumerate(vocabs[:2]):
         for j, dim in enumerate(dims[:2]):
             zeros = np.zeros((v, dim), np.float32)
             assert scaling.bytes["int8"][i][j] == QuantizedEmbedding.from_float(zeros, bits=8).nbytes
             assert scaling.bytes["int4"][i][j] == QuantizedEmbedding.from_float(zeros, bits=4).nbytes
-            assert scaling.bytes["bf16"][i][j] == ReducedPrecisionEmbedding.from_float(zeros, "bfloat16").nbytes
+            assert scaling.bytes["bfloat16"][i][j] == ReducedPrecisionEmbedding.from_float(zeros, "bfloat16").nbytes
     json.dumps(scaling.to_dict(), allow_nan=False)
 
 
 def test_memory_scaling_model_rows_are_embedding_memory():
-    scaling = profiler().analyze_memory_scaling([10], [10], dtypes=["fp32", "int4"])
+    scaling = profiler().analyze_memory_scaling([10], [10], dtypes=["float32", "int4"])
     assert [m["name"] for m in scaling.models] == list(MODELS)
     for row in scaling.models:
         config = MODELS[row["name"]]
@@ -199,8 +202,8 @@ def test_memory_scaling_model_rows_are_embedding_memory():
         assert row["embedding_params"] == report.embedding_params
         assert row["total_params"] == report.total_params
         assert row["embedding_share"] == report.embedding_share
-        assert row["token_table_bytes"] == {"fp32": report.token_table_fp32_bytes,
-                                            "int4": report.token_table_int4_bytes}
+        assert row["token_table_bytes"] == {"float32": report.token_table_bytes["float32"],
+                                            "int4": report.token_table_bytes["int4"]}
 
 
 # -- positional encodings --------------------------------------------------------------------------
@@ -377,13 +380,13 @@ TABLE = make_table(50, 4)
     (lambda p: p.measure_lookup_performance(TABLE, [2], [8], "uniform", alpha=0.0), "got 0.0"),
     (lambda p: p.measure_lookup_performance(TABLE, [2], [8], "zipf-0"), "got 0.0"),
     (lambda p: p.measure_lookup_performance(np.zeros(5, np.float32), [2], [8]), "2-D.*shape \\(5,\\)"),
-    (lambda p: p.lookup_scaling([100], [8], ["float8"]), "unknown table dtype 'float8'"),
+    (lambda p: p.lookup_scaling([100], [8], ["float8"]), "unknown storage type 'float8'"),
     (lambda p: p.lookup_scaling([0], [8]), "vocab_sizes must be positive ints, got 0"),
     (lambda p: p.lookup_scaling([10], []), "dims must not be empty"),
     (lambda p: p.lookup_scaling([10], [8], pattern="sorted--2"), "got -2.0"),
     (lambda p: p.analyze_memory_scaling([1000], [0]), "dims must be positive ints, got 0"),
     (lambda p: p.analyze_memory_scaling([], [8]), "vocab_sizes must not be empty"),
-    (lambda p: p.analyze_memory_scaling([10], [8], ["fp32", "fp64"]), "unknown storage format 'fp64'"),
+    (lambda p: p.analyze_memory_scaling([10], [8], ["float32", "fp64"]), "unknown storage type 'fp64'"),
     (lambda p: p.access_pattern_analysis(TABLE, ["uniform"], hot_set_ks=[10, 0]), "hot_set_ks.*got 0"),
     (lambda p: p.access_pattern_analysis(TABLE, ["uniform"], batches=0), "got 0"),
     (lambda p: p.access_pattern_analysis(TABLE, ["zipf-nan"]), "got nan"),
@@ -403,7 +406,7 @@ def test_bad_input_is_a_value_error_naming_the_value(call, match):
 
 
 def test_make_table_refuses_unknown_dtypes_and_sizes():
-    with pytest.raises(ValueError, match="unknown table dtype 'int2'; known: float32, float16"):
+    with pytest.raises(ValueError, match="unknown storage type 'int2'; known: float32, float16"):
         make_table(10, 4, "int2")
     with pytest.raises(ValueError, match="got 0"):
         make_table(0, 4)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tinyembed.cli import main
-from tinyembed.plan.memory import BYTES_PER_ROW
+from tinyembed.kernels.rows import storage_row_bytes
 from tinyembed.profile import EmbeddingProfiler, MachineInfo
 from tinyembed.profile.patterns import DEFAULT_PATTERNS
 from tinyembed.report import Report, Section, Table, figures, run, sections, write_report
@@ -105,7 +105,7 @@ def test_report_data_obeys_the_profiler_properties(quick):
     assert d["row-caches"]["row_caches"]["lookups"] == cfg.row_cache_lookups
     memory = d["memory"]["memory"]
     for fmt, grid in memory["bytes"].items():
-        assert grid == [[v * BYTES_PER_ROW[fmt](dim) for dim in cfg.memory_dims] for v in cfg.memory_vocab]
+        assert grid == [[v * storage_row_bytes(fmt, dim) for dim in cfg.memory_dims] for v in cfg.memory_vocab]
     positional = {r["name"]: r for r in d["positional"]["positional"]}
     assert [n for n, r in positional.items() if not r["extrapolates"]] == ["learned"]
     assert positional["learned"]["parameters"] == cfg.positional_seq * 384

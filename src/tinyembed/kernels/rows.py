@@ -1,6 +1,12 @@
-"""FBGEMM's fused quantized rows: 8-bit and 4-bit codes per row, the one definition of the layout.
+"""How a table row is stored: the storage types, their bytes per row, and FBGEMM's fused quantized rows.
 
-Each row of a (V, D) float table is stored as its codes followed by the row's own
+The storage types and their names are tinyembed's one vocabulary, in the API, the
+command line, JSON and the report::
+
+    float32, float16, bfloat16, float8_e4m3fn   D values of 4, 2, 2, 1 bytes
+    int8, int4                                  FBGEMM's fused rows, below
+
+Each quantized row of a (V, D) float table is stored as its codes followed by the row's own
 scale and bias, all in one uint8 row, exactly the bytes that FBGEMM (and PyTorch's
 ``torch.ops.quantized.embedding_bag_byte_prepack`` / ``embedding_bag_4bit_prepack``)
 produce, so rows prepacked by torch load here and ours feed torch's quantized bags
@@ -11,8 +17,8 @@ produce, so rows prepacked by torch load here and ours feed torch's quantized ba
             (column 2k in the low nibble, 2k+1 in the high one; odd D leaves a zero nibble)
 
 A row is decoded as ``code * scale + bias``. :class:`tinyembed.tables.QuantizedEmbedding`
-stores its table in this layout, the memory planner and the benchmark count bytes
-with :func:`row_bytes`, and the compiled bag loop (:mod:`.jit`) reads these same rows.
+stores its table in this layout, the memory planner and the profiler count bytes with
+:func:`storage_row_bytes`, and the compiled loops (:mod:`.jit`) read these same rows.
 
 How FBGEMM rounds (``FloatOrHalfToFused8BitRowwiseQuantizedSBFloat`` and
 ``FloatOrHalfToFusedNBitRowwiseQuantizedSBHalf``), all in float32, codes rounded to
@@ -28,9 +34,12 @@ nearest even:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-__all__ = ["BITS", "check_bits", "row_bytes", "quantize_rows", "dequantize_rows"]
+__all__ = ["BITS", "STORAGE_TYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
+           "quantize_rows", "dequantize_rows"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
@@ -46,6 +55,28 @@ def check_bits(bits) -> int:
 def row_bytes(dim: int, bits: int) -> int:
     """Bytes of one fused row: 8-bit D + 8 (float32 scale, bias); 4-bit ceil(D/2) + 4 (float16)."""
     return dim + 8 if bits == 8 else (dim + 1) // 2 + 4
+
+
+# storage type -> bytes of one stored row of width D. Adding a type is adding an entry.
+STORAGE_TYPES: dict[str, Callable[[int], int]] = {
+    "float32": lambda dim: 4 * dim,
+    "float16": lambda dim: 2 * dim,
+    "bfloat16": lambda dim: 2 * dim,
+    "float8_e4m3fn": lambda dim: dim,
+    "int8": lambda dim: row_bytes(dim, 8),
+    "int4": lambda dim: row_bytes(dim, 4),
+}
+
+
+def check_storage(storage: str) -> str:
+    if storage not in STORAGE_TYPES:
+        raise ValueError(f"unknown storage type {storage!r}; known: {', '.join(STORAGE_TYPES)}")
+    return storage
+
+
+def storage_row_bytes(storage: str, dim: int) -> int:
+    """Bytes of one row of width ``dim`` stored as ``storage`` (one of :data:`STORAGE_TYPES`)."""
+    return STORAGE_TYPES[check_storage(storage)](dim)
 
 
 def _quantize_8bit(x: np.ndarray, out: np.ndarray) -> None:

@@ -135,6 +135,11 @@ class Embedding(_TableModule, EmbeddingTable):
                                    False, per_sample_weights, include_last_offset, self.padding_idx)
         return pooled.data.astype(np.float32, copy=False)
 
+    @property
+    def storage(self) -> str:
+        """The storage type (:data:`tinyembed.kernels.rows.STORAGE_TYPES`): the weight's dtype."""
+        return str(self.weight.dtype)
+
     # -- the table protocol (tinyembed.tables): rows without autograd, stored arrays --
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return kernels.gather_rows(self.weight.data, ids).astype(np.float32, copy=False)

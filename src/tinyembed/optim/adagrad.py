@@ -42,7 +42,7 @@ def rowwise_adagrad_step(param: np.ndarray, rows: np.ndarray | None, grad_rows: 
     opposed to FBGEMM's approximate ROWWISE_ADAGRAD that updates once per occurrence.
 
     The arithmetic runs in the parameter's dtype (float32 for float32 tables, as
-    FBGEMM's fp32 accumulate type); the accumulator is stored in float32 and the
+    FBGEMM's float32 accumulate type); the accumulator is stored in float32 and the
     step reads the stored value, so a reloaded state continues identically.
     A row whose accumulator is 0 (all its gradients so far exactly 0, with eps = 0)
     does not move, rather than becoming 0/0 = NaN.

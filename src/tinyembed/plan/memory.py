@@ -5,8 +5,8 @@ untied output head, kind of position embedding) this module computes:
 
 * parameter counts of the token table, the output head and the position
   embeddings, and their share of all parameters when the total is known;
-* bytes of one V x D token table stored as fp32, bf16, row-wise int8 and
-  row-wise int4;
+* bytes of one V x D token table in every storage type of
+  :data:`tinyembed.kernels.rows.STORAGE_TYPES` (float32 to row-wise int4);
 * optimizer memory for a dense Adam step versus row-sparse updates, where a
   batch of ``n`` tokens touches only the rows of the tokens it contains.
 
@@ -20,7 +20,7 @@ Examples:
     >>> report = embedding_memory(MODELS["gpt2"], batch_tokens=16384)
     >>> report.input_embedding_params
     38597376
-    >>> report.token_table_fp32_bytes == 50257 * 768 * 4
+    >>> report.token_table_bytes["float32"] == 50257 * 768 * 4
     True
 """
 
@@ -31,41 +31,24 @@ import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
+from ..checks import check_nonnegative_int, check_positive_int
+from ..kernels.rows import STORAGE_TYPES, storage_row_bytes
 from .models import ModelConfig
+from .zipf import zipf_expected_distinct
 
 __all__ = [
-    "BYTES_PER_ROW",
     "DISTRIBUTIONS",
     "MemoryReport",
     "embedding_memory",
     "expected_unique_rows",
     "expected_unique_rows_uniform",
-    "expected_unique_rows_zipf",
     "format_bytes",
     "format_params",
     "format_table",
 ]
 
-FP32_BYTES = 4
+FLOAT32_BYTES = 4
 INDEX_BYTES = 8  # a row-sparse gradient stores one int64 row index per touched row
-
-
-# ---------------------------------------------------------------------------
-# Storage formats: bytes of one D-wide row
-# ---------------------------------------------------------------------------
-
-# Format -> bytes of one row of width D. The quantized formats follow FBGEMM's
-# row-wise layout: the row's values, then that row's scale and bias.
-BYTES_PER_ROW: dict[str, Callable[[int], int]] = {
-    "fp32": lambda dim: 4 * dim,
-    "bf16": lambda dim: 2 * dim,
-    # one byte per value + float32 scale + float32 bias
-    "int8": lambda dim: dim + 4 + 4,
-    # two values per byte (an odd width wastes half a byte) + float16 scale + float16 bias
-    "int4": lambda dim: (dim + 1) // 2 + 2 + 2,
-}
 
 
 # ---------------------------------------------------------------------------
@@ -96,62 +79,16 @@ def expected_unique_rows_uniform(vocab_size: int, n_tokens: int) -> float:
     return -vocab_size * untouched_fraction_minus_1
 
 
-def expected_unique_rows_zipf(
-    vocab_size: int, n_tokens: int, alpha: float = 1.0, chunk_rows: int = 1 << 20
-) -> float:
-    """Expected distinct rows among ``n_tokens`` draws with ``p_i ∝ 1 / i**alpha``.
-
-    Row ``i`` (1-based rank) is touched with probability ``1 - (1 - p_i)**n``;
-    the expectation is the sum of these over all rows, computed per row as
-    ``-expm1(n * log1p(-p_i))`` so that tail rows with tiny ``p_i`` keep
-    their digits. Rows are processed ``chunk_rows`` at a time so a huge
-    vocabulary does not need a V-sized array.
-
-    Args:
-        vocab_size: rows V (> 0).
-        n_tokens: tokens in the batch (>= 0).
-        alpha: Zipf exponent (>= 0); 0 is the uniform distribution.
-        chunk_rows: rows per NumPy chunk (memory bound, not a result knob).
-
-    Returns:
-        Expected number of rows touched, in [0, min(V, n)].
-    """
-    _check_unique_rows_args(vocab_size, n_tokens)
-    if not (math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"zipf alpha must be finite and >= 0, got {alpha!r}")
-    if n_tokens == 0:
-        return 0.0
-    if vocab_size == 1:
-        return 1.0
-
-    def unnormalized(start: int, stop: int) -> np.ndarray:
-        ranks = np.arange(start + 1, stop + 1, dtype=np.float64)  # ranks are 1-based
-        return np.exp(-alpha * np.log(ranks))
-
-    starts = range(0, vocab_size, chunk_rows)
-    normalizer = math.fsum(
-        float(unnormalized(s, min(s + chunk_rows, vocab_size)).sum()) for s in starts
-    )
-    touched = 0.0
-    for s in starts:
-        p = unnormalized(s, min(s + chunk_rows, vocab_size)) / normalizer
-        # p < 1 always here (V >= 2 and every weight > 0), so log1p is finite.
-        touched += float(-np.expm1(n_tokens * np.log1p(-p)).sum())
-    # Rounding can push the sum a hair past the exact bounds; clamp to them.
-    return min(touched, float(vocab_size), float(n_tokens))
-
-
 def _check_unique_rows_args(vocab_size: int, n_tokens: int) -> None:
-    if vocab_size <= 0:
-        raise ValueError(f"vocab_size must be > 0, got {vocab_size!r}")
-    if n_tokens < 0:
-        raise ValueError(f"batch tokens must be >= 0, got {n_tokens!r}")
+    check_positive_int(vocab_size, "vocab_size")
+    check_nonnegative_int(n_tokens, "batch tokens")
 
 
 # Token distribution -> expected unique rows as a function of
-# (vocab_size, n_tokens, zipf_alpha). Adding a distribution is one entry.
+# (vocab_size, n_tokens, zipf_alpha). Adding a distribution is one entry. Zipf is
+# tinyembed's one Zipf (:mod:`tinyembed.plan.zipf`): alpha > 0, 'uniform' is alpha 0.
 DISTRIBUTIONS: dict[str, Callable[[int, int, float], float]] = {
-    "zipf": lambda v, n, alpha: expected_unique_rows_zipf(v, n, alpha),
+    "zipf": lambda v, n, alpha: zipf_expected_distinct(v, alpha, n),
     "uniform": lambda v, n, alpha: expected_unique_rows_uniform(v, n),
 }
 
@@ -199,20 +136,17 @@ class MemoryReport:
     embedding_params: int
     total_params: int | None  # None when unknown
     embedding_share: float | None  # embedding_params / total_params, None when unknown
-    # storage of one token table
-    token_table_fp32_bytes: int
-    token_table_bf16_bytes: int
-    token_table_int8_bytes: int  # row-wise: D bytes + fp32 scale + fp32 bias per row
-    token_table_int4_bytes: int  # row-wise: ceil(D/2) bytes + fp16 scale + fp16 bias per row
+    # storage of one token table: storage type (kernels.rows.STORAGE_TYPES) -> bytes
+    token_table_bytes: dict[str, int]
     # dense Adam: every row has a gradient and two moments
-    dense_grad_bytes: int  # V*D fp32
-    dense_adam_state_bytes: int  # exp_avg + exp_avg_sq, 2*V*D fp32
+    dense_grad_bytes: int  # V*D float32
+    dense_adam_state_bytes: int  # exp_avg + exp_avg_sq, 2*V*D float32
     dense_adam_bytes: int  # gradient + state
     # sparse updates: only the rows in the batch have a gradient
     expected_unique_rows: float
-    sparse_grad_bytes: int  # unique rows * (D fp32 values + int64 index)
-    sparse_adam_state_bytes: int  # torch.optim.SparseAdam keeps dense moments: 2*V*D fp32
-    rowwise_adagrad_state_bytes: int  # one fp32 accumulator per row: V*4
+    sparse_grad_bytes: int  # unique rows * (D float32 values + int64 index)
+    sparse_adam_state_bytes: int  # torch.optim.SparseAdam keeps dense moments: 2*V*D float32
+    rowwise_adagrad_state_bytes: int  # one float32 accumulator per row: V*4
     # bytes a step must touch
     step_dense_adam_touched_bytes: int  # weight, grad, 2 moments over all V rows
     step_sparse_adam_touched_bytes: int  # the same over the unique rows, plus indices
@@ -238,7 +172,7 @@ def embedding_memory(
         distribution: how tokens are drawn from the vocabulary, a key of
             ``DISTRIBUTIONS`` ("zipf" or "uniform"). Rank ``i`` of a Zipf
             vocabulary has probability ∝ ``1 / i**zipf_alpha``.
-        zipf_alpha: Zipf exponent (>= 0), used only for "zipf".
+        zipf_alpha: Zipf exponent (> 0), used only for "zipf".
 
     Returns:
         A ``MemoryReport``; all ``*_bytes`` fields are bytes, ``*_params``
@@ -249,16 +183,15 @@ def embedding_memory(
         gradient is dense whatever the batch, because the softmax gives every
         vocabulary row a gradient.
     """
-    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 0:
-        raise ValueError(f"batch_tokens must be an integer >= 0, got {batch_tokens!r}")
+    check_nonnegative_int(batch_tokens, "batch_tokens")
     unique_rows = expected_unique_rows(
         config.vocab_size, batch_tokens, distribution, zipf_alpha
     )
     v, d = config.vocab_size, config.hidden_size
-    row_fp32_bytes = d * FP32_BYTES
+    row_float32_bytes = d * FLOAT32_BYTES
 
-    dense_grad_bytes = v * row_fp32_bytes
-    dense_adam_state_bytes = 2 * v * row_fp32_bytes
+    dense_grad_bytes = v * row_float32_bytes
+    dense_adam_state_bytes = 2 * v * row_float32_bytes
 
     share = None
     if config.total_params is not None:
@@ -266,9 +199,9 @@ def embedding_memory(
 
     # Bytes per touched row of each sparse step. Expected unique rows is
     # fractional; bytes are rounded to whole bytes.
-    sparse_grad_row_bytes = row_fp32_bytes + INDEX_BYTES
-    sparse_adam_row_bytes = 4 * row_fp32_bytes + INDEX_BYTES  # weight, grad, exp_avg, exp_avg_sq
-    rowwise_adagrad_row_bytes = 2 * row_fp32_bytes + FP32_BYTES + INDEX_BYTES  # weight, grad, state
+    sparse_grad_row_bytes = row_float32_bytes + INDEX_BYTES
+    sparse_adam_row_bytes = 4 * row_float32_bytes + INDEX_BYTES  # weight, grad, exp_avg, exp_avg_sq
+    rowwise_adagrad_row_bytes = 2 * row_float32_bytes + FLOAT32_BYTES + INDEX_BYTES  # weight, grad, state
 
     return MemoryReport(
         name=config.name,
@@ -287,18 +220,15 @@ def embedding_memory(
         embedding_params=config.embedding_params,
         total_params=config.total_params,
         embedding_share=share,
-        token_table_fp32_bytes=v * BYTES_PER_ROW["fp32"](d),
-        token_table_bf16_bytes=v * BYTES_PER_ROW["bf16"](d),
-        token_table_int8_bytes=v * BYTES_PER_ROW["int8"](d),
-        token_table_int4_bytes=v * BYTES_PER_ROW["int4"](d),
+        token_table_bytes={storage: v * storage_row_bytes(storage, d) for storage in STORAGE_TYPES},
         dense_grad_bytes=dense_grad_bytes,
         dense_adam_state_bytes=dense_adam_state_bytes,
         dense_adam_bytes=dense_grad_bytes + dense_adam_state_bytes,
         expected_unique_rows=unique_rows,
         sparse_grad_bytes=round(unique_rows * sparse_grad_row_bytes),
-        sparse_adam_state_bytes=2 * v * row_fp32_bytes,
-        rowwise_adagrad_state_bytes=v * FP32_BYTES,
-        step_dense_adam_touched_bytes=4 * v * row_fp32_bytes,
+        sparse_adam_state_bytes=2 * v * row_float32_bytes,
+        rowwise_adagrad_state_bytes=v * FLOAT32_BYTES,
+        step_dense_adam_touched_bytes=4 * v * row_float32_bytes,
         step_sparse_adam_touched_bytes=round(unique_rows * sparse_adam_row_bytes),
         step_rowwise_adagrad_touched_bytes=round(unique_rows * rowwise_adagrad_row_bytes),
     )
@@ -356,13 +286,9 @@ _TABLE_SECTIONS: list[tuple[str, list[Column]]] = [
     ),
     (
         "One V x D token table: storage",
-        [
-            ("model", lambda r: r.name),
-            ("fp32", lambda r: format_bytes(r.token_table_fp32_bytes)),
-            ("bf16", lambda r: format_bytes(r.token_table_bf16_bytes)),
-            ("int8 rowwise", lambda r: format_bytes(r.token_table_int8_bytes)),
-            ("int4 rowwise", lambda r: format_bytes(r.token_table_int4_bytes)),
-        ],
+        [("model", lambda r: r.name)]
+        + [(storage, lambda r, storage=storage: format_bytes(r.token_table_bytes[storage]))
+           for storage in STORAGE_TYPES],
     ),
     (
         "One V x D token table: optimizer memory and bytes touched per step",
@@ -406,7 +332,7 @@ def _assumptions(reports: list[MemoryReport]) -> str:
     text = (
         f"Assumptions: {described}. Bytes are per V x D token table; an untied "
         "output head is a second table whose gradient is always dense. int8/int4 "
-        "are row-wise with fp32/fp16 scale+bias per row. Optimizer state is fp32; "
+        "are row-wise with a float32/float16 scale and bias per row. Optimizer state is float32; "
         "step bytes count weight, gradient and state once each."
     )
     return textwrap.fill(text, width=100)

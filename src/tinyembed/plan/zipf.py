@@ -9,6 +9,7 @@ anything else that wants skewed ids use it, so their numbers describe the same t
     zipf_probabilities   every row's probability, exact, for V <= EXACT_HEAD_ROWS
     zipf_mass            probability of a row range [start, stop), any V
     zipf_residue_mass    probability of each residue row % N (round-robin sharding), any V
+    zipf_expected_distinct  expected distinct rows among n draws, any V
 
 Huge tables: a 10^9-row distribution cannot be materialized. Rows below
 ``EXACT_HEAD_ROWS`` (2^20) are summed and sampled exactly; each rank r above is
@@ -33,39 +34,27 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["EXACT_HEAD_ROWS", "zipf_ids", "zipf_mass", "zipf_probabilities", "zipf_residue_mass"]
+from ..checks import check_int, check_positive, check_positive_int, is_int
+
+__all__ = ["EXACT_HEAD_ROWS", "zipf_ids", "zipf_mass", "zipf_probabilities", "zipf_residue_mass",
+           "zipf_expected_distinct"]
 
 EXACT_HEAD_ROWS = 1 << 20  # rows below this are summed and sampled exactly
 
 
-# -- validation (shared with the sharding planner's specs) ----------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value) -> bool:
-    return _is_int(value) or isinstance(value, (float, np.floating))
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_alpha(alpha, name: str = "zipf alpha") -> None:
-    if not _is_number(alpha) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {alpha!r}")
+# -- validation ---------------------------------------------------------------------------------
+def check_alpha(alpha, name: str = "zipf alpha") -> float:
+    """A Zipf exponent: a finite number > 0 (alpha 0 is the uniform distribution: ask for that)."""
+    return check_positive(alpha, name)
 
 
 def _check_distribution(num_rows, alpha) -> tuple[int, float]:
-    _check_int("num_rows", num_rows, 1)
-    _check_alpha(alpha)
-    return int(num_rows), float(alpha)
+    return check_positive_int(num_rows, "num_rows"), check_alpha(alpha)
 
 
 def _as_shape(size) -> tuple[int, ...]:
-    shape = (size,) if _is_int(size) else size
-    if not isinstance(shape, (tuple, list)) or not all(_is_int(n) and n >= 0 for n in shape):
+    shape = (size,) if is_int(size) else size
+    if not isinstance(shape, (tuple, list)) or not all(is_int(n) and n >= 0 for n in shape):
         raise ValueError(f"size must be an integer >= 0 or a tuple of them, got {size!r}")
     return tuple(int(n) for n in shape)
 
@@ -154,7 +143,7 @@ def zipf_mass(num_rows: int, alpha: float, start: int, stop: int) -> float:
         A probability in [0, 1].
     """
     num_rows, alpha = _check_distribution(num_rows, alpha)
-    if not (_is_int(start) and _is_int(stop) and 0 <= start <= stop <= num_rows):
+    if not (is_int(start) and is_int(stop) and 0 <= start <= stop <= num_rows):
         raise ValueError(f"need 0 <= start <= stop <= num_rows={num_rows}, got start={start!r}, stop={stop!r}")
     return _zipf_weight_sum(alpha, int(start), int(stop)) / _zipf_normalizer(num_rows, alpha)
 
@@ -168,7 +157,7 @@ def zipf_residue_mass(num_rows: int, alpha: float, num_devices: int) -> np.ndarr
     relative error is about alpha (alpha + 1) N^2 / (24 x^2) at x > 2^20 (1e-6 at N = 4096).
     """
     num_rows, alpha = _check_distribution(num_rows, alpha)
-    _check_int("num_devices", num_devices, 1)
+    check_int(num_devices, "num_devices", low=1)
     head = min(num_rows, EXACT_HEAD_ROWS)
     rows = np.arange(head, dtype=np.int64)
     mass = np.bincount(rows % num_devices, weights=(rows + 1.0) ** -alpha, minlength=num_devices)
@@ -179,6 +168,43 @@ def zipf_residue_mass(num_rows: int, alpha: float, num_devices: int) -> np.ndarr
         last = first + (num_rows - 1 - first) // num_devices * num_devices
         mass[d] += _power_integral(alpha, first + 1 - num_devices / 2, last + 1 + num_devices / 2) / num_devices
     return mass / mass.sum()
+
+
+def _rank_weights(alpha: float, start: int, stop: int) -> np.ndarray:
+    """Unnormalized weights of rows [start, stop), as :func:`zipf_mass` defines them: (row + 1)**-alpha
+    below ``EXACT_HEAD_ROWS``, the integral of x**-alpha over [rank - 1/2, rank + 1/2) above."""
+    ranks = np.arange(start + 1, stop + 1, dtype=np.float64)
+    weights = ranks**-alpha
+    tail = ranks > EXACT_HEAD_ROWS
+    if tail.any():
+        lo, hi, c = ranks[tail] - 0.5, ranks[tail] + 0.5, 1.0 - alpha
+        weights[tail] = np.log(hi / lo) if c == 0.0 else (hi**c - lo**c) / c
+    return weights
+
+
+def zipf_expected_distinct(num_rows: int, alpha: float, n: int, chunk_rows: int = 1 << 20) -> float:
+    """Expected number of distinct rows among ``n`` independent Zipf(alpha) draws.
+
+    Row ``r`` is drawn at least once with probability ``1 - (1 - p_r)**n``, computed as
+    ``-expm1(n * log1p(-p_r))`` so that tail rows with tiny ``p_r`` keep their digits;
+    rows are summed ``chunk_rows`` at a time (a memory bound, not a result knob).
+
+    Returns:
+        A float in [0, min(num_rows, n)].
+    """
+    num_rows, alpha = _check_distribution(num_rows, alpha)
+    n = check_int(n, "n", low=0)
+    chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
+    if n == 0:
+        return 0.0
+    if num_rows == 1:
+        return 1.0  # log1p(-1) is -inf; the answer is the one row
+    normalizer = _zipf_normalizer(num_rows, alpha)
+    touched = math.fsum(
+        float(-np.expm1(n * np.log1p(-_rank_weights(alpha, s, min(s + chunk_rows, num_rows)) / normalizer)).sum())
+        for s in range(0, num_rows, chunk_rows))
+    # Rounding can push the sum a hair past the exact bounds; clamp to them.
+    return min(touched, float(num_rows), float(n))
 
 
 def zipf_ids(num_rows: int, alpha: float, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

@@ -34,15 +34,9 @@ which tests/test_bench.py checks):
 The layer row also times the token lookup alone (``Embedding(ids)``) in the same
 interleaving and reports ``layer / lookup``: adding positions should cost at most 20%.
 
-Bytes moved (:func:`bytes_moved`) is the least traffic one pass over the data needs,
-with n ids, B bags, k distinct ids, L positions and s = itemsize of the table:
-
-    forward, forward_out   8n (ids) + n*D*s (rows read) + n*D*s (rows written)
-    dense_backward         8n + n*D*s (gradient rows read) + V*D*s (dense gradient written, zeros too)
-    sparse_backward        8n + n*D*s (gradient rows read) + k*(8 + D*s) (row ids and summed rows written)
-    bag_sum, bag_mean      8n + 8B (offsets) + n*D*s (rows read) + B*D*s (bags written)
-    int8_bag               8n + 8B + n*(D + 8) (fused uint8 rows read) + B*D*4 (float32 bags written)
-    layer_forward          8n + n*D*s (rows read) + L*D*s (positions read) + n*D*s (written)
+Bytes moved is the least traffic one pass over the data needs
+(:func:`tinyembed.profile.traffic.bytes_moved`, which has the formulas; the int8 bag reads
+fused rows of D + 8 bytes and writes float32 bags).
 
 GB/s is bytes moved over tinyembed's median time; ``% copy`` compares it with the
 copy bandwidth measured in the same run (:func:`.timing.copy_bandwidth`: ``np.copyto`` of a
@@ -77,17 +71,18 @@ import numpy as np
 from .. import kernels
 from ..io.files import write_atomic
 from ..io.progress import progress
+from ..kernels.rows import storage_row_bytes
 from ..nn.embedding import Embedding, EmbeddingBag
 from ..plan.zipf import zipf_ids
 from ..positional import EmbeddingLayer
 from ..sparse import RowSparseGrad
 from ..tables.quantized import QuantizedEmbedding
 from ..tensor import Tensor
-from .timing import Timing, background_cores, copy_bandwidth, cpu_seconds, extra_allocation, interleaved, machine_info  # noqa: F401
+from .timing import Timing, background_cores, copy_bandwidth, cpu_seconds, extra_allocation, interleaved, machine_info
+from .traffic import bytes_moved
 
-__all__ = ["BenchConfig", "BenchReport", "Row", "Timing", "Workload", "OPS", "TARGETS", "CASES",
-           "bytes_moved", "copy_bandwidth", "extra_allocation", "format_table", "interleaved",
-           "machine_info", "run", "to_numpy", "write_json"]
+__all__ = ["BenchConfig", "BenchReport", "Row", "Workload", "OPS", "TARGETS", "CASES", "format_table", "run",
+           "to_numpy", "write_json"]
 
 CASES: tuple[tuple[int, int], ...] = ((50257, 768), (32000, 4096), (50257, 64), (1000, 16))
 DISTRIBUTIONS = ("uniform", "zipf")
@@ -283,30 +278,13 @@ class Op:
     extra: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
 
-def bytes_moved(op: str, vocab: int, dim: int, n: int, bags: int = 0, distinct: int = 0,
-                positions: int = 0, itemsize: int = 4) -> int:
-    """Least bytes one pass of ``op`` reads and writes; the formulas are in the module docstring."""
-    ids = 8 * n
-    rows = n * dim * itemsize
-    formulas = {
-        "forward": lambda: ids + 2 * rows,
-        "forward_out": lambda: ids + 2 * rows,
-        "dense_backward": lambda: ids + rows + vocab * dim * itemsize,
-        "sparse_backward": lambda: ids + rows + distinct * (8 + dim * itemsize),
-        "bag_sum": lambda: ids + 8 * bags + rows + bags * dim * itemsize,
-        "bag_mean": lambda: ids + 8 * bags + rows + bags * dim * itemsize,
-        "int8_bag": lambda: ids + 8 * bags + n * (dim + 8) + bags * dim * 4,
-        "layer_forward": lambda: ids + 2 * rows + positions * dim * itemsize,
-    }
-    if op not in formulas:
-        raise ValueError(f"no bytes-moved formula for {op!r}")
-    return formulas[op]()
-
-
 def _moved(op: str, w: Workload) -> int:
-    return bytes_moved(op, w.table.vocab, w.table.dim, w.flat.size, bags=w.offsets.size,
-                       distinct=w.distinct if op == "sparse_backward" else 0,
-                       positions=w.ids.shape[1], itemsize=w.table.weight.itemsize)
+    """Bytes moved by ``op`` on ``w``'s table; the int8 bag reads fused rows (:mod:`.traffic`)."""
+    t, item = w.table, w.table.weight.itemsize
+    stored = storage_row_bytes("int8", t.dim) if op == "int8_bag" else t.dim * item
+    return bytes_moved("bag_sum" if op == "int8_bag" else op, n=w.flat.size, dim=t.dim, row_bytes=stored,
+                       out_itemsize=4 if op == "int8_bag" else item, vocab=t.vocab, bags=w.offsets.size,
+                       distinct=w.distinct, positions=w.ids.shape[1])
 
 
 def _forward(w: Workload) -> Op:

@@ -17,11 +17,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
 from ..io import assets, safetensors
 from ..io.progress import progress
+from ..nn import Embedding
+from ..nn.init import normal
+from ..optim import Adam
+from ..tables import FactorizedEmbedding, HashedEmbedding, MixedDimEmbedding, PrunedEmbedding, QREmbedding, as_storage
+from ..tensor import Tensor
+from .timing import interleaved
 
 __all__ = ["METHODS", "DEFAULT_METHODS", "CompressionResult", "compress", "format_results", "row_cosines",
            "neighbour_recall", "token_counts", "fit_rows", "needs_counts", "minilm_table", "minilm_counts",
@@ -57,19 +64,6 @@ def neighbour_recall(original: np.ndarray, compressed: np.ndarray, queries: np.n
     return float(np.mean(hits) / k)
 
 
-def _median_lookup_seconds(tables: list, ids: np.ndarray, repeats: int) -> list[float]:
-    """Median time of ``table.lookup(ids)`` for each table, interleaved A B A B."""
-    for t in tables:
-        t.lookup(ids)  # warm-up
-    times = [[] for _ in tables]
-    for _ in range(repeats):
-        for record, t in zip(times, tables, strict=True):
-            start = time.perf_counter()
-            t.lookup(ids)
-            record.append(time.perf_counter() - start)
-    return [float(np.median(r)) for r in times]
-
-
 # -- fitting trainable tables -------------------------------------------------------------------
 def fit_rows(table, target: np.ndarray, steps: int = 200, lr: float = 0.05, batch: int = 4096,
              seed: int = 0):
@@ -77,9 +71,6 @@ def fit_rows(table, target: np.ndarray, steps: int = 200, lr: float = 0.05, batc
 
     Minibatches of ``batch`` random ids per step. Returns the table.
     """
-    from ..optim import Adam
-    from ..tensor import Tensor
-
     rng = np.random.default_rng(seed)
     opt = Adam(table.parameters(), lr=lr)
     target = target.astype(np.float32)
@@ -148,30 +139,20 @@ def _fitted(build: Callable[[np.ndarray, np.ndarray, int], object], lr: float, s
     return builder
 
 
-def _precision(dtype):
+def _stored(storage):
     def builder(table, counts, seed):
-        from ..tables.precision import ReducedPrecisionEmbedding
-        return ReducedPrecisionEmbedding(table, dtype)
-    return builder
-
-
-def _quantized(bits):
-    def builder(table, counts, seed):
-        from ..tables.quantized import QuantizedEmbedding
-        return QuantizedEmbedding.from_float(table, bits=bits)
+        return as_storage(table, storage)
     return builder
 
 
 def _low_rank(rank):
     def builder(table, counts, seed):
-        from ..tables.factorized import FactorizedEmbedding
         return FactorizedEmbedding.from_float(table, rank)
     return builder
 
 
 def _pruned(keep_share, max_oov_buckets):
     def builder(table, counts, seed):
-        from ..tables.pruned import PrunedEmbedding
         keep = max(1, int(len(table) * keep_share))
         oov = min(max_oov_buckets, max(1, len(table) // 16))  # OOV rows stay small beside the kept ones
         return PrunedEmbedding.from_counts(table, counts, keep=keep, oov_buckets=oov, seed=seed)
@@ -180,33 +161,28 @@ def _pruned(keep_share, max_oov_buckets):
 
 # Fitted tables start at the original's scale: an N(0, 1) start is far from rows of std ~0.05.
 def _hashed(table, counts, seed):
-    from ..nn.init import normal
-    from ..tables.hashing import HashedEmbedding
     v, d = table.shape
     return HashedEmbedding(v, d, num_buckets=v // 4, num_hashes=2, seed=seed,
                            init=normal(std=float(table.std()) / np.sqrt(2)))  # a sum of 2 rows
 
 
 def _qr(table, counts, seed):
-    from ..nn.init import normal
-    from ..tables.hashing import QREmbedding
     v, d = table.shape
     return QREmbedding(v, d, num_collisions=4, combiner="mult", seed=seed,
                        init=normal(std=float(np.sqrt(table.std()))))  # a product of 2 rows
 
 
 def _mixed_dim(table, counts, seed):
-    from ..tables.mixed_dim import MixedDimEmbedding
     return MixedDimEmbedding.from_counts(counts, table.shape[1], seed=seed)
 
 
 # name -> (builder, needs token counts, short description). Adding a method is adding an entry.
 METHODS: dict[str, tuple[Callable, bool, str]] = {
-    "fp16": (_precision("float16"), False, "float16 storage"),
-    "bf16": (_precision("bfloat16"), False, "bfloat16 storage (ml_dtypes)"),
-    "fp8-e4m3": (_precision("float8_e4m3fn"), False, "float8 e4m3 storage (ml_dtypes)"),
-    "int8": (_quantized(8), False, "row-wise int8, fp32 scale+bias (FBGEMM layout)"),
-    "int4": (_quantized(4), False, "row-wise int4, fp16 scale+bias (FBGEMM layout)"),
+    "float16": (_stored("float16"), False, "float16 storage"),
+    "bfloat16": (_stored("bfloat16"), False, "bfloat16 storage (ml_dtypes)"),
+    "float8_e4m3fn": (_stored("float8_e4m3fn"), False, "float8 e4m3 storage (ml_dtypes)"),
+    "int8": (_stored("int8"), False, "row-wise int8, float32 scale and bias (FBGEMM layout)"),
+    "int4": (_stored("int4"), False, "row-wise int4, float16 scale and bias (FBGEMM layout)"),
     "lowrank-128": (_low_rank(128), False, "truncated SVD, rank 128 (ALBERT-style factors)"),
     "lowrank-64": (_low_rank(64), False, "truncated SVD, rank 64"),
     "prune-50%": (_pruned(0.5, 1024), True, "keep the 50% most frequent rows, min(1024, V/16) hashed OOV rows"),
@@ -239,15 +215,13 @@ class CompressionResult:
 def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.ndarray | None = None,
              sample: int = 1000, seed: int = 0, repeats: int = 7, show_progress: bool = True,
              ) -> list[CompressionResult]:
-    """Build each method's table from ``table`` (V, D) and measure it; the first row is dense fp32.
+    """Build each method's table from ``table`` (V, D) and measure it; the first row is dense float32.
 
     Args:
         counts: (V,) token frequencies, for the methods that rank ids by frequency.
         sample: rows sampled (seeded) for recall@10.
         repeats: timing repeats (medians).
     """
-    from ..nn.embedding import Embedding
-
     table = np.ascontiguousarray(table, dtype=np.float32)
     if table.ndim != 2:
         raise ValueError(f"table must be 2-D (V, D), got shape {table.shape}")
@@ -277,7 +251,8 @@ def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.nda
         build_seconds = time.perf_counter() - start
         approx = built.to_dense()
         cos = row_cosines(table, approx)
-        dense_time, time_taken = _median_lookup_seconds([dense, built], lookup_ids, repeats)
+        times = interleaved({"dense": partial(dense.lookup, lookup_ids), "built": partial(built.lookup, lookup_ids)},
+                            repeats)
         results.append(CompressionResult(
             method=name,
             description="dense float32 (the original)" if name == "dense" else METHODS[name][2],
@@ -287,7 +262,7 @@ def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.nda
             min_cosine=float(cos.min()),
             relative_frobenius_error=float(np.linalg.norm(approx - table) / frobenius),
             recall_at_10=neighbour_recall(table, approx, queries),
-            lookup_time_ratio=time_taken / dense_time,
+            lookup_time_ratio=times["built"].median_ms / times["dense"].median_ms,
             build_seconds=build_seconds,
         ))
     return results

@@ -27,23 +27,22 @@ from typing import Any
 import numpy as np
 
 from ..io.progress import progress
+from ..kernels.rows import check_storage, storage_row_bytes
 from ..nn import Embedding
-from ..plan.memory import BYTES_PER_ROW, embedding_memory
+from ..plan.memory import embedding_memory
 from ..plan.models import MODELS
 from ..positional import ALiBi, LearnedPositionalEmbedding, PositionalEncoding, RotaryEmbedding
-from ..tables import QuantizedEmbedding, ReducedPrecisionEmbedding
+from ..tables import as_storage
 from ..tensor import Tensor, no_grad
 from . import cachesim, rowcache, timing
 from .machine import MachineInfo, measure_machine
 from .patterns import DEFAULT_PATTERNS, AccessPattern
+from .traffic import bytes_moved
 
 __all__ = [
     "EmbeddingProfiler", "LookupMeasurement", "MemoryScaling", "PositionalComparison",
-    "AccessPatternResult", "CacheAnalysis", "TABLE_DTYPES", "make_table",
+    "AccessPatternResult", "CacheAnalysis", "make_table",
 ]
-
-ID_BYTES = 8  # ids are int64 on the way in
-
 
 def _check_sizes(values, name: str) -> list[int]:
     """A non-empty list of positive ints, or an error naming the first bad value."""
@@ -65,24 +64,13 @@ def _pattern(pattern: str | AccessPattern, alpha: float | None) -> AccessPattern
     return AccessPattern(str(pattern), alpha)
 
 
-# -- tables of every storage type ---------------------------------------------------------
-# name -> dense float32 (V, D) -> table. The dtype axis of the throughput sweep.
-TABLE_DTYPES: dict[str, Callable[[np.ndarray], Any]] = {
-    "float32": lambda w: Embedding.from_pretrained(w),
-    "float16": lambda w: ReducedPrecisionEmbedding.from_float(w, "float16"),
-    "bfloat16": lambda w: ReducedPrecisionEmbedding.from_float(w, "bfloat16"),
-    "int8": lambda w: QuantizedEmbedding.from_float(w, bits=8),
-    "int4": lambda w: QuantizedEmbedding.from_float(w, bits=4),
-}
-
-
 def make_table(num_embeddings: int, embedding_dim: int, dtype: str = "float32", seed: int = 0):
-    """A random N(0, 1) table stored as ``dtype`` (one of :data:`TABLE_DTYPES`)."""
-    if dtype not in TABLE_DTYPES:
-        raise ValueError(f"unknown table dtype {dtype!r}; known: {', '.join(TABLE_DTYPES)}")
+    """A random N(0, 1) table stored as ``dtype``, a storage type of
+    :data:`tinyembed.kernels.rows.STORAGE_TYPES` (float32, float16, bfloat16, float8_e4m3fn, int8, int4)."""
+    check_storage(dtype)
     num_embeddings, embedding_dim = _check_sizes([num_embeddings, embedding_dim], "table sizes")
     weight = np.random.default_rng(seed).standard_normal((num_embeddings, embedding_dim), dtype=np.float32)
-    return TABLE_DTYPES[dtype](weight)
+    return as_storage(weight, dtype)
 
 
 def _lookup(table, out_shape: tuple | None = None) -> Callable[[np.ndarray], Any]:
@@ -114,14 +102,12 @@ def _as_table(table):
 
 
 def _storage(table) -> tuple[str, float, int]:
-    """(dtype label, stored bytes per row, bytes per output element) of a table."""
+    """(storage type, stored bytes per row, bytes per output element) of a table; a table without
+    a storage type (hashed, low rank, ...) is labelled by its class."""
+    label = getattr(table, "storage", None) or type(table).__name__
     if isinstance(table, Embedding):
-        item = table.weight.data.itemsize
-        return str(table.weight.dtype), item * table.embedding_dim, item
-    label = getattr(table, "dtype", None) or type(table).__name__
-    if isinstance(table, QuantizedEmbedding):
-        label = f"int{table.bits}"
-    return str(label), table.nbytes / table.num_embeddings, 4
+        return label, table.weight.data.nbytes / table.num_embeddings, table.weight.data.itemsize
+    return label, table.nbytes / table.num_embeddings, 4
 
 
 # -- results --------------------------------------------------------------------------------
@@ -300,7 +286,7 @@ class EmbeddingProfiler:
             run = functools.partial(lookup, ids)
             measured = timing.interleaved({"lookup": run}, self.repeats, self.warmup)["lookup"]
             n = b * s
-            moved = int(n * (ID_BYTES + row_bytes + dim * out_itemsize))
+            moved = int(bytes_moved("forward", n=n, dim=dim, row_bytes=row_bytes, out_itemsize=out_itemsize))
             median = measured.median_ms / 1e3
             gbps = moved / median / 1e9
             results.append(LookupMeasurement(
@@ -317,8 +303,7 @@ class EmbeddingProfiler:
         vocab_sizes = _check_sizes(vocab_sizes, "vocab_sizes")
         dims = _check_sizes(dims, "dims")
         for d in dtypes:
-            if d not in TABLE_DTYPES:
-                raise ValueError(f"unknown table dtype {d!r}; known: {', '.join(TABLE_DTYPES)}")
+            check_storage(d)
         access = _pattern(pattern, None)
         grid = [(v, d, t) for v in vocab_sizes for d in dims for t in dtypes]
         results = []
@@ -329,26 +314,24 @@ class EmbeddingProfiler:
 
     # -- memory ---------------------------------------------------------------------------------
     def analyze_memory_scaling(self, vocab_sizes: Sequence[int], dims: Sequence[int],
-                               dtypes: Sequence[str] = ("fp32", "bf16", "int8", "int4")) -> MemoryScaling:
+                               dtypes: Sequence[str] = ("float32", "bfloat16", "int8", "int4")) -> MemoryScaling:
         """Bytes of every (V, D, format) table, and the published models' embedding shares.
 
-        Formats are those of :data:`tinyembed.plan.memory.BYTES_PER_ROW` (FBGEMM's row-wise
-        layouts for int8 and int4: a scale and a bias per row).
+        Storage types are those of :data:`tinyembed.kernels.rows.STORAGE_TYPES` (FBGEMM's
+        row-wise layouts for int8 and int4: a scale and a bias per row).
         """
         vocab_sizes = _check_sizes(vocab_sizes, "vocab_sizes")
         dims = _check_sizes(dims, "dims")
         for d in dtypes:
-            if d not in BYTES_PER_ROW:
-                raise ValueError(f"unknown storage format {d!r}; known: {', '.join(BYTES_PER_ROW)}")
-        grid = {d: [[v * BYTES_PER_ROW[d](dim) for dim in dims] for v in vocab_sizes] for d in dtypes}
+            check_storage(d)
+        grid = {d: [[v * storage_row_bytes(d, dim) for dim in dims] for v in vocab_sizes] for d in dtypes}
         models = []
         for name, config in MODELS.items():
             report = embedding_memory(config)
             models.append({"name": name, "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
                            "tied": config.tied, "embedding_params": report.embedding_params,
                            "total_params": report.total_params, "embedding_share": report.embedding_share,
-                           "token_table_bytes": {d: config.vocab_size * BYTES_PER_ROW[d](config.hidden_size)
-                                                 for d in dtypes}})
+                           "token_table_bytes": {d: report.token_table_bytes[d] for d in dtypes}})
         return MemoryScaling(vocab_sizes, dims, list(dtypes), grid, models)
 
     # -- positional encodings --------------------------------------------------------------------
@@ -447,7 +430,7 @@ class EmbeddingProfiler:
             fns[label + " dedup"] = lambda ids=batches_[0]: dedup(ids)
         timings = timing.interleaved(fns, self.repeats, self.warmup)
         results = []
-        per_token = ID_BYTES + row_bytes + dim * out_itemsize
+        per_token = bytes_moved("forward", n=1, dim=dim, row_bytes=row_bytes, out_itemsize=out_itemsize)
         for label, batches_ in drawn.items():
             median = timings[label].median_ms / 1e3
             everything = np.concatenate([d.reshape(-1) for d in batches_])

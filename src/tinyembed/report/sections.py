@@ -50,7 +50,7 @@ class ReportConfig:
         return cls(repeats=3, batch_sizes=(1, 16, 64), seq_lengths=(512,), scaling_dims=(64, 384),
                    scaling_dtypes=("float32", "int8"), vocab_sweep=(1000, 50257), pattern_batches=2,
                    cache_lookups=20_000, row_cache_lookups=50_000, positional_seq=256,
-                   compress_methods=("fp16", "int8", "int4"), compress_sample=200, quick=True)
+                   compress_methods=("float16", "int8", "int4"), compress_sample=200, quick=True)
 
 
 @dataclass

@@ -106,6 +106,11 @@ class ReducedPrecisionEmbedding(EmbeddingTable, Module):
         """The same as the constructor, named as :meth:`QuantizedEmbedding.from_float`."""
         return cls(table, dtype)
 
+    @property
+    def storage(self) -> str:
+        """The storage type (:data:`tinyembed.kernels.rows.STORAGE_TYPES`): the dtype's name."""
+        return self.dtype
+
     def _set_state(self, stored: np.ndarray, dtype: str) -> None:
         self.dtype = dtype
         self.register_buffer("weight", np.ascontiguousarray(stored))  # (V, D) of FORMATS[dtype].storage

@@ -67,6 +67,11 @@ class QuantizedEmbedding(EmbeddingTable, Module):
         weight = as_float_table(table)
         return cls(quantize_rows(weight, bits), weight.shape[1], bits)
 
+    @property
+    def storage(self) -> str:
+        """The storage type (:data:`tinyembed.kernels.rows.STORAGE_TYPES`): 'int8' or 'int4'."""
+        return f"int{self.bits}"
+
     # -- the table protocol -----------------------------------------------------------
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         fused = kernels.gather_rows(self.fused, ids.reshape(-1))               # (n, row_bytes)

@@ -11,7 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..zipf import _check_int, zipf_ids
+from ...checks import check_int
+from ..zipf import zipf_ids
 from .specs import TableSpec, Workload
 
 __all__ = ["draw_ids", "simulated_batch"]
@@ -26,7 +27,7 @@ def draw_ids(table: TableSpec, num_ids: int, rng: np.random.Generator) -> np.nda
     Returns:
         int64 array of shape (num_ids,), values in [0, table.num_rows).
     """
-    _check_int("num_ids", num_ids, 0)
+    check_int(num_ids, "num_ids", low=0)
     if table.zipf_alpha is None:
         return rng.integers(0, table.num_rows, size=num_ids, dtype=np.int64)
     return zipf_ids(table.num_rows, table.zipf_alpha, num_ids, rng)

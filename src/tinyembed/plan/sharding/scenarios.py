@@ -39,10 +39,10 @@ GIB = 1 << 30
 def llama3_8b_vocab_scenario(
     zipf_alpha: float = 1.0, num_devices: Sequence[int] = (2, 4, 8), training: bool = True
 ) -> Scenario:
-    """LLaMA-3-8B's token table (128,256 x 4,096 bf16, 1.05 GB) on 2, 4 and 8 cards of 24 GiB.
+    """LLaMA-3-8B's token table (128,256 x 4,096 bfloat16, 1.05 GB) on 2, 4 and 8 cards of 24 GiB.
 
     Each sample is one token (an unpooled lookup); a batch is 8 sequences of 8,192 tokens.
-    In training, Adam in mixed precision keeps an fp32 master copy and two fp32 moments:
+    In training, Adam in mixed precision keeps an float32 master copy and two float32 moments:
     12 B per value. The cards are RTX 4090-class: 24 GiB, 1,008 GB/s GDDR6X peak, about
     25 GB/s between cards over PCIe 4.0 x16 (32 GB/s nominal). The untied output head
     (another V x D) is a matmul, not a lookup, and is left out. ``zipf_alpha`` is the
@@ -56,7 +56,7 @@ def llama3_8b_vocab_scenario(
                                optimizer_bytes_per_element=12 if training else 0, training=training)
                       for n in num_devices)
     description = (
-        f"LLaMA-3-8B token table ({config.vocab_size:,} x {config.hidden_size:,} bf16), one token per "
+        f"LLaMA-3-8B token table ({config.vocab_size:,} x {config.hidden_size:,} bfloat16), one token per "
         f"sample, 65,536 tokens per batch, Zipf({zipf_alpha:g}) token ids, "
         + ("training with mixed-precision Adam (12 B state per value)" if training else "inference")
     )
@@ -66,7 +66,7 @@ def llama3_8b_vocab_scenario(
 def recommendation_scenario(
     zipf_alpha: float = 1.0, num_devices: Sequence[int] = (8, 16), training: bool = True
 ) -> Scenario:
-    """A 10^9-row item table (dim 128 fp32, 512 GB) and three smaller ones on 8 and 16 GPUs of 80 GiB.
+    """A 10^9-row item table (dim 128 float32, 512 GB) and three smaller ones on 8 and 16 GPUs of 80 GiB.
 
     Tables (pooled): item_id 10^9 x 128 (1 id per sample), user_segment 10^7 x 64 (4 ids,
     uniform, as hashed ids are), query_tokens 250,000 x 64 (20 ids), item_category
@@ -86,7 +86,7 @@ def recommendation_scenario(
                                training=training)
                       for n in num_devices)
     description = (
-        f"a 10^9 x 128 fp32 item table (512 GB) and three smaller pooled tables, 65,536 samples per "
+        f"a 10^9 x 128 float32 item table (512 GB) and three smaller pooled tables, 65,536 samples per "
         f"batch, Zipf({zipf_alpha:g}) ids, "
         + ("training with row-wise Adagrad (4 B state per row)" if training else "inference")
     )

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
-from ..zipf import _check_alpha, _check_int, _is_number
+from ...checks import check_bool, check_int, check_positive
+from ..zipf import check_alpha
 
 __all__ = ["DeviceSpec", "TableSpec", "Workload"]
-
-
-def _check_positive(name: str, value) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -28,7 +18,7 @@ class TableSpec:
         name: unique among the tables of a plan.
         num_rows: V, rows (> 0).
         dim: D, values per row (> 0).
-        bytes_per_element: 4 for float32, 2 for bf16/fp16, 1 for int8 (> 0).
+        bytes_per_element: 4 for float32, 2 for bfloat16/float16, 1 for int8 (> 0).
         lookups_per_sample: ids per sample (TorchRec's pooling factor, > 0); a batch of
             B samples looks up ``round(B * lookups_per_sample)`` ids.
         zipf_alpha: Zipf exponent (> 0) of the ids over rank = row + 1 (row 0 is the
@@ -48,13 +38,13 @@ class TableSpec:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"table name must be a non-empty string, got {self.name!r}")
-        _check_int("num_rows", self.num_rows, 1)
-        _check_int("dim", self.dim, 1)
-        _check_int("bytes_per_element", self.bytes_per_element, 1)
-        _check_positive("lookups_per_sample", self.lookups_per_sample)
+        check_int(self.num_rows, "num_rows", low=1)
+        check_int(self.dim, "dim", low=1)
+        check_int(self.bytes_per_element, "bytes_per_element", low=1)
+        check_positive(self.lookups_per_sample, "lookups_per_sample")
         if self.zipf_alpha is not None:
-            _check_alpha(self.zipf_alpha, "zipf_alpha (None for uniform)")
-        _check_bool("pooled", self.pooled)
+            check_alpha(self.zipf_alpha, "zipf_alpha (None for uniform)")
+        check_bool(self.pooled, "pooled")
 
     @property
     def weight_bytes(self) -> int:
@@ -83,9 +73,9 @@ class DeviceSpec:
     name: str = ""
 
     def __post_init__(self):
-        _check_int("memory_bytes", self.memory_bytes, 1)
-        _check_positive("memory_gb_per_s", self.memory_gb_per_s)
-        _check_positive("network_gb_per_s", self.network_gb_per_s)
+        check_int(self.memory_bytes, "memory_bytes", low=1)
+        check_positive(self.memory_gb_per_s, "memory_gb_per_s")
+        check_positive(self.network_gb_per_s, "network_gb_per_s")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,10 +90,10 @@ class Workload:
             contiguous block of ceil or floor(B / N) of them and their ids.
         num_devices: N (> 0).
         optimizer_bytes_per_element: optimizer state per weight value: 0 for inference
-            or plain SGD, 8 for Adam's two fp32 moments, 12 for Adam with an fp32
-            master copy of bf16 weights.
+            or plain SGD, 8 for Adam's two float32 moments, 12 for Adam with an float32
+            master copy of bfloat16 weights.
         optimizer_bytes_per_row: optimizer state per row: 4 for FBGEMM's row-wise
-            Adagrad (one fp32 per row).
+            Adagrad (one float32 per row).
         training: True adds the backward: output gradients over the network and the
             update's reads and writes of weights and optimizer state.
         seed: seed of the simulated batch (>= 0).
@@ -117,12 +107,12 @@ class Workload:
     seed: int = 0
 
     def __post_init__(self):
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("num_devices", self.num_devices, 1)
-        _check_int("optimizer_bytes_per_element", self.optimizer_bytes_per_element, 0)
-        _check_int("optimizer_bytes_per_row", self.optimizer_bytes_per_row, 0)
-        _check_bool("training", self.training)
-        _check_int("seed", self.seed, 0)
+        check_int(self.batch_size, "batch_size", low=1)
+        check_int(self.num_devices, "num_devices", low=1)
+        check_int(self.optimizer_bytes_per_element, "optimizer_bytes_per_element", low=0)
+        check_int(self.optimizer_bytes_per_row, "optimizer_bytes_per_row", low=0)
+        check_bool(self.training, "training")
+        check_int(self.seed, "seed", low=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
