@@ -120,7 +120,7 @@ def test_batch_assumption_flags_reach_the_library(capsys):
     "argv, expected",
     [
         (["memory", "--vocab", "-5", "--dim", "8"], "-5"),
-        (["memory", "--vocab", "100", "--dim", "0"], "'0'"),
+        (["memory", "--vocab", "100", "--dim", "0"], "got 0"),
         (["memory", "--vocab", "ten", "--dim", "8"], "ten"),
         (["memory", "--batch-tokens", "-3"], "-3"),
         (["memory", "--zipf-alpha", "-1"], "-1"),

@@ -149,7 +149,7 @@ def test_parse_errors_name_the_text(text, expected):
 
 @pytest.mark.parametrize("vocab", [0, -5, True, 2.0, "10", None])
 def test_bad_vocab_is_refused_naming_it(vocab):
-    with pytest.raises(ValueError, match=f"vocabulary size must be a positive int, got {vocab!r}"):
+    with pytest.raises(ValueError, match=f"vocabulary size must be a positive integer, got {vocab!r}"):
         AccessPattern("uniform").ids(vocab, (2, 3), rng())
 
 

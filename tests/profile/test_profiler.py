@@ -236,8 +236,8 @@ def test_learned_positions_work_within_the_training_length():
     ({"dim": 12, "num_heads": 4}, "dim 12 must split into 4 heads of even size"),
     ({"seq_len": 0}, "got 0"),
     ({"batch_size": -2}, "got -2"),
-    ({"train_len": 0}, "train_len must be positive ints, got 0"),
-    ({"test_len": 2.5}, "test_len must be positive ints, got 2.5"),
+    ({"train_len": 0}, "train_len must be a positive integer, got 0"),
+    ({"test_len": 2.5}, "test_len must be a positive integer, got 2.5"),
 ])
 def test_positional_bad_sizes_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -370,9 +370,9 @@ TABLE = make_table(50, 4)
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda p: p.measure_lookup_performance(TABLE, [4, 0], [8]), "batch_sizes must be positive ints, got 0"),
+    (lambda p: p.measure_lookup_performance(TABLE, [4, 0], [8]), "batch_sizes must be a positive integer, got 0"),
     (lambda p: p.measure_lookup_performance(TABLE, [], [8]), "batch_sizes must not be empty"),
-    (lambda p: p.measure_lookup_performance(TABLE, [2], [-8]), "seq_lengths must be positive ints, got -8"),
+    (lambda p: p.measure_lookup_performance(TABLE, [2], [-8]), "seq_lengths must be a positive integer, got -8"),
     (lambda p: p.measure_lookup_performance(TABLE, [True], [8]), "got True"),
     (lambda p: p.measure_lookup_performance(TABLE, [2], [8], "zipfy"), "unknown access pattern 'zipfy'"),
     (lambda p: p.measure_lookup_performance(TABLE, [2], [8], "zipf", alpha=0), "alpha.*got 0"),
@@ -381,24 +381,24 @@ TABLE = make_table(50, 4)
     (lambda p: p.measure_lookup_performance(TABLE, [2], [8], "zipf-0"), "got 0.0"),
     (lambda p: p.measure_lookup_performance(np.zeros(5, np.float32), [2], [8]), "2-D.*shape \\(5,\\)"),
     (lambda p: p.lookup_scaling([100], [8], ["float8"]), "unknown storage type 'float8'"),
-    (lambda p: p.lookup_scaling([0], [8]), "vocab_sizes must be positive ints, got 0"),
+    (lambda p: p.lookup_scaling([0], [8]), "vocab_sizes must be a positive integer, got 0"),
     (lambda p: p.lookup_scaling([10], []), "dims must not be empty"),
     (lambda p: p.lookup_scaling([10], [8], pattern="sorted--2"), "got -2.0"),
-    (lambda p: p.analyze_memory_scaling([1000], [0]), "dims must be positive ints, got 0"),
+    (lambda p: p.analyze_memory_scaling([1000], [0]), "dims must be a positive integer, got 0"),
     (lambda p: p.analyze_memory_scaling([], [8]), "vocab_sizes must not be empty"),
     (lambda p: p.analyze_memory_scaling([10], [8], ["float32", "fp64"]), "unknown storage type 'fp64'"),
     (lambda p: p.access_pattern_analysis(TABLE, ["uniform"], hot_set_ks=[10, 0]), "hot_set_ks.*got 0"),
     (lambda p: p.access_pattern_analysis(TABLE, ["uniform"], batches=0), "got 0"),
     (lambda p: p.access_pattern_analysis(TABLE, ["zipf-nan"]), "got nan"),
-    (lambda p: p.cache_analysis("uniform", lookups=0, caches=caches(4096)), "lookups must be positive ints, got 0"),
+    (lambda p: p.cache_analysis("uniform", lookups=0, caches=caches(4096)), "lookups must be a positive integer, got 0"),
     (lambda p: p.cache_analysis("uniform", warmup_lookups=-1, caches=caches(4096)), "warmup_lookups.*got -1"),
     (lambda p: p.cache_analysis("uniform", num_embeddings=-3, caches=caches(4096)), "got -3"),
     (lambda p: p.cache_analysis("nope", caches=caches(4096)), "unknown access pattern 'nope'"),
     (lambda p: p.cache_analysis("zipf", alpha=-1, caches=caches(4096)), "got -1"),
     (lambda p: p.cache_analysis("uniform", caches=[]), "no caches to simulate"),
     (lambda p: p.row_cache_analysis([1, 2], capacities=[]), "capacities must not be empty"),
-    (lambda p: p.row_cache_analysis([1, 2], capacities=[4, -1]), "capacities must be positive ints, got -1"),
-    (lambda p: p.row_cache_analysis([1, 2], max_lookups=0), "max_lookups must be positive ints, got 0"),
+    (lambda p: p.row_cache_analysis([1, 2], capacities=[4, -1]), "capacities must be a positive integer, got -1"),
+    (lambda p: p.row_cache_analysis([1, 2], max_lookups=0), "max_lookups must be a positive integer, got 0"),
 ])
 def test_bad_input_is_a_value_error_naming_the_value(call, match):
     with pytest.raises(ValueError, match=match):

@@ -27,7 +27,7 @@ from tinyembed.report import (
     to_jsonable,
     write_report,
 )
-from tinyembed.report import html as report_html
+from tinyembed.report import run as report_run
 
 
 def make_png(width: int, height: int, seed: int = 0) -> bytes:
@@ -418,7 +418,7 @@ def test_data_that_is_not_json_fails_before_any_file_is_written(tmp_path):
 
 
 def failing_write(fail_on: str):
-    real = report_html._write_file
+    real = report_run._write_file
 
     def write(path, data):
         if path.name == fail_on:
@@ -428,7 +428,7 @@ def failing_write(fail_on: str):
 
 
 def test_failure_while_writing_leaves_no_report_and_no_temporary_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(report_html, "_write_file", failing_write("index.html"))
+    monkeypatch.setattr(report_run, "_write_file", failing_write("index.html"))
     with pytest.raises(ReportError, match="No space left on device"):
         write_report(sample_report(), tmp_path / "report")
     assert os.listdir(tmp_path) == []
@@ -437,7 +437,7 @@ def test_failure_while_writing_leaves_no_report_and_no_temporary_directory(tmp_p
 def test_failure_while_writing_keeps_the_previous_report_intact(tmp_path, monkeypatch):
     out = write_report(sample_report(title="old"), tmp_path / "report")
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    monkeypatch.setattr(report_html, "_write_file", failing_write("report.json"))
+    monkeypatch.setattr(report_run, "_write_file", failing_write("report.json"))
     with pytest.raises(ReportError):
         write_report(sample_report(title="new"), out)
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -453,7 +453,7 @@ def test_failed_swap_puts_the_previous_report_back(tmp_path, monkeypatch):
             raise OSError(5, "Input/output error")
         real_rename(src, dst)
 
-    monkeypatch.setattr(report_html.os, "rename", rename)
+    monkeypatch.setattr(report_run.os, "rename", rename)
     with pytest.raises(ReportError, match="Input/output error"):
         write_report(sample_report(title="new"), out)
     monkeypatch.undo()

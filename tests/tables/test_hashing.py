@@ -565,8 +565,8 @@ def test_minilm_rows_through_a_quarter_size_hashed_table():
     (dict(num_hashes=-1), "num_hashes must be a positive integer, got -1"),
     (dict(num_embeddings=0), "num_embeddings must be a positive integer, got 0"),
     (dict(embedding_dim=0), "embedding_dim must be a positive integer, got 0"),
-    (dict(combiner="max"), "combiner must be one of \\('sum', 'mean'\\), got 'max'"),
-    (dict(seed=-1), "seed must be None or an int >= 0, got -1"),
+    (dict(combiner="max"), "combiner must be one of 'sum', 'mean', got 'max'"),
+    (dict(seed=-1), "seed must be an integer >= 0 or None, got -1"),
     (dict(init="zeros"), "unknown initializer 'zeros'"),
 ])
 def test_hashed_constructor_refuses_bad_input(kwargs, match):
@@ -585,9 +585,9 @@ def test_hashed_constructor_refuses_bad_dtype():
     (dict(num_collisions=-4), "num_collisions must be a positive integer, got -4"),
     (dict(num_collisions=None), "num_collisions must be a positive integer, got None"),
     (dict(combiner="concat", embedding_dim=5), "must be even, got 5"),
-    (dict(combiner="sum"), "combiner must be one of \\('mult', 'add', 'concat'\\), got 'sum'"),
+    (dict(combiner="sum"), "combiner must be one of 'mult', 'add', 'concat', got 'sum'"),
     (dict(num_embeddings=-1), "num_embeddings must be a positive integer, got -1"),
-    (dict(seed=1.5), "seed must be None or an int >= 0, got 1.5"),
+    (dict(seed=1.5), "seed must be an integer >= 0 or None, got 1.5"),
 ])
 def test_qr_constructor_refuses_bad_input(kwargs, match):
     args = dict(num_embeddings=10, embedding_dim=4, num_collisions=3) | kwargs

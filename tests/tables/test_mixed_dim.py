@@ -71,9 +71,9 @@ def test_alpha_zero_gives_every_block_the_full_width():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(alpha=-0.5), "alpha must be a finite number >= 0, got alpha=-0.5"),
-    (dict(alpha=float("nan")), "alpha=nan"),
-    (dict(budget=0), "budget=0"),
+    (dict(alpha=-0.5), "alpha must be a finite number >= 0, got -0.5"),
+    (dict(alpha=float("nan")), "alpha must be a finite number >= 0, got nan"),
+    (dict(budget=0), "budget must be a finite number > 0, got 0"),
     (dict(popularity=[0.0, 0.0]), "not all 0"),
     (dict(popularity=[0.5, -0.1]), "popularity must be finite, >= 0"),
     (dict(block_sizes=[1, 2, 3]), "one length"),
@@ -117,11 +117,11 @@ def test_from_counts_takes_explicit_block_sizes_and_a_budget():
     (dict(counts=np.r_[np.ones(9), -1]), r"counts\[9\] = -1"),
     (dict(counts=np.r_[np.inf, np.ones(9)]), r"counts\[0\] = inf"),
     (dict(counts=np.ones((2, 5))), "1-D"),
-    (dict(num_blocks=11), r"num_blocks must be an integer in \[1, V\] = \[1, 10\], got num_blocks=11"),
-    (dict(num_blocks=0), "got num_blocks=0"),
+    (dict(num_blocks=11), r"num_blocks \(at most V\) must be an integer in \[1, 10\], got 11"),
+    (dict(num_blocks=0), r"num_blocks \(at most V\) must be an integer in \[1, 10\], got 0"),
     (dict(block_sizes=[5, 4]), r"add up to num_embeddings=10, got \[5, 4\]"),
     (dict(block_sizes=[5, 5], num_blocks=3), "num_blocks=3 disagrees with the 2 block_sizes"),
-    (dict(alpha=-1), "alpha=-1"),
+    (dict(alpha=-1), "alpha must be a finite number >= 0, got -1"),
 ])
 def test_from_counts_refuses_bad_input_naming_the_value(kwargs, match):
     args = dict(counts=np.arange(10, 0, -1), embedding_dim=8) | kwargs

@@ -229,10 +229,10 @@ def test_repr_shows_the_configuration(setup):
 
 # -- bad input ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(keep=0), r"keep must be an integer in \[1, V\] = \[1, 60\], got keep=0"),
-    (dict(keep=61), "got keep=61"),
-    (dict(keep=-3), "got keep=-3"),
-    (dict(keep=2.5), "got keep=2.5"),
+    (dict(keep=0), r"keep \(at most V\) must be an integer in \[1, 60\], got 0"),
+    (dict(keep=61), r"\[1, 60\], got 61"),
+    (dict(keep=-3), r"\[1, 60\], got -3"),
+    (dict(keep=2.5), r"\[1, 60\], got 2.5"),
     (dict(oov_buckets=-1), "oov_buckets must be an integer >= 0, got -1"),
     (dict(oov_buckets=0), "oov_buckets=0 leaves the 40 pruned ids without a row"),
     (dict(counts=np.ones(59)), r"shape \(60,\), got shape \(59,\)"),

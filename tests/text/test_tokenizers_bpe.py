@@ -148,7 +148,7 @@ def test_vocab_too_small_for_bytes_and_specials_names_both_numbers():
 def test_bad_training_input_is_refused():
     with pytest.raises(ValueError, match="corpus text 1: .* lone surrogate U\\+D800 at position 1"):
         BPETokenizer.train(["fine", "a\ud800"], vocab_size=300)
-    with pytest.raises(ValueError, match="min_frequency must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="min_frequency must be a positive integer, got 0"):
         BPETokenizer.train("abc", vocab_size=300, min_frequency=0)
     with pytest.raises(ValueError, match="unknown pretokenizer 'llama'"):
         BPETokenizer.train("abc", vocab_size=300, pretokenizer="llama")

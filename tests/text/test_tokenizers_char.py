@@ -90,7 +90,7 @@ def test_vocab_too_small_for_the_special_tokens_names_both_numbers():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="also special tokens"):
         CharTokenizer.train("a|b", specials=SpecialTokens(extra=("|",)))
-    with pytest.raises(ValueError, match="min_count must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="min_count must be a positive integer, got 0"):
         CharTokenizer.train("abc", min_count=0)
     with pytest.raises(ValueError, match="no character occurs 5 times"):
         CharTokenizer.train("abc", min_count=5)

@@ -1,66 +1,46 @@
-"""Argument types every subcommand shares: they validate up front and name the bad value."""
+"""Argument types every subcommand shares: the library's checks (:mod:`tinyembed.checks`) on
+command-line text, so a flag is refused with the same words as the argument it becomes.
+
+argparse puts the flag first: ``argument --dim: must be a positive integer, got -3``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
+from typing import Any
+
+from ..checks import check_int, check_nonnegative_int, check_number, check_positive, check_positive_int
 
 __all__ = ["positive_int", "nonnegative_int", "nonnegative_float", "positive_float", "float_in"]
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _argument(parse: Callable[[str], Any], check: Callable[[Any, str], Any], what: str) -> Callable[[str], Any]:
+    """An argparse type: ``parse`` the text (else 'must be ``what``'), then ``check`` the value."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        try:
+            return check(value, "")
+        except ValueError as e:  # the check's words, without the (empty) name
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
+    return convert
 
 
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+positive_int = _argument(int, check_positive_int, "a positive integer")
+nonnegative_int = _argument(int, check_nonnegative_int, "an integer >= 0")
+positive_float = _argument(float, check_positive, "a finite number > 0")
+nonnegative_float = _argument(float, lambda v, name: check_number(v, name, low=0), "a finite number >= 0")
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A parser of integers in [low, high] (no upper bound if ``high`` is None)."""
+    return _argument(int, lambda v, name: check_int(v, name, low=low, high=high), "an integer")
 
 
 def float_in(low: float, high: float, closed_high: bool = False) -> Callable[[str], float]:
-    """A parser of numbers in [low, high) (or [low, high] with ``closed_high``)."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if not (low <= value < high or (closed_high and value == high)):
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}{']' if closed_high else ')'}, got {text!r}")
-        return value
-    return parse
-
-
-def _finite(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    value = _finite(text, "a finite number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _finite(text, "a finite number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+    """A parser of finite numbers in [low, high) (or [low, high] with ``closed_high``)."""
+    return _argument(float, lambda v, name: check_number(v, name, low=low, high=high, high_open=not closed_high),
+                     "a number")

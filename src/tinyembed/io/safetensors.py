@@ -35,8 +35,6 @@ given (decoded ones are read-only too, so every result behaves alike); pass
 
 Examples:
     >>> import numpy as np
-
-from .files import atomic_open
     >>> blob = save_bytes({"w": np.arange(6, dtype=np.float32).reshape(2, 3)},
     ...                   metadata={"format": "np"})
     >>> load(blob)["w"]
@@ -61,6 +59,7 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
+from ..checks import is_int
 from .dtypes import (
     _KNOWN_DTYPES,
     _NAME_OF_NUMPY_DTYPE,
@@ -107,10 +106,6 @@ class TensorInfo:
     @property
     def nbytes(self) -> int:
         return self.data_offsets[1] - self.data_offsets[0]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_str_to_str(value: Any) -> bool:
@@ -175,10 +170,10 @@ def _parse_entry(name: str, entry: Any, where: str) -> TensorInfo:
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if dtype not in _KNOWN_DTYPES:
         raise bad(f"unknown dtype {dtype!r}; known: {', '.join(_KNOWN_DTYPES)}")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(is_int(d) and d >= 0 for d in shape):
         raise bad(f"shape must be a list of non-negative integers, got {shape!r}")
     if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(_is_int(o) and o >= 0 for o in offsets)):
+            or not all(is_int(o) and o >= 0 for o in offsets)):
         raise bad(f"data_offsets must be [begin, end] with non-negative integers, got {offsets!r}")
     begin, end = offsets
     if end < begin:

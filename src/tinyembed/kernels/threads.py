@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..checks import check_positive_int
 from . import jit
 
 __all__ = ["get_num_threads", "set_num_threads", "chunks", "run_chunks", "jit_ok", "CHUNK_BYTES"]
@@ -43,9 +44,7 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Threads the kernels may use (NumPy releases the GIL inside take and copy)."""
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"number of threads must be an int >= 1, got {n!r}")
-    _num_threads = int(n)
+    _num_threads = check_positive_int(n, "number of threads")
     jit.set_num_threads(_num_threads)
 
 

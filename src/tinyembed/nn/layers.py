@@ -7,18 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..checks import check_float_dtype, check_positive_int
+from ..checks import check_float_dtype, check_positive_int, check_probability
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter
 
 __all__ = ["Linear", "LayerNorm", "Dropout"]
-
-def _check_probability(p) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p!r}")
-    return float(p)
-
 
 class Linear(Module):
     """Affine map ``y = x @ weight.T + bias``.
@@ -128,7 +122,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, seed=None):
         super().__init__()
-        self.p = _check_probability(p)
+        self.p = check_probability(p, "dropout probability")
         self.rng = np.random.default_rng(seed)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..checks import check_choice, check_int, check_positive_int
+
 __all__ = ["MODELS", "POSITIONAL_KINDS", "ModelConfig"]
 
 
@@ -75,18 +77,9 @@ class ModelConfig:
         # Validate up front, naming the bad value, so a report never shows
         # numbers computed from a nonsensical config.
         for field in ("vocab_size", "hidden_size"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{field} must be a positive integer, got {value!r}")
-        if self.context_length is not None and (
-            not isinstance(self.context_length, int) or self.context_length <= 0
-        ):
-            raise ValueError(
-                f"context_length must be a positive integer or None, got {self.context_length!r}"
-            )
-        if self.positional not in POSITIONAL_KINDS:
-            known = ", ".join(sorted(POSITIONAL_KINDS))
-            raise ValueError(f"positional must be one of {known}; got {self.positional!r}")
+            check_positive_int(getattr(self, field), field)
+        check_int(self.context_length, "context_length", low=1, none_ok=True)
+        check_choice(self.positional, sorted(POSITIONAL_KINDS), "positional")
         if self.positional == "learned" and self.context_length is None:
             raise ValueError("positional='learned' needs a context_length (one row per position)")
         if self.extra_position_params < 0:

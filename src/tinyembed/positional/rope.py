@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from ..checks import FLOAT_DTYPES, check_positive_int
+from ..checks import FLOAT_DTYPES, check_number, check_positive_int
 from ..nn import Module
 from ..tensor import Tensor
 from .sinusoidal import check_positions
@@ -52,10 +52,7 @@ def _params(scaling: dict, required: tuple, optional: dict) -> dict:
 
 
 def _factor(p: dict) -> float:
-    f = p["factor"]
-    if isinstance(f, bool) or not isinstance(f, (int, float, np.number)) or not 1 <= f < math.inf:
-        raise ValueError(f"scaling factor must be a finite number >= 1, got {f!r}")
-    return float(f)
+    return check_number(p["factor"], "scaling factor", low=1)
 
 
 def _unscaled_inv_freq(dim: int, base: float) -> np.ndarray:

@@ -57,6 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_nonnegative_int, check_positive_int
+
 __all__ = ["CacheHierarchy", "LevelStats", "MODEL_ASSUMPTIONS", "PERF_EVENTS", "PerfCounts",
            "SetAssociativeLRU", "lru_stack_distances", "parse_perf_stat", "perf_cache_misses",
            "row_line_trace", "simulate"]
@@ -87,14 +89,8 @@ def _as_stream(values, name: str) -> np.ndarray:
     return flat.astype(np.int64, copy=False)
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be an integer > 0, got {value!r}")
-    return int(value)
-
-
 def _line_size(value, name: str = "line_bytes") -> int:
-    value = _positive_int(value, name)
+    value = check_positive_int(value, name)
     if value & (value - 1):
         raise ValueError(f"{name} must be a power of two, got {value}")
     return value
@@ -118,10 +114,9 @@ def row_line_trace(ids, row_bytes: int, line_bytes: int = 64, base_address: int 
         int64 line numbers (address // line_bytes), shape ``(total lines,)``.
     """
     ids = _as_stream(ids, "ids")
-    row_bytes = _positive_int(row_bytes, "row_bytes")
+    row_bytes = check_positive_int(row_bytes, "row_bytes")
     line_bytes = _line_size(line_bytes)
-    if isinstance(base_address, bool) or not isinstance(base_address, (int, np.integer)) or base_address < 0:
-        raise ValueError(f"base_address must be an integer >= 0, got {base_address!r}")
+    check_nonnegative_int(base_address, "base_address")
     if ids.size == 0:
         return np.zeros(0, np.int64)
     last_byte = int(base_address) + (int(ids.max()) + 1) * row_bytes - 1
@@ -312,9 +307,9 @@ class SetAssociativeLRU:
     name: str = ""
 
     def __post_init__(self):
-        size = _positive_int(self.size_bytes, "size_bytes")
+        size = check_positive_int(self.size_bytes, "size_bytes")
         line = _line_size(self.line_bytes)
-        ways = _positive_int(self.ways, "ways")
+        ways = check_positive_int(self.ways, "ways")
         if size % line:
             raise ValueError(f"size_bytes {size} is not a whole number of {line}-byte lines")
         if (size // line) % ways:

@@ -23,8 +23,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ..checks import check_int, check_positive_int
 from . import timing
 
 __all__ = ["CacheLevel", "MachineInfo", "SYSFS_CACHE_ROOT", "measure_machine", "parse_cache_size",
@@ -201,10 +200,8 @@ def measure_machine(copy_bytes: int = 256 << 20, repeats: int = 5,
         A :class:`MachineInfo`. With one usable core the all-cores bandwidth is the
         one-thread measurement (measured once).
     """
-    if isinstance(copy_bytes, bool) or not isinstance(copy_bytes, (int, np.integer)) or copy_bytes < 8:
-        raise ValueError(f"copy_bytes must be an integer >= 8, got {copy_bytes!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    check_int(copy_bytes, "copy_bytes", low=8)
+    check_positive_int(repeats, "repeats")
     caches = read_cache_levels(cache_root)
     info = timing.machine_info(threads=1)
     usable = int(info["usable_cores"] or 1)

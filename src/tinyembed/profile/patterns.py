@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..plan.zipf import zipf_ids
+from ..checks import check_positive_int
+from ..plan.zipf import check_alpha, zipf_ids
 
 __all__ = ["PATTERNS", "AccessPattern", "DEFAULT_PATTERNS", "text_stream"]
 
@@ -99,9 +100,7 @@ class AccessPattern:
         if self.name not in PATTERNS:
             raise ValueError(f"unknown access pattern {self.name!r}; known: {', '.join(PATTERNS)}")
         # Checked for every pattern: an alpha <= 0 is a mistake even where it goes unused.
-        if (not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool)
-                or not math.isfinite(self.alpha) or self.alpha <= 0):
-            raise ValueError(f"alpha (the Zipf exponent) must be a finite number > 0, got {self.alpha!r}")
+        check_alpha(self.alpha, "alpha (the Zipf exponent)")
 
     @property
     def label(self) -> str:
@@ -112,8 +111,7 @@ class AccessPattern:
 
     def ids(self, vocab: int, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         """int64 ids in [0, vocab) of ``shape``."""
-        if isinstance(vocab, bool) or not isinstance(vocab, (int, np.integer)) or vocab <= 0:
-            raise ValueError(f"vocabulary size must be a positive int, got {vocab!r}")
+        check_positive_int(vocab, "vocabulary size")
         return PATTERNS[self.name](int(vocab), tuple(shape), rng, float(self.alpha))
 
     @classmethod

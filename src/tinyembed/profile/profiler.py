@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_nonnegative_int, check_positive_int
 from ..io.progress import progress
 from ..kernels.rows import check_storage, storage_row_bytes
 from ..nn import Embedding
@@ -50,10 +51,7 @@ def _check_sizes(values, name: str) -> list[int]:
     values = [values] if isinstance(values, (str, bytes)) or not np.iterable(values) else list(values)
     if not values:
         raise ValueError(f"{name} must not be empty")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"{name} must be positive ints, got {v!r}")
-    return [int(v) for v in values]
+    return [check_positive_int(v, name) for v in values]
 
 
 def _pattern(pattern: str | AccessPattern, alpha: float | None) -> AccessPattern:
@@ -234,9 +232,7 @@ class EmbeddingProfiler:
 
     def __init__(self, repeats: int = 5, warmup: int = 1, seed: int = 0, show_progress: bool = False):
         self.repeats = _check_sizes(repeats, "repeats")[0]
-        if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-            raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
-        self.warmup = int(warmup)
+        self.warmup = check_nonnegative_int(warmup, "warmup")
         self.seed = seed
         self.show_progress = show_progress
         self._machine: MachineInfo | None = None
@@ -458,8 +454,7 @@ class EmbeddingProfiler:
         """
         num_embeddings, embedding_dim, itemsize, lookups = _check_sizes(
             [num_embeddings, embedding_dim, itemsize, lookups], "num_embeddings, embedding_dim, itemsize and lookups")
-        if isinstance(warmup_lookups, bool) or not isinstance(warmup_lookups, (int, np.integer)) or warmup_lookups < 0:
-            raise ValueError(f"warmup_lookups must be an int >= 0, got {warmup_lookups!r}")
+        check_nonnegative_int(warmup_lookups, "warmup_lookups")
         access = _pattern(pattern, alpha)
         if caches is None:
             caches = self.machine().caches if self._machine is not None else _sysfs_caches()

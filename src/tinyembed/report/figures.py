@@ -1,26 +1,87 @@
-"""The report's plots: one function per plot, from profiler results to a titled, labelled PNG.
+"""The plots: one function per plot, each a titled, labelled PNG (matplotlib, the ``plot`` extra).
 
-Every function takes plain results (the dataclasses of :mod:`tinyembed.profile`
-or their lists) and returns a :class:`~tinyembed.report.html.Figure`;
+The report's plots take plain results (the dataclasses of :mod:`tinyembed.profile` or
+their lists); the positional plots (``tinyembed plot positional``) draw the encodings
+themselves. Every function returns a :class:`~tinyembed.report.document.Figure`, and
 :func:`figure_from_matplotlib` refuses a plot without a title or axis labels.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from .html import Figure, figure_from_matplotlib
+from ..io.assets import minilm_tensor
+from ..io.files import atomic_directory, check_destination
+from ..positional import RotaryEmbedding, sinusoidal_table
+from .document import Figure
 
 MIB = 1 << 20
+
+
+def figure_from_matplotlib(fig, title: str | None = None, caption: str = "", *, dpi: int = 110,
+                           close: bool = True, require_labels: bool = True) -> Figure:
+    """A :class:`Figure` from a matplotlib figure, after checking it is titled and its axes labelled.
+
+    Args:
+        fig: a ``matplotlib.figure.Figure``.
+        title: the report's title for it; None takes the figure's suptitle, or the
+            title of its only axes.
+        dpi: resolution of the PNG.
+        close: close ``fig`` afterwards (pyplot keeps every open figure alive).
+        require_labels: check that every visible axes with data has an x and a y label
+            (and every colorbar a label): the report promises labelled axes with units.
+            Turn it off only for plots without axes, such as a pie chart.
+
+    Raises:
+        ValueError: no title, or unlabelled axes; the message names the axes by its title.
+    """
+    import io
+
+    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    # A colorbar is an axes too; matplotlib marks it with a private `_colorbar`, and
+    # its label sits on its long axis only.
+    colorbars = [ax for ax in visible if getattr(ax, "_colorbar", None) is not None]
+    plots = [ax for ax in visible if ax not in colorbars]
+    if title is None:
+        titled = [ax.get_title() for ax in plots if ax.get_title()]
+        title = suptitle or (titled[0] if len(plots) == 1 and titled else "")
+    if not title.strip():
+        raise ValueError("the figure has no title: give title=, or set a suptitle or the axes title")
+    if require_labels:
+        for k, ax in enumerate(plots):
+            name = f"axes {k} ({ax.get_title()!r})" if ax.get_title() else f"axes {k}"
+            missing = [axis for axis, label in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if not label.strip()]
+            if ax.has_data() and missing:
+                raise ValueError(f"figure {title!r}: {name} has no {' or '.join(missing)} label "
+                                 "(label every axis, with its unit)")
+            if len(plots) > 1 and not (ax.get_title() or suptitle):
+                raise ValueError(f"figure {title!r}: {name} has no title and the figure no suptitle")
+        for ax in colorbars:
+            label = ax.get_ylabel() if ax._colorbar.orientation == "vertical" else ax.get_xlabel()
+            if not label.strip():
+                raise ValueError(f"figure {title!r}: a colorbar has no label (what its colours mean, with the unit)")
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        if close:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+    return Figure(title=title, png=buffer.getvalue(), caption=caption)
 
 
 def _pyplot():
     try:
         import matplotlib
     except ImportError as e:
-        raise ImportError("the report's plots need matplotlib: pip install 'tinyembed[plot]'") from e
+        raise ImportError("plots need matplotlib: pip install 'tinyembed[plot]'") from e
     matplotlib.use("Agg")  # no display here, and none needed
     import matplotlib.pyplot as plt
     return plt
@@ -237,3 +298,121 @@ def sharding_load(plans) -> Figure:
     ax.legend(fontsize=7)
     return _done(fig, title, "Simulated under the measured Zipf skew: contiguous row ranges put the hot rows on "
                              "device 0; hashing rows over devices spreads them.")
+
+
+# -- positional encodings (tinyembed plot positional) ------------------------------------------
+def cosine_similarity_matrix(table: np.ndarray) -> np.ndarray:
+    """(n, d) rows -> (n, n) cosine similarities, in float64."""
+    t = np.asarray(table, dtype=np.float64)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return t @ t.T
+
+
+def sinusoidal_heatmap(num_positions: int = 256, embedding_dim: int = 128) -> Figure:
+    """The sinusoidal table as an image: fast waves in the first dims, slow ones in the last."""
+    plt = _pyplot()
+    table = sinusoidal_table(np.arange(num_positions), embedding_dim)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    im = ax.imshow(table, aspect="auto", cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_title(f"Sinusoidal position encoding (d = {embedding_dim}, base 10000)")
+    ax.set_xlabel("embedding dimension")
+    ax.set_ylabel("position (tokens)")
+    fig.colorbar(im, ax=ax, label="value")
+    fig.tight_layout()
+    return figure_from_matplotlib(fig, caption="Each row is one position: fast waves in the first dimensions, "
+                                               "slow ones in the last.")
+
+
+def rope_similarity(num_positions: int, head_dim: int = 64) -> np.ndarray:
+    """(n, n) similarity <R(m)q, R(n)q> / |q|^2 of one vector rotated to every position.
+
+    q = all ones puts equal energy in every rotation pair; the result depends only on m - n.
+    """
+    q = np.ones((1, 1, num_positions, head_dim))
+    rotated, _ = RotaryEmbedding(head_dim).apply(q, q)
+    r = rotated.data[0, 0]  # (n, head_dim)
+    return r @ r.T / head_dim
+
+
+def position_similarity(learned_table: np.ndarray | None = None, num_positions: int = 512,
+                        dim: int = 384) -> Figure:
+    """Cosine similarity between positions: sinusoidal, RoPE and a real learned table side by side."""
+    plt = _pyplot()
+    panels = [("sinusoidal", cosine_similarity_matrix(sinusoidal_table(np.arange(num_positions), dim))),
+              ("RoPE (rotated copies of one vector)", rope_similarity(num_positions, 64))]
+    if learned_table is not None:
+        panels.append(("learned: all-MiniLM-L6-v2", cosine_similarity_matrix(learned_table[:num_positions])))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), layout="constrained")
+    for ax, (name, sim) in zip(np.atleast_1d(axes), panels, strict=True):
+        im = ax.imshow(sim, cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_title(name)
+        ax.set_xlabel("position (tokens)")
+        ax.set_ylabel("position (tokens)")
+    fig.colorbar(im, ax=list(np.atleast_1d(axes)), label="cosine similarity", shrink=0.8)
+    fig.suptitle("Similarity between position encodings")
+    return figure_from_matplotlib(fig, caption="Cosine similarity of every pair of positions; sinusoidal and "
+                                               "RoPE depend only on the distance.")
+
+
+# The context-extension scalings drawn, in Hugging Face's rope_parameters form, for a
+# model trained on `original` tokens and extended by `factor` (LLaMA-3.1's llama3 settings).
+def _rope_scalings(original: int, factor: float) -> dict[str, dict]:
+    return {
+        "linear": {"rope_type": "linear", "factor": factor},
+        "dynamic": {"rope_type": "dynamic", "factor": factor, "original_max_position_embeddings": original},
+        "yarn": {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": original},
+        "llama3": {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                   "original_max_position_embeddings": original},
+    }
+
+
+def rope_spectrum(head_dim: int = 128, base: float = 10000.0, original: int = 4096, factor: float = 4.0) -> Figure:
+    """Wavelength of each rotary frequency, unscaled and under every scaling, at factor x the original length."""
+    plt = _pyplot()
+    seq_len = int(original * factor)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    pairs = np.arange(head_dim // 2)
+    unscaled = RotaryEmbedding(head_dim, base=base)
+    ax.plot(pairs, 2 * np.pi / unscaled.inv_freq, label="no scaling", color="black", linewidth=2)
+    for name, scaling in _rope_scalings(original, factor).items():
+        rope = RotaryEmbedding(head_dim, base=base, scaling=scaling)
+        rope.cos_sin(np.array([seq_len - 1]))  # 'dynamic' picks its frequencies from the length
+        ax.plot(pairs, 2 * np.pi / rope.inv_freq, label=f"{name} (factor {factor:g})", linestyle="--")
+    ax.axhline(original, color="gray", linewidth=0.8)
+    ax.axhline(seq_len, color="gray", linewidth=0.8, linestyle=":")
+    ax.text(0, original * 1.15, f"original context {original}", color="gray")
+    ax.text(0, seq_len * 1.15, f"extended context {seq_len}", color="gray")
+    ax.set_yscale("log")
+    ax.set_title(f"RoPE wavelengths (head_dim {head_dim}, base {base:g}) and context-extension scalings")
+    ax.set_xlabel("rotation pair index i")
+    ax.set_ylabel("wavelength 2\u03c0 / \u03b8\u1d62 (tokens)")
+    ax.legend()
+    fig.tight_layout()
+    return figure_from_matplotlib(fig, caption="A pair rotates once per wavelength; scalings stretch the slow "
+                                               "pairs past the original context.")
+
+
+def _minilm_positions() -> np.ndarray:
+    return minilm_tensor("embeddings.position_embeddings.weight")
+
+
+# name -> figure builder; the report and the CLI iterate over this.
+POSITIONAL_PLOTS: dict[str, Callable[[], Figure]] = {
+    "sinusoidal_heatmap": sinusoidal_heatmap,
+    "position_similarity": lambda: position_similarity(_minilm_positions()),
+    "rope_spectrum": rope_spectrum,
+}
+
+
+def save_positional_plots(out_dir: str | os.PathLike, *, replace: bool = False) -> list[Path]:
+    """Write every positional plot as ``NAME.png`` into the directory ``out_dir``, whole or not at all.
+
+    The directory is checked first (:func:`tinyembed.io.files.check_destination`); an
+    existing one is replaced only with ``replace``. Returns the paths written.
+    """
+    out = check_destination(out_dir, directory=True, replace=replace, what="plot directory")
+    figures = {name: build() for name, build in POSITIONAL_PLOTS.items()}  # drawn before anything is written
+    with atomic_directory(out, replace=replace) as staging:
+        for name, figure in figures.items():
+            (staging / f"{name}.png").write_bytes(figure.png)
+    return [out / f"{name}.png" for name in figures]

@@ -1,7 +1,7 @@
 """The sections of `tinyembed report`: one function per section, registered in order.
 
 Each function takes the run's :class:`Context` and returns its
-:class:`~tinyembed.report.html.Section` plus the data behind it (for
+:class:`~tinyembed.report.document.Section` plus the data behind it (for
 report.json) and the summary lines it contributes. Adding a section is adding
 one function to :data:`SECTIONS`.
 """
@@ -18,7 +18,7 @@ from ..plan.memory import format_bytes
 from ..profile import EmbeddingProfiler, MachineInfo
 from ..profile.patterns import AccessPattern
 from . import figures
-from .html import Section, Table
+from .document import Section, Table
 
 GIB = 1 << 30
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..checks import check_float_dtype, check_positive_int
+from ..checks import check_float_dtype, check_int, check_positive_int
 from ..nn import Module, Parameter
 from ..nn.functional import embedding
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
@@ -27,10 +27,8 @@ __all__ = ["FactorizedEmbedding"]
 def _check_rank(rank, num_embeddings: int, embedding_dim: int) -> int:
     """A rank in [1, min(V, D)]: a larger one stores more than the dense table and represents nothing more."""
     limit = min(num_embeddings, embedding_dim)
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= limit:
-        raise ValueError(f"rank must be an integer in [1, min(V, D)] = [1, {limit}] for a "
-                         f"{num_embeddings} x {embedding_dim} table, got rank={rank!r}")
-    return int(rank)
+    return check_int(rank, f"rank of a {num_embeddings} x {embedding_dim} table (at most min(V, D))",
+                     low=1, high=limit)
 
 
 @register_table

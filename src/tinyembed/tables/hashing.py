@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..checks import check_float_dtype, check_positive_int
+from ..checks import check_choice, check_float_dtype, check_int, check_positive_int
 from ..nn import Module, Parameter
 from ..nn.functional import embedding
 from ..nn.init import get as get_initializer
@@ -102,13 +102,11 @@ def _check_hash_params(params, num_hashes: int, name: str) -> np.ndarray:
 
 
 def _check_seed(seed) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+    check_int(seed, "seed", low=0, none_ok=True)
 
 
 def _check_choice(value, choices: tuple, name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    check_choice(value, choices, name)
     return value
 
 

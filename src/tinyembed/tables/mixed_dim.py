@@ -29,12 +29,10 @@ Stored arrays::
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import kernels
-from ..checks import check_float_dtype, check_positive_int
+from ..checks import check_float_dtype, check_int, check_number, check_positive, check_positive_int
 from ..nn import Module, Parameter
 from ..nn.functional import embedding
 from ..nn.table import EmbeddingTable, register_table, take_array
@@ -72,14 +70,12 @@ def power_law_dims(popularity, block_sizes, embedding_dim: int, alpha: float = 0
         raise ValueError(f"popularity and block_sizes must be 1-D of one length, got shapes {p.shape} and {n.shape}")
     if not (np.isfinite(p).all() and (p >= 0).all() and (p > 0).any()):
         raise ValueError(f"popularity must be finite, >= 0 and not all 0, got {p.tolist()}")
-    if not (isinstance(alpha, (int, float, np.number)) and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got alpha={alpha!r}")
+    check_number(alpha, "alpha", low=0)
     weighted = p**alpha  # 0 ** 0 == 1: with alpha = 0 even an unqueried block gets D
     if budget is None:
         lam = dim / weighted.max()
     else:
-        if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget > 0):
-            raise ValueError(f"budget must be a finite number > 0, got budget={budget!r}")
+        check_positive(budget, "budget")
         lam = budget / float(np.sum(n * weighted))
     return [int(d) for d in np.clip(np.rint(lam * weighted), 1, dim)]
 
@@ -234,9 +230,7 @@ class MixedDimEmbedding(Module, EmbeddingTable):
         num = len(counts)
         if block_sizes is None:
             num_blocks = 4 if num_blocks is None else num_blocks
-            if isinstance(num_blocks, bool) or not isinstance(num_blocks, (int, np.integer)) \
-                    or not 1 <= num_blocks <= num:
-                raise ValueError(f"num_blocks must be an integer in [1, V] = [1, {num}], got num_blocks={num_blocks!r}")
+            check_int(num_blocks, "num_blocks (at most V)", low=1, high=num)
             block_sizes = [len(b) for b in np.array_split(np.arange(num), num_blocks)]
         elif num_blocks is not None and num_blocks != len(block_sizes):
             raise ValueError(f"num_blocks={num_blocks!r} disagrees with the {len(block_sizes)} block_sizes given")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_nonnegative_int, check_positive_int
+from ..checks import check_int, check_nonnegative_int, check_positive_int
 from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
@@ -142,8 +142,7 @@ class PrunedEmbedding(EmbeddingTable, Module):
         dense = as_float_table(table)
         num, dim = dense.shape
         check_positive_int(num, "num_embeddings")
-        if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or not 1 <= keep <= num:
-            raise ValueError(f"keep must be an integer in [1, V] = [1, {num}], got keep={keep!r}")
+        keep = check_int(keep, "keep (at most V)", low=1, high=num)
         oov_buckets = check_nonnegative_int(oov_buckets, "oov_buckets")
         if oov_buckets == 0 and keep < num:
             raise ValueError(f"oov_buckets=0 leaves the {num - keep} pruned ids without a row: "

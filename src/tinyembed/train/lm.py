@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import check_number, check_positive, check_positive_int
 from ..io import safetensors
 from ..io.progress import progress
 from ..nn import LayerNorm, Linear, Module
@@ -66,10 +66,8 @@ class LMConfig:
     def __post_init__(self):
         for name in ("vocab_size", "context", "dim", "hidden", "epochs", "batch_size"):
             check_positive_int(getattr(self, name), name)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        check_positive(self.lr, "lr")
+        check_number(self.val_fraction, "val_fraction", low=0, high=1, low_open=True, high_open=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> LMConfig:

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,7 +59,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import kernels
-from ..checks import check_nonnegative_int, check_positive_int
+from ..checks import (
+    check_choice,
+    check_nonnegative_int,
+    check_number,
+    check_positive,
+    check_positive_int,
+    check_probability,
+)
 from ..io.files import write_atomic
 from ..io.progress import ProgressBar
 from ..nn import Embedding, Module
@@ -115,16 +121,11 @@ class SkipGramConfig:
     def __post_init__(self):
         for name in ("dim", "window", "negative", "epochs", "min_count", "batch_size"):
             check_positive_int(getattr(self, name), name)
-        if not 0 <= self.sample < 1:
-            raise ValueError(f"sample must be in [0, 1), got {self.sample!r}")
-        if not (self.alpha > 0 and math.isfinite(self.alpha)):
-            raise ValueError(f"alpha must be a finite number > 0, got {self.alpha!r}")
-        if not 0 <= self.min_alpha <= self.alpha:
-            raise ValueError(f"min_alpha must be in [0, alpha={self.alpha}], got {self.min_alpha!r}")
-        if not math.isfinite(self.ns_exponent):
-            raise ValueError(f"ns_exponent must be finite, got {self.ns_exponent!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        check_probability(self.sample, "sample", high_open=True)
+        check_positive(self.alpha, "alpha")
+        check_number(self.min_alpha, f"min_alpha (at most alpha={self.alpha})", low=0, high=self.alpha)
+        check_number(self.ns_exponent, "ns_exponent")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_nonnegative_int(self.seed, "seed")
         if self.threads is not None:
             check_positive_int(self.threads, "threads")

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_positive_int
 from ..io.files import write_atomic
 
 __all__ = ["WORD_PATTERN", "EncodedCorpus", "Vocabulary", "tokenize", "tokenize_lines"]
@@ -137,8 +138,7 @@ class Vocabulary:
             ValueError: ``min_count`` < 1, the corpus has no words, or none is seen
                 ``min_count`` times; the message names ``source`` and ``min_count``.
         """
-        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
-            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        check_positive_int(min_count, "min_count")
         counter: Counter = Counter()
         for sentence in sentences:
             counter.update(sentence)

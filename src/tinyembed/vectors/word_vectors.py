@@ -49,6 +49,7 @@ from typing import Union
 
 import numpy as np
 
+from ..checks import check_int, check_positive_int
 from ..io import safetensors
 from ..io.files import atomic_open
 
@@ -231,8 +232,7 @@ class WordVectors:
         negative = [negative] if isinstance(negative, str) else list(negative)
         if not positive and not negative:
             raise ValueError("most_similar needs at least one positive or negative word")
-        if isinstance(topn, bool) or not isinstance(topn, (int, np.integer)) or topn < 1:
-            raise ValueError(f"topn must be a positive integer, got {topn!r}")
+        check_positive_int(topn, "topn")
         limit = self._restrict(restrict_vocab)
         ids = [self.index(w) for w in positive + negative]
         weights = np.array([1.0] * len(positive) + [-1.0] * len(negative), dtype=np.float32)
@@ -253,11 +253,7 @@ class WordVectors:
     def _restrict(self, restrict_vocab: int | None) -> int:
         if restrict_vocab is None:
             return len(self)
-        if (isinstance(restrict_vocab, bool) or not isinstance(restrict_vocab, (int, np.integer))
-                or restrict_vocab < 1):
-            raise ValueError(f"restrict_vocab must be a positive integer or None, "
-                             f"got {restrict_vocab!r}")
-        return min(int(restrict_vocab), len(self))
+        return min(check_int(restrict_vocab, "restrict_vocab", low=1, none_ok=True), len(self))
 
     # -- word2vec text format -----------------------------------------------
 
@@ -295,9 +291,7 @@ class WordVectors:
                 that is not a finite float32 number, a duplicate or invalid word, not
                 UTF-8, fewer vector lines than the header says, or more.
         """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
-                                  or limit < 1):
-            raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        check_int(limit, "limit", low=1, none_ok=True)
         where = os.fspath(path)
         with open(path, "rb") as f:
             header = f.readline()

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from ...checks import check_positive_int
 from .base import (
     SpecialsFirstTokenizer,
     SpecialTokens,
@@ -330,8 +331,7 @@ class BPETokenizer(SpecialsFirstTokenizer):
             raise ValueError(f"vocab_size {vocab_size} is too small: the 256 byte tokens and the "
                              f"{n_specials} special tokens {specials.tokens()} need "
                              f"{256 + n_specials} ids")
-        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
-            raise ValueError(f"min_frequency must be an integer >= 1, got {min_frequency!r}")
+        check_positive_int(min_frequency, "min_frequency")
         word_counts = _word_counts(text_or_texts, pattern)
         merges, counts = learn_merges(word_counts, vocab_size - 256 - n_specials, min_frequency)
         return cls([(_to_chars(left), _to_chars(right)) for left, right in merges], specials, pretokenizer, counts)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ...checks import check_positive_int
 from .base import SpecialsFirstTokenizer, SpecialTokens, build_checked, check_header, register_tokenizer, require
 
 __all__ = ["CharTokenizer"]
@@ -88,8 +89,7 @@ class CharTokenizer(SpecialsFirstTokenizer):
                 character qualifies.
         """
         specials = SpecialTokens.coerce(specials)
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+        check_positive_int(min_count, "min_count")
         n_specials = len(specials.tokens())
         if vocab_size is not None:
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
