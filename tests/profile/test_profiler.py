@@ -390,7 +390,7 @@ TABLE = make_table(50, 4)
     (lambda p: p.access_pattern_analysis(TABLE, ["uniform"], hot_set_ks=[10, 0]), "hot_set_ks.*got 0"),
     (lambda p: p.access_pattern_analysis(TABLE, ["uniform"], batches=0), "got 0"),
     (lambda p: p.access_pattern_analysis(TABLE, ["zipf-nan"]), "got nan"),
-    (lambda p: p.cache_analysis("uniform", lookups=0, caches=caches(4096)), 
+    (lambda p: p.cache_analysis("uniform", lookups=0, caches=caches(4096)),
      "lookups must be a positive integer, got 0"),
     (lambda p: p.cache_analysis("uniform", warmup_lookups=-1, caches=caches(4096)), "warmup_lookups.*got -1"),
     (lambda p: p.cache_analysis("uniform", num_embeddings=-3, caches=caches(4096)), "got -3"),
