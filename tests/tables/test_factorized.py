@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
 import tinyembed as te
@@ -48,17 +47,6 @@ def test_out_of_range_ids_name_the_id_and_its_position():
         table.lookup([0, 12])
     with pytest.raises(IndexError, match=r"id -1 at position \(0, 1\)"):
         table(np.array([[3, -1]]))
-
-
-def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights():
-    table = _table()
-    rng = np.random.default_rng(2)
-    ids = rng.integers(0, 12, size=9)
-    offsets = np.array([0, 0, 4, 4, 7])  # bags 0 and 3 are empty
-    weights = rng.standard_normal(9).astype(np.float32)
-    assert_bags_equal_pooled_lookups(table, ids, offsets, weights)
-    fixed = rng.integers(0, 12, size=(3, 4))
-    np.testing.assert_allclose(table.bag(fixed, mode="mean"), table.lookup(fixed).mean(1), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype, itemsize", [(np.float32, 4), (np.float64, 8)])

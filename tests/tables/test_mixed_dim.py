@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
 import tinyembed as te
@@ -162,15 +161,6 @@ def test_new_table_rows_have_unit_variance_like_a_dense_embedding():
     # A projected block's row variance is trace(P^T P) / D: its estimate has sd sqrt(2 / (d_k D)) <= 1.6% here.
     table = MixedDimEmbedding(6000, 512, [1000, 2000, 3000], [512, 64, 16], seed=0)
     assert table.to_dense().var() == pytest.approx(1.0, rel=0.05)
-
-
-def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights():
-    table = _table()
-    rng = np.random.default_rng(3)
-    ids = rng.integers(0, 20, size=11)
-    offsets = np.array([0, 0, 5, 11])  # bags 0 and 3 are empty
-    weights = rng.standard_normal(11).astype(np.float32)
-    assert_bags_equal_pooled_lookups(table, ids, offsets, weights)
 
 
 @pytest.mark.parametrize("dtype, itemsize", [(np.float32, 4), (np.float64, 8)])

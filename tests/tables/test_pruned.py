@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
 import tinyembed as te
@@ -149,15 +148,6 @@ def test_lookup_equals_rows_of_to_dense_and_the_brute_force_rows(setup, shape):
 def test_out_of_range_ids_name_the_id_and_its_position(setup):
     with pytest.raises(IndexError, match=r"id 60 at position \(2,\)"):
         setup[2].lookup([0, 1, 60])
-
-
-def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights(setup):
-    pruned = setup[2]
-    rng = np.random.default_rng(4)
-    ids = rng.integers(0, V, size=10)
-    offsets = np.array([0, 3, 3, 8, 10])  # bags 1 and 4 are empty
-    weights = rng.standard_normal(10).astype(np.float32)
-    assert_bags_equal_pooled_lookups(pruned, ids, offsets, weights)
 
 
 def test_nbytes_counts_the_id_map_and_num_parameters_does_not(setup):
