@@ -1,16 +1,14 @@
-"""MixedDimEmbedding: frequency-ranked blocks with power-law widths, projected to one width, trained."""
+"""MixedDimEmbedding: frequency-ranked blocks with power-law widths, projected to one width, trained.
+The protocol every table offers (lookup, bag, save/load, EmbeddingLayer, ...) is test_protocol.py."""
 
 import math
 
 import numpy as np
 import pytest
-from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
 import tinyembed as te
-from tinyembed.nn import Embedding
 from tinyembed.optim import Adam
-from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.mixed_dim import MixedDimEmbedding, power_law_dims
 
 SIZES, DIMS = [4, 6, 10], [8, 3, 1]  # V = 20, D = 8: the first block needs no projection
@@ -135,14 +133,7 @@ def test_rows_are_each_blocks_row_times_its_projection_in_id_order(shape):
     table = _table()
     ids = np.random.default_rng(2).integers(0, 20, size=shape)
     expected = np.array([brute_force_row(table, i) for i in ids.reshape(-1)]).reshape(shape + (8,))
-    rows = table.lookup(ids)
-    assert rows.shape == shape + (8,) and rows.dtype == np.float32
-    np.testing.assert_allclose(rows, expected, rtol=1e-5, atol=1e-6)
-    # A BLAS product rounds differently for different batch sizes: equal up to float32 rounding.
-    np.testing.assert_allclose(rows, table.to_dense()[ids], rtol=1e-6, atol=1e-6)
-    out = table(ids)
-    assert isinstance(out, te.Tensor) and out.shape == shape + (8,) and out.dtype == np.float32
-    np.testing.assert_allclose(out.data, rows, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(table.lookup(ids), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_full_width_block_has_no_projection_and_its_rows_are_exact():
@@ -153,24 +144,10 @@ def test_full_width_block_has_no_projection_and_its_rows_are_exact():
     np.testing.assert_array_equal(table.to_dense()[top], table.lookup(top))
 
 
-def test_out_of_range_ids_name_the_id_and_its_position():
-    with pytest.raises(IndexError, match=r"id 20 at position \(1, 0\)"):
-        _table()(np.array([[1], [20]]))
-
-
 def test_new_table_rows_have_unit_variance_like_a_dense_embedding():
     # A projected block's row variance is trace(P^T P) / D: its estimate has sd sqrt(2 / (d_k D)) <= 1.6% here.
     table = MixedDimEmbedding(6000, 512, [1000, 2000, 3000], [512, 64, 16], seed=0)
     assert table.to_dense().var() == pytest.approx(1.0, rel=0.05)
-
-
-def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights():
-    table = _table()
-    rng = np.random.default_rng(3)
-    ids = rng.integers(0, 20, size=11)
-    offsets = np.array([0, 0, 5, 11])  # bags 0 and 3 are empty
-    weights = rng.standard_normal(11).astype(np.float32)
-    assert_bags_equal_pooled_lookups(table, ids, offsets, weights)
 
 
 @pytest.mark.parametrize("dtype, itemsize", [(np.float32, 4), (np.float64, 8)])
@@ -178,7 +155,6 @@ def test_nbytes_counts_blocks_projections_and_the_rank_map(dtype, itemsize):
     table = _table(dtype=dtype)
     numbers = 4 * 8 + 6 * 3 + 10 * 1 + 3 * 8 + 1 * 8  # block tables, then the two projections
     assert table.nbytes == numbers * itemsize + 20 * 4  # id_rank is int32
-    assert table.compression_ratio == pytest.approx(20 * 8 * 4 / (numbers * itemsize + 20 * 4))
     assert table.num_parameters() == numbers
 
 
@@ -237,29 +213,9 @@ def test_learns_a_regression_task_down_to_near_the_blockwise_optimum(dtype):
 
 
 # -- save / load -------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_save_load_round_trips_exactly(tmp_path, dtype):
-    table = _table(dtype=dtype)
-    table.save(tmp_path / "m.safetensors")
-    back = MixedDimEmbedding.load(tmp_path / "m.safetensors")
-    assert back.config() == table.config()
-    assert back.config()["block_sizes"] == SIZES and back.config()["block_dims"] == DIMS
-    for name, array in table.state_arrays().items():
-        got = back.state_arrays()[name]
-        assert got.dtype == array.dtype
-        np.testing.assert_array_equal(got, array)
-    np.testing.assert_array_equal(back.to_dense(), table.to_dense())
-    assert back.num_parameters() == table.num_parameters()
-
-
-def test_load_refuses_another_table_type(tmp_path):
-    Embedding(4, 3, seed=0).save(tmp_path / "e.safetensors")
-    with pytest.raises(ValueError, match="holds a Embedding, not a MixedDimEmbedding"):
-        MixedDimEmbedding.load(tmp_path / "e.safetensors")
-
-
-def _drop(name):
-    return lambda a: {k: v for k, v in a.items() if k != name}
+def test_config_records_the_block_sizes_and_widths():
+    config = _table().config()
+    assert config["block_sizes"] == SIZES and config["block_dims"] == DIMS
 
 
 def _duplicate_rank(arrays):
@@ -269,16 +225,10 @@ def _duplicate_rank(arrays):
 
 
 @pytest.mark.parametrize("change, match", [
-    (_drop("block1_projection"), "needs a tensor 'block1_projection'"),
-    (_drop("id_rank"), "needs a tensor 'id_rank'"),
-    (lambda a: {**a, "block2_weight": np.zeros((10, 2), np.float32)},
-     r"tensor 'block2_weight' is float32\[10, 2\], expected float32\[10, 1\]"),
-    (lambda a: {**a, "block0_weight": a["block0_weight"].astype(np.float16)}, r"'block0_weight' is float16"),
-    (lambda a: {**a, "id_rank": a["id_rank"].astype(np.int64)}, r"'id_rank' is int64\[20\], expected int32\[20\]"),
     (lambda a: {**a, "block0_projection": np.zeros((8, 8), np.float32)}, "the file has"),
     (_duplicate_rank, "rank 3 is missing"),
 ])
-def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, change, match):
+def test_load_refuses_a_projection_of_the_full_width_block_or_a_repeated_rank(tmp_path, change, match):
     good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
     table = _table()
     table.save(good)
@@ -287,33 +237,7 @@ def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, change, matc
         MixedDimEmbedding.load(bad)
 
 
-def test_load_refuses_a_truncated_file(tmp_path):
-    path = tmp_path / "m.safetensors"
-    _table().save(path)
-    path.write_bytes(path.read_bytes()[:-9])
-    with pytest.raises(ValueError):
-        MixedDimEmbedding.load(path)
-
-
-def test_state_dict_round_trips_through_load_state_dict():
-    a, b = _table(seed=0), _table(seed=1)
-    b.load_state_dict(a.state_dict())
-    np.testing.assert_array_equal(b.to_dense(), a.to_dense())
-    # The file (state_arrays) and the module (state_dict) name the same arrays alike.
-    assert set(a.state_dict()) == set(a.state_arrays())
-    assert all(a.state_dict()[k] is v for k, v in a.state_arrays().items())
-
-
-# -- in a model --------------------------------------------------------------------------------
-def test_embedding_layer_trains_the_blocks_through_the_layer():
-    table = _table(dtype=np.float64)
-    layer = EmbeddingLayer(20, 8, positional="none", token_table=table, scale=0.5)
-    ids = np.array([[1, 2, 19], [0, 7, 7]])
-    np.testing.assert_allclose(layer(ids).data, 0.5 * table.lookup(ids), rtol=1e-6)
-    assert {id(p) for p in layer.parameters()} == {id(p) for p in table.parameters()}
-    te.gradcheck(lambda *p: layer(ids), list(layer.parameters()))
-
-
+# -- configuration and bad input --------------------------------------------------------------
 def test_repr_shows_the_configuration():
     table = MixedDimEmbedding(20, 8, SIZES, DIMS)
     assert repr(table) == "MixedDimEmbedding(20, 8, block_sizes=[4, 6, 10], block_dims=[8, 3, 1])"

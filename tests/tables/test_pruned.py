@@ -1,13 +1,11 @@
-"""PrunedEmbedding: the most frequent rows kept exactly, the rest hashed into shared OOV rows."""
+"""PrunedEmbedding: the most frequent rows kept exactly, the rest hashed into shared OOV rows.
+The protocol every table offers (lookup, bag, save/load, EmbeddingLayer, ...) is test_protocol.py."""
 
 import numpy as np
 import pytest
-from bag_reference import assert_bags_equal_pooled_lookups
 from table_files import rewrite
 
-import tinyembed as te
 from tinyembed.nn import Embedding
-from tinyembed.positional import EmbeddingLayer
 from tinyembed.tables.pruned import PrunedEmbedding, oov_bucket
 
 MASK = (1 << 64) - 1
@@ -132,58 +130,24 @@ def test_oov_buckets_are_close_to_uniform_on_consecutive_ids():
     assert np.all(np.abs(counts - 6250) < 460), counts
 
 
-# -- the table protocol -------------------------------------------------------------------------
+# -- rows and sizes ------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(), (0,), (7,), (3, 4)])
-def test_lookup_equals_rows_of_to_dense_and_the_brute_force_rows(setup, shape):
-    table, counts, pruned = setup
-    ids = np.random.default_rng(3).integers(0, V, size=shape)
-    rows = pruned.lookup(ids)
-    assert rows.shape == shape + (D,) and rows.dtype == np.float32
-    np.testing.assert_array_equal(rows, pruned.to_dense()[ids])
-    np.testing.assert_array_equal(rows, pruned.weight[pruned.id_map[ids]])
-    out = pruned(ids)
-    assert isinstance(out, te.Tensor) and not out.requires_grad
-    np.testing.assert_array_equal(out.data, rows)
-
-
-def test_out_of_range_ids_name_the_id_and_its_position(setup):
-    with pytest.raises(IndexError, match=r"id 60 at position \(2,\)"):
-        setup[2].lookup([0, 1, 60])
-
-
-def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags_and_weights(setup):
+def test_lookup_is_the_row_the_id_map_names(setup, shape):
     pruned = setup[2]
-    rng = np.random.default_rng(4)
-    ids = rng.integers(0, V, size=10)
-    offsets = np.array([0, 3, 3, 8, 10])  # bags 1 and 4 are empty
-    weights = rng.standard_normal(10).astype(np.float32)
-    assert_bags_equal_pooled_lookups(pruned, ids, offsets, weights)
+    ids = np.random.default_rng(3).integers(0, V, size=shape)
+    np.testing.assert_array_equal(pruned.lookup(ids), pruned.weight[pruned.id_map[ids]])
 
 
 def test_nbytes_counts_the_id_map_and_num_parameters_does_not(setup):
     pruned = setup[2]
     stored = (K + B) * D * 4 + V * 4  # float32 rows, int32 id map
     assert pruned.nbytes == stored
-    assert pruned.compression_ratio == pytest.approx(V * D * 4 / stored)
     assert pruned.num_parameters() == (K + B) * D
 
 
 # -- save / load -------------------------------------------------------------------------------
-def test_save_load_round_trips_exactly(tmp_path, setup):
-    pruned = setup[2]
-    pruned.save(tmp_path / "p.safetensors")
-    back = PrunedEmbedding.load(tmp_path / "p.safetensors")
-    assert back.config() == pruned.config() == {"num_embeddings": V, "embedding_dim": D, "keep": K,
-                                                 "oov_buckets": B, "seed": 7}
-    np.testing.assert_array_equal(back.weight, pruned.weight)
-    np.testing.assert_array_equal(back.id_map, pruned.id_map)
-    np.testing.assert_array_equal(back.to_dense(), pruned.to_dense())
-
-
-def test_load_refuses_another_table_type(tmp_path):
-    Embedding(4, 3, seed=0).save(tmp_path / "e.safetensors")
-    with pytest.raises(ValueError, match="holds a Embedding, not a PrunedEmbedding"):
-        PrunedEmbedding.load(tmp_path / "e.safetensors")
+def test_config_records_keep_oov_buckets_and_seed(setup):
+    assert setup[2].config() == {"num_embeddings": V, "embedding_dim": D, "keep": K, "oov_buckets": B, "seed": 7}
 
 
 def _bad_map(arrays):
@@ -192,35 +156,12 @@ def _bad_map(arrays):
     return {**arrays, "id_map": id_map}
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda a: {"weight": a["weight"]}, "needs a tensor 'id_map'"),
-    (lambda a: {**a, "weight": a["weight"][:, :-1]}, r"tensor 'weight' is float32\[26, 4\], expected float32\[26, 5\]"),
-    (lambda a: {**a, "id_map": a["id_map"].astype(np.int64)}, r"tensor 'id_map' is int64\[60\], expected int32\[60\]"),
-    (_bad_map, r"id_map\[5\] = 26 is not a row of the 26-row weight"),
-])
-def test_load_refuses_a_file_that_does_not_fit_the_config(tmp_path, setup, change, match):
+def test_load_refuses_an_id_map_naming_a_row_past_the_last(tmp_path, setup):
     good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
     setup[2].save(good)
-    rewrite(good, bad, change(setup[2].state_arrays()))
-    with pytest.raises(ValueError, match=match):
+    rewrite(good, bad, _bad_map(setup[2].state_arrays()))
+    with pytest.raises(ValueError, match=r"id_map\[5\] = 26 is not a row of the 26-row weight"):
         PrunedEmbedding.load(bad)
-
-
-def test_load_refuses_a_truncated_file(tmp_path, setup):
-    path = tmp_path / "p.safetensors"
-    setup[2].save(path)
-    path.write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(ValueError):
-        PrunedEmbedding.load(path)
-
-
-# -- in a model --------------------------------------------------------------------------------
-def test_embedding_layer_accepts_the_table(setup):
-    pruned = setup[2]
-    layer = EmbeddingLayer(V, D, positional="none", token_table=pruned)
-    ids = np.array([[0, 5, 59], [1, 1, 2]])
-    np.testing.assert_array_equal(layer(ids).data, pruned.lookup(ids))
-    assert list(layer.parameters()) == []  # frozen
 
 
 def test_repr_shows_the_configuration(setup):

@@ -1,17 +1,14 @@
 """QuantizedEmbedding: FBGEMM's fused row-wise 8-bit and 4-bit layout, checked byte for byte
-against torch 2.13's prepack ops, and its lookups against torch's quantized embedding bags."""
-
-import json
+against torch 2.13's prepack ops, and its lookups against torch's quantized embedding bags.
+The protocol every table offers (lookup, bag, save/load, EmbeddingLayer, ...) is test_protocol.py."""
 
 import numpy as np
 import pytest
+from table_files import rewrite
 
-from tinyembed.io import safetensors as st
 from tinyembed.io.assets import minilm_tensor
 from tinyembed.kernels import bags as bag_kernels
-from tinyembed.nn import TABLE_TYPES, Embedding
-from tinyembed.nn.table import load_table
-from tinyembed.positional import EmbeddingLayer
+from tinyembed.nn import Embedding
 from tinyembed.tables.quantized import QuantizedEmbedding
 
 torch = pytest.importorskip("torch")
@@ -174,7 +171,7 @@ def test_bag_mean_equals_torch_sum_divided_by_bag_size(bits):
                         bag_magnitudes(table, ids, bounds) / sizes[:, 0])
 
 
-# -- the table protocol ---------------------------------------------------------------
+# -- decoding, bags and sizes --------------------------------------------------------
 @pytest.fixture(params=[(8, 10), (4, 10), (4, 7)], ids=["int8", "int4", "int4-odd"])
 def table(request):
     bits, dim = request.param
@@ -200,38 +197,6 @@ def test_to_dense_equals_brute_force_decoding_of_the_bytes(table):
     np.testing.assert_array_equal(table.to_dense(), brute_force_dequantize(table))
 
 
-@pytest.mark.parametrize("shape", [(), (0,), (5,), (3, 4), (2, 0, 3), (2, 3, 2)])
-def test_lookup_equals_to_dense_at_ids(table, shape):
-    ids = np.random.default_rng(len(shape)).integers(0, table.num_embeddings, shape)
-    rows = table.lookup(ids)
-    assert rows.shape == shape + (table.embedding_dim,) and rows.dtype == np.float32
-    np.testing.assert_array_equal(rows, table.to_dense()[ids])
-
-
-def test_lookup_of_an_id_out_of_range_names_it(table):
-    with pytest.raises(IndexError, match=r"id 23 at position \(1,\)"):
-        table.lookup([0, 23])
-
-
-@pytest.mark.parametrize("mode", ["sum", "mean"])
-def test_bag_equals_pooled_lookups_with_empty_bags_and_weights(table, mode):
-    rng = np.random.default_rng(5)
-    ids = rng.integers(0, table.num_embeddings, 20)
-    offsets = np.array([0, 0, 4, 4, 11, 20])  # empty bags first, in the middle and last
-    bounds = np.append(offsets, len(ids))
-    dense = table.to_dense()
-    weights = rng.standard_normal(len(ids)).astype(np.float32) if mode == "sum" else None
-    expected = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        rows = dense[ids[a:b]] * (1 if weights is None else weights[a:b, None])
-        expected.append(np.zeros(table.embedding_dim) if a == b else rows.sum(0) / (1 if mode == "sum" else b - a))
-    got = table.bag(ids, offsets, mode=mode, per_sample_weights=weights)
-    np.testing.assert_allclose(got, np.array(expected), rtol=1e-6, atol=1e-6)
-    fixed = ids[:18].reshape(6, 3)  # 2-D ids: fixed-size bags
-    np.testing.assert_allclose(table.bag(fixed, mode=mode), dense[fixed].sum(1) / (1 if mode == "sum" else 3),
-                               rtol=1e-6, atol=1e-6)
-
-
 def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table(table, monkeypatch):
     decoded = []
     real = bag_kernels.dequantize_rows
@@ -243,11 +208,10 @@ def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table(table, 
     assert decoded == [2]
 
 
-def test_nbytes_and_compression_ratio_are_exact(table):
+def test_nbytes_is_the_fused_row_bytes_and_num_parameters_codes_scales_and_biases(table):
     num, dim = table.num_embeddings, table.embedding_dim
     expected = num * (dim + 8) if table.bits == 8 else num * ((dim + 1) // 2 + 4)
     assert table.nbytes == expected == table.fused.nbytes
-    assert table.compression_ratio == num * dim * 4 / expected
     assert table.num_parameters() == num * (dim + 2)  # codes, and a scale and a bias per row
 
 
@@ -258,68 +222,21 @@ def test_nbytes_of_the_minilm_sized_table_formulas():
 
 
 # -- save / load ----------------------------------------------------------------------
-def test_save_load_round_trips_exactly(table, tmp_path):
-    path = tmp_path / "q.safetensors"
-    table.save(path)
-    for loaded in (QuantizedEmbedding.load(path), load_table(path)):
-        assert isinstance(loaded, QuantizedEmbedding) and loaded.config() == table.config()
-        np.testing.assert_array_equal(loaded.fused, table.fused)
-        np.testing.assert_array_equal(loaded.to_dense(), table.to_dense())
-
-
 def test_a_table_prepacked_by_torch_loads_as_fused_rows():
     weight = np.random.default_rng(0).standard_normal((9, 6)).astype(np.float32)
     table = QuantizedEmbedding(torch_prepack(weight, 4), embedding_dim=6, bits=4)
     np.testing.assert_array_equal(table.to_dense(), QuantizedEmbedding.from_float(weight, 4).to_dense())
 
 
-def _rewrite(good, path, arrays):
-    """A file holding ``arrays`` with the good file's metadata (table type and config)."""
-    _, metadata = st.read_header(good)
-    st.save(arrays, path, metadata=metadata)
-
-
-def test_load_refuses_other_table_types_missing_wrong_and_truncated_tensors(table, tmp_path):
-    good = tmp_path / "good.safetensors"
+def test_load_refuses_a_config_with_bits_other_than_4_or_8(table, tmp_path):
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bits.safetensors"
     table.save(good)
-    other = tmp_path / "dense.safetensors"
-    Embedding(4, 3, seed=0).save(other)
-    with pytest.raises(ValueError, match="holds a Embedding, not a QuantizedEmbedding"):
-        QuantizedEmbedding.load(other)
-
-    cases = {
-        "missing": ({"codes": table.fused}, "needs a tensor 'fused'"),
-        "shape": ({"fused": table.fused[:, :-1]}, r"tensor 'fused' is uint8\[23, "),
-        "rows": ({"fused": table.fused[:-1]}, r"tensor 'fused' is uint8\[22, "),
-        "dtype": ({"fused": table.fused.astype(np.int16)}, "tensor 'fused' is int16"),
-        "extra": ({"fused": table.fused, "more": np.zeros(1, np.uint8)}, "the file has"),
-    }
-    for name, (arrays, message) in cases.items():
-        path = tmp_path / f"{name}.safetensors"
-        _rewrite(good, path, arrays)
-        with pytest.raises(ValueError, match=message):
-            QuantizedEmbedding.load(path)
-
-    _, metadata = st.read_header(good)
-    config = json.loads(metadata["tinyembed.config"])
-    st.save({"fused": table.fused}, tmp_path / "bits.safetensors",
-            metadata={**metadata, "tinyembed.config": json.dumps({**config, "bits": 2})})
+    rewrite(good, bad, {"fused": table.fused}, bits=2)
     with pytest.raises(ValueError, match="bits must be 4 or 8, got 2"):
-        QuantizedEmbedding.load(tmp_path / "bits.safetensors")
-
-    data = good.read_bytes()
-    (tmp_path / "cut.safetensors").write_bytes(data[:-3])
-    with pytest.raises(ValueError, match="truncated"):
-        QuantizedEmbedding.load(tmp_path / "cut.safetensors")
+        QuantizedEmbedding.load(bad)
 
 
-# -- composition and validation -------------------------------------------------------------
-def test_embedding_layer_accepts_the_table(table):
-    layer = EmbeddingLayer(table.num_embeddings, table.embedding_dim, positional="none", token_table=table)
-    ids = np.array([[1, 2, 3], [22, 0, 5]])
-    np.testing.assert_array_equal(layer(ids).data, table.lookup(ids))
-
-
+# -- building and validation --------------------------------------------------------------
 def test_from_float_takes_any_table_through_to_dense():
     dense = Embedding(12, 6, seed=3)
     np.testing.assert_array_equal(QuantizedEmbedding.from_float(dense, 4).fused,
@@ -363,8 +280,7 @@ def test_constructor_refuses_fused_rows_of_the_wrong_shape_or_dtype():
         QuantizedEmbedding(fused, 0, bits=8)
 
 
-def test_table_is_registered_and_shows_its_config():
-    assert TABLE_TYPES["QuantizedEmbedding"] is QuantizedEmbedding
+def test_repr_shows_the_bits():
     assert repr(QuantizedEmbedding.from_float(np.ones((3, 5)), 4)) == "QuantizedEmbedding(3, 5, bits=4)"
 
 
