@@ -79,7 +79,7 @@ class LayerNorm(Module):
         super().__init__()
         # np.isscalar is the test (ints pass it too); the isinstance lets mypy see the else branch has a sequence.
         if isinstance(normalized_shape, int) or np.isscalar(normalized_shape):
-            shape: tuple = (normalized_shape,)
+            shape: tuple[object, ...] = (normalized_shape,)  # entries checked below
         else:
             shape = tuple(normalized_shape)
         if not shape:
