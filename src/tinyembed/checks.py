@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -49,6 +49,13 @@ def _or_none(none_ok: bool) -> str:
     return " or None" if none_ok else ""
 
 
+# Only none_ok=True can give None, so callers that never pass it get a plain int (or float) back.
+@overload
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
+              none_ok: Literal[False] = False) -> int: ...
+@overload
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
+              none_ok: bool) -> int | None: ...
 def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
               none_ok: bool = False) -> int | None:
     """``value`` as an int in [low, high] (either bound may be None), or None if ``none_ok``."""
@@ -75,6 +82,14 @@ def check_nonnegative_int(value: Any, name: str) -> int:
     return check_int(value, name, low=0)
 
 
+@overload
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, finite: bool = True,
+                 none_ok: Literal[False] = False) -> float: ...
+@overload
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, finite: bool = True,
+                 none_ok: bool) -> float | None: ...
 def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
                  low_open: bool = False, high_open: bool = False, finite: bool = True,
                  none_ok: bool = False) -> float | None:

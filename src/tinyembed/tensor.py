@@ -154,7 +154,7 @@ class Tensor:
                 raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
 
         order = self._topological_order()
-        grads: dict[int, object] = {id(self): grad}
+        grads: dict[int, np.ndarray | RowSparseGrad] = {id(self): grad}
         with no_grad():
             for node in order:
                 g = grads.pop(id(node), None)
@@ -162,8 +162,10 @@ class Tensor:
                     continue
                 if node._backward is None:  # a leaf that asked for gradients
                     # Copy the first gradient: backward closures may hand one array to several parents.
-                    first = node.grad is None and isinstance(g, np.ndarray)
-                    node.grad = g.copy() if first else accumulate_grad(node.grad, g)
+                    if node.grad is None and isinstance(g, np.ndarray):
+                        node.grad = g.copy()
+                    else:
+                        node.grad = accumulate_grad(node.grad, g)
                     continue
                 for parent, pg in zip(node._parents, node._backward(g), strict=True):
                     if pg is None or not parent.requires_grad:
@@ -323,10 +325,10 @@ class Tensor:
         return self._lift(other) @ self
 
     # Comparisons give plain boolean tensors: they are not differentiable.
-    def __eq__(self, other):  # type: ignore[override]
+    def __eq__(self, other):
         return Tensor(self.data == _as_array(other))
 
-    def __ne__(self, other):  # type: ignore[override]
+    def __ne__(self, other):
         return Tensor(self.data != _as_array(other))
 
     def __lt__(self, other):

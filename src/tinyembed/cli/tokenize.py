@@ -74,13 +74,14 @@ def _tokenizer(spec: str, parser: argparse.ArgumentParser):
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..text.corpus import corpus_text  # noqa: PLC0415
-    from ..text.tokenizers import BPETokenizer, CharTokenizer, tokenization_stats  # noqa: PLC0415
+    from ..text.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, tokenization_stats  # noqa: PLC0415
 
     try:
         lines = corpus_text(args.corpus).splitlines()
     except (OSError, ValueError) as e:
         parser.error(f"--corpus {args.corpus!r}: {e}")
     start = time.perf_counter()
+    tokenizer: Tokenizer
     try:
         if args.type == "bpe":
             tokenizer = BPETokenizer.train(lines, vocab_size=args.vocab_size or 4000,

@@ -219,6 +219,13 @@ class _Opened:
     metadata: dict[str, str]
     buffer: np.ndarray | None  # uint8, the bytes after the header; None if not read
 
+    @property
+    def data(self) -> np.ndarray:
+        """The buffer of a source opened with ``read_buffer=True``."""
+        if self.buffer is None:
+            raise RuntimeError("the buffer was not read (open with read_buffer=True)")  # this module's bug
+        return self.buffer
+
 
 def _describe(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
@@ -367,7 +374,7 @@ def load(source: Source, names: Iterable[str] | None = None, *,
     absent = [name for name in wanted if name not in opened.infos]
     if absent:
         raise _missing(absent, opened.infos, _describe(source))
-    return {name: _tensor(opened.buffer, name, opened.infos[name], copy) for name in wanted}
+    return {name: _tensor(opened.data, name, opened.infos[name], copy) for name in wanted}
 
 
 def load_tensor(source: Source, name: str, expected_shape: Iterable[int | None] | None = None,
@@ -411,7 +418,7 @@ def load_tensor(source: Source, name: str, expected_shape: Iterable[int | None] 
                 e is not None and e != actual for e, actual in zip(expected, info.shape, strict=True)):
             raise ValueError(f"{where}: tensor {name!r} has shape {info.shape}, "
                              f"expected {expected}")
-    return _tensor(opened.buffer, name, info, copy)
+    return _tensor(opened.data, name, info, copy)
 
 
 # ---------------------------------------------------------------------------
@@ -521,4 +528,4 @@ def save(tensors: Mapping[str, Any], path: str | os.PathLike[str],
     with atomic_open(path) as f:
         f.write(header)
         for p in planned:
-            f.write(_tensor_bytes(p))
+            f.write(_tensor_bytes(p).data)  # the array's memoryview: NumPy's stubs give ndarray no buffer before 3.12

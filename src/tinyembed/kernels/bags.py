@@ -192,6 +192,8 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
     dim = grad_out.shape[1]
     ids_used, bounds, psw, kept = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
     if mode == "max":
+        if argmax is None:
+            raise ValueError("bag_pool_backward: mode 'max' needs the argmax that bag_pool returned")
         full = argmax >= 0  # (B, D); empty bags have no arg-max
         rows = argmax[full]
         cols = np.broadcast_to(np.arange(dim), argmax.shape)[full]

@@ -45,14 +45,15 @@ class _Kernels(NamedTuple):
     gather: Callable
 
 
-_kernels: _Kernels | None = None  # compiled lazily on first use: importing tinyembed must stay fast
+# Compiled lazily on first use: importing tinyembed must stay fast. None: not tried yet; (): no numba.
+_kernels: _Kernels | tuple[()] | None = None
 _compile_lock = threading.Lock()
 # numba's fallback thread pool (workqueue) aborts the process when two Python threads
 # launch parallel kernels at once (the bag pool's workers can); launches take turns.
 _launch_lock = threading.Lock()
 
 
-def _compile():
+def _compile() -> _Kernels:
     from numba import njit, prange  # noqa: PLC0415 - optional dependency
 
     # cache=True keeps the machine code between runs; nogil lets other Python threads run meanwhile.
@@ -157,6 +158,13 @@ def available() -> bool:
     return bool(_kernels)
 
 
+def _compiled() -> _Kernels:
+    """The compiled kernels, for the functions below: their callers checked :func:`available`."""
+    if not _kernels:
+        raise RuntimeError("the compiled kernels are not available: check jit.available() first")
+    return _kernels
+
+
 def _launch(kernel: Callable, *args) -> None:
     """Run a compiled kernel with the wanted thread count, one launch at a time."""
     with _launch_lock:
@@ -189,7 +197,7 @@ def bag_sum(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str,
     """
     psw = _empty_weights(weight.dtype) if per_sample_weights is None else per_sample_weights
     out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
-    _launch(_kernels.bag_sum, weight, ids, bounds, psw, mode == "mean", out)
+    _launch(_compiled().bag_sum, weight, ids, bounds, psw, mode == "mean", out)
     return out
 
 
@@ -205,7 +213,7 @@ def bag_sum_int8(fused: np.ndarray, dim: int, ids: np.ndarray, bounds: np.ndarra
     """
     psw = _empty_weights(np.float32) if per_sample_weights is None else per_sample_weights
     out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
-    _launch(_kernels.bag_sum_int8, fused, fused.view(np.float32), ids, bounds, psw, mode == "mean", out)
+    _launch(_compiled().bag_sum_int8, fused, fused.view(np.float32), ids, bounds, psw, mode == "mean", out)
     return out
 
 
@@ -218,7 +226,8 @@ def scatter_add_rows(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.
     out = np.zeros((num_rows, values.shape[1]), dtype=values.dtype)
     # 64 bytes of columns per block at least: threads never share a cache line of a row.
     block = max(64 // values.itemsize, -(-values.shape[1] // _threads()))
-    kernel = _kernels.scatter_add if block >= values.shape[1] else _kernels.scatter_add_parallel
+    kernels = _compiled()
+    kernel = kernels.scatter_add if block >= values.shape[1] else kernels.scatter_add_parallel
     _launch(kernel, rows, values, out, block)
     return out
 
@@ -232,13 +241,13 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
         weight: (V, D) C-contiguous float32/float64; ids: (n,) validated int64;
         addend: (S, D) of weight's dtype, C-contiguous; out: (n, D) C-contiguous.
     """
-    _launch(_kernels.gather_add, weight, ids, addend, weight.dtype.type(scale), scale != 1.0, out)
+    _launch(_compiled().gather_add, weight, ids, addend, weight.dtype.type(scale), scale != 1.0, out)
     return out
 
 
 def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[t] = weight[ids[t]]``: (V, D) C-contiguous float table, (n,) validated ids, (n, D) out."""
-    _launch(_kernels.gather, weight, ids, out)
+    _launch(_compiled().gather, weight, ids, out)
     return out
 
 
@@ -256,7 +265,8 @@ def _use_threads() -> None:
     if _wanted_threads is None:
         return
     import numba  # noqa: PLC0415
-    n = min(_wanted_threads, numba.config.NUMBA_NUM_THREADS)
+    # numba.config sets its NUMBA_* settings from the environment at run time, where mypy cannot see them.
+    n = min(_wanted_threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
 

@@ -355,7 +355,12 @@ def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor 
         tensor([[-1.,  1.]])
     """
     _check_float_tensor(x, "x")
-    shape = (int(normalized_shape),) if np.isscalar(normalized_shape) else tuple(int(n) for n in normalized_shape)
+    # np.isscalar is the test (ints pass it too); the isinstance lets mypy see the else branch has a sequence.
+    if isinstance(normalized_shape, int) or np.isscalar(normalized_shape):
+        # np.isscalar's stub narrows to generic | complex | str | bytes; int() itself refuses the non-real ones.
+        shape: tuple[int, ...] = (int(normalized_shape),)  # type: ignore[arg-type]
+    else:
+        shape = tuple(int(n) for n in normalized_shape)
     k = len(shape)
     if k == 0 or x.ndim < k or x.shape[x.ndim - k:] != shape:
         raise ValueError(f"normalized_shape {shape} does not match the trailing dimensions of x {x.shape}")

@@ -42,7 +42,8 @@ def xavier_uniform(gain: float = 1.0) -> Initializer:
     return init
 
 
-_NAMED = {"normal": normal, "uniform": uniform, "xavier_uniform": xavier_uniform}
+# Factories called with no arguments: each hyper-parameter has a default.
+_NAMED: dict[str, Callable[[], Initializer]] = {"normal": normal, "uniform": uniform, "xavier_uniform": xavier_uniform}
 
 
 def get(init: str | Initializer) -> Initializer:

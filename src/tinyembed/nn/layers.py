@@ -77,7 +77,11 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, dtype=np.float32):
         super().__init__()
-        shape = (normalized_shape,) if np.isscalar(normalized_shape) else tuple(normalized_shape)
+        # np.isscalar is the test (ints pass it too); the isinstance lets mypy see the else branch has a sequence.
+        if isinstance(normalized_shape, int) or np.isscalar(normalized_shape):
+            shape: tuple[object, ...] = (normalized_shape,)  # entries checked below
+        else:
+            shape = tuple(normalized_shape)
         if not shape:
             raise ValueError("normalized_shape must name at least one dimension, got ()")
         self.normalized_shape = tuple(check_positive_int(n, "normalized_shape entry") for n in shape)
@@ -87,8 +91,8 @@ class LayerNorm(Module):
         self.elementwise_affine = bool(elementwise_affine)
         dtype = check_float_dtype(dtype)
         if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype)
-            self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype)
+            self.weight: Parameter | None = Parameter(np.ones(self.normalized_shape), dtype=dtype)
+            self.bias: Parameter | None = Parameter(np.zeros(self.normalized_shape), dtype=dtype)
         else:
             self.weight = None
             self.bias = None

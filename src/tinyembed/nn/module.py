@@ -31,6 +31,12 @@ class Parameter(Tensor):
 class Module:
     """Base class of every layer. Subclasses set attributes in ``__init__`` and define ``forward``."""
 
+    # Set in __init__ through object.__setattr__ (bypassing the registries), so declared here for the type checker.
+    training: bool
+    _parameters: OrderedDict[str, Parameter]
+    _buffers: OrderedDict[str, np.ndarray | None]
+    _modules: OrderedDict[str, Module]
+
     def __init__(self):
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -145,13 +151,13 @@ class Module:
             KeyError: strict and names are missing or unexpected.
             ValueError: an entry's shape or dtype differs from the module's.
         """
-        targets: dict[str, tuple[Module, str, bool]] = {}
+        targets: dict[str, np.ndarray] = {}  # name -> the live array a loaded value is copied into
         for mod_name, module in self.named_modules():
-            for name in module._parameters:
-                targets[f"{mod_name}.{name}" if mod_name else name] = (module, name, True)
+            for name, p in module._parameters.items():
+                targets[f"{mod_name}.{name}" if mod_name else name] = p.data
             for name, b in module._buffers.items():
                 if b is not None:
-                    targets[f"{mod_name}.{name}" if mod_name else name] = (module, name, False)
+                    targets[f"{mod_name}.{name}" if mod_name else name] = b
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
         if strict and (missing or unexpected):
@@ -160,8 +166,7 @@ class Module:
         for key, value in state_dict.items():
             if key not in targets:
                 continue
-            module, name, is_param = targets[key]
-            current = module._parameters[name].data if is_param else module._buffers[name]
+            current = targets[key]
             value = np.asarray(value.data if isinstance(value, Tensor) else value)
             if value.shape != current.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {value.shape}, expected {current.shape}")

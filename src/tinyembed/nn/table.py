@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,13 +29,16 @@ __all__ = ["EmbeddingTable", "TABLE_TYPES", "as_float_table", "load_table", "pre
            "take_array"]
 
 # class name -> class; `load_table` reads the name from a file's metadata.
-TABLE_TYPES: dict[str, type] = {}
+TABLE_TYPES: dict[str, type[EmbeddingTable]] = {}
 
 _METADATA_TYPE = "tinyembed.table"
 _METADATA_CONFIG = "tinyembed.config"
 
 
-def register_table(cls: type) -> type:
+_Table = TypeVar("_Table", bound="EmbeddingTable")
+
+
+def register_table(cls: type[_Table]) -> type[_Table]:
     """Class decorator: make a table type loadable by :func:`load_table`."""
     TABLE_TYPES[cls.__name__] = cls
     return cls
@@ -111,7 +114,7 @@ class EmbeddingTable:
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim}
 
     @classmethod
-    def _from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]):
+    def _from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> EmbeddingTable:
         raise NotImplementedError
 
     # -- what every table gets -----------------------------------------------------------

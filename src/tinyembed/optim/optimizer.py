@@ -346,10 +346,14 @@ class Optimizer:
             if want is int:
                 if isinstance(value, np.ndarray) and value.ndim == 0:
                     value = value.item()
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-                        or value != int(value) or value < 0:
-                    raise ValueError(f"{where}: {name} must be a non-negative integer, got {value!r}")
-                out[name] = int(value)
+                bad = f"{where}: {name} must be a non-negative integer, got {value!r}"
+                if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                    raise ValueError(bad)
+                # typeshed's numbers.Real declares no __int__; the Reals a state holds (int, float, NumPy's) have one.
+                whole = int(value)  # type: ignore[call-overload]
+                if value != whole or value < 0:
+                    raise ValueError(bad)
+                out[name] = whole
                 continue
             shape, dtype = want
             array = np.asarray(value)

@@ -265,6 +265,11 @@ def _format_share(share: float | None) -> str:
 
 Column = tuple[str, Callable[[MemoryReport], str]]
 
+
+def _storage_bytes_cell(storage: str) -> Callable[[MemoryReport], str]:
+    """The cell of one storage type's column (a function per column: a lambda in the loop would see the last)."""
+    return lambda r: format_bytes(r.token_table_bytes[storage])
+
 # Table sections: (title, columns). Each column is (header, cell formatter);
 # adding a column or a section is adding one entry.
 _TABLE_SECTIONS: list[tuple[str, list[Column]]] = [
@@ -287,8 +292,7 @@ _TABLE_SECTIONS: list[tuple[str, list[Column]]] = [
     (
         "One V x D token table: storage",
         [("model", lambda r: r.name)]
-        + [(storage, lambda r, storage=storage: format_bytes(r.token_table_bytes[storage]))
-           for storage in STORAGE_TYPES],
+        + [(storage, _storage_bytes_cell(storage)) for storage in STORAGE_TYPES],
     ),
     (
         "One V x D token table: optimizer memory and bytes touched per step",

@@ -59,7 +59,7 @@ class EmbeddingLayer(Module):
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, max_len: int = 512,
-                 positional: str | Module = "sinusoidal", scale: bool | float = False,
+                 positional: str | Module | None = "sinusoidal", scale: bool | float = False,
                  dropout: float = 0.0, padding_idx: int | None = None, token_table=None,
                  seed: int | None = None):
         super().__init__()
@@ -70,22 +70,27 @@ class EmbeddingLayer(Module):
             token_table = Embedding(vocab_size, embedding_dim, padding_idx=padding_idx, seed=seed)
         _check_table(token_table, self.vocab_size, self.embedding_dim)
         self.tokens = token_table
+        positions: Module | None
         if isinstance(positional, str):
             if positional not in POSITIONAL:
                 raise ValueError(f"positional must be one of {sorted(POSITIONAL)} or a module, got {positional!r}")
-            positional = POSITIONAL[positional](self.max_len, self.embedding_dim, seed)
+            positions = POSITIONAL[positional](self.max_len, self.embedding_dim, seed)
         elif positional is not None and not isinstance(positional, Module):
             raise TypeError(f"positional must be a name or a Module, got {type(positional).__name__}")
-        self.positions = positional
+        else:
+            positions = positional
+        self.positions = positions
+        # Below, float is listed beside numbers.Real for mypy, which does not count a float as a Real (and so
+        # took all after the dropout check for unreachable, unchecked); at run time a float is one already.
         if scale is True:
             self.scale = math.sqrt(embedding_dim)
         elif scale is False:
             self.scale = 1.0
-        elif isinstance(scale, numbers.Real) and math.isfinite(scale):
+        elif isinstance(scale, (float, numbers.Real)) and math.isfinite(scale):
             self.scale = float(scale)
         else:
             raise ValueError(f"scale must be a bool or a finite number, got {scale!r}")
-        if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+        if not isinstance(dropout, (float, numbers.Real)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
         # The table's own padding row wins; a bare padding_idx is resolved like Embedding's.

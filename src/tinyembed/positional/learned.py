@@ -31,7 +31,8 @@ class LearnedPositionalEmbedding(Module):
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         if _weight is None:
             init = init_.normal(std=0.02) if init is None else init
-            _weight = init_.get(init)((self.max_len, self.embedding_dim), np.random.default_rng(seed), np.float32)
+            rng = np.random.default_rng(seed)
+            _weight = init_.get(init)((self.max_len, self.embedding_dim), rng, np.dtype(np.float32))
         self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     @classmethod

@@ -74,7 +74,7 @@ from ..io.progress import progress
 from ..kernels.rows import storage_row_bytes
 from ..nn.embedding import Embedding, EmbeddingBag
 from ..plan.zipf import zipf_ids
-from ..positional import EmbeddingLayer
+from ..positional import EmbeddingLayer, PositionalEncoding
 from ..sparse import RowSparseGrad
 from ..tables.quantized import QuantizedEmbedding
 from ..tensor import Tensor
@@ -191,13 +191,18 @@ class Table:
         return QuantizedEmbedding.from_float(self.weight, bits=8)
 
     @cached_property
+    def sinusoidal(self) -> PositionalEncoding:
+        """The layer's positions, what positional="sinusoidal" builds; kept here typed, for ``pe``."""
+        return PositionalEncoding(self.dim, max_len=self.seq)
+
+    @cached_property
     def layer(self) -> EmbeddingLayer:
-        return EmbeddingLayer(self.vocab, self.dim, max_len=self.seq, positional="sinusoidal", token_table=self.emb)
+        return EmbeddingLayer(self.vocab, self.dim, max_len=self.seq, positional=self.sinusoidal, token_table=self.emb)
 
     @cached_property
     def pe(self) -> np.ndarray:
         """(seq, D) float32 positions, as the layer adds them."""
-        return self.layer.positions.encoding(np.arange(self.seq))
+        return self.sinusoidal.encoding(np.arange(self.seq))
 
     # torch: tensors sharing our arrays (torch.from_numpy copies nothing)
     @cached_property

@@ -148,13 +148,12 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
     bits = int(keys.max()).bit_length()
     if bits > 48:
         return np.argsort(keys, kind="stable")
-    order = None
-    for shift in range(0, max(bits, 1), 16):
-        # the low 16 bits; 8 where no more are left (a byte sorts in one radix pass, not two)
-        digits = ((keys if order is None else keys[order]) >> shift).astype(
-            np.uint8 if bits - shift <= 8 else np.uint16)
-        step = np.argsort(digits, kind="stable")
-        order = step if order is None else order[step]
+    # Each pass sorts by the next 16 bits; 8 where no more are left (a byte sorts in one radix pass,
+    # not two). The first pass, on the lowest bits, needs no gather.
+    order = np.argsort(keys.astype(np.uint8 if bits <= 8 else np.uint16), kind="stable")
+    for shift in range(16, bits, 16):
+        digits = (keys[order] >> shift).astype(np.uint8 if bits - shift <= 8 else np.uint16)
+        order = order[np.argsort(digits, kind="stable")]
     return order
 
 
@@ -274,7 +273,7 @@ def _lru_hits(lines: np.ndarray, n_sets: int, ways: int) -> np.ndarray:
         # Only the accesses of a query's own set count, so positions within the set will
         # do: fewer bits, fewer wavelet levels (7 instead of 20 for an L3 of 32768 sets).
         own = np.zeros(repeats.size, repeats.dtype)   # (r,) kept position where the set begins
-        if n_sets > 1:
+        if sets is not None:  # more than one set
             sets = sets[kept]
             per_set = np.bincount(sets, minlength=n_sets)
             own = (np.cumsum(per_set) - per_set)[sets[repeats]]
@@ -507,7 +506,7 @@ def perf_cache_misses(python_code: str, events: Sequence[str] = PERF_EVENTS, tim
     events = list(events)
     if not events or not all(isinstance(e, str) and e and "," not in e for e in events):
         raise ValueError(f"events must be non-empty perf event names without commas, got {events!r}")
-    none = {e: None for e in events}
+    none: dict[str, int | None] = {e: None for e in events}
     exe = shutil.which(perf)
     if exe is None:
         return PerfCounts(False, f"{perf!r} is not on PATH (install perf, e.g. linux-tools)", none)

@@ -85,8 +85,10 @@ def _read(directory: Path, name: str) -> str | None:
 
 def _read_int(directory: Path, name: str) -> int | None:
     text = _read(directory, name)
-    if text is None:
-        return None
+    return None if text is None else _to_int(directory, name, text)
+
+
+def _to_int(directory: Path, name: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -95,18 +97,19 @@ def _read_int(directory: Path, name: str) -> int | None:
 
 def _read_cache(directory: Path) -> CacheLevel | None:
     """One index* directory; None for an instruction cache."""
-    required = {name: _read(directory, name) for name in ("level", "type", "size", "coherency_line_size")}
-    missing = [name for name, text in required.items() if text is None]
+    found = {name: _read(directory, name) for name in ("level", "type", "size", "coherency_line_size")}
+    missing = [name for name, text in found.items() if text is None]
     if missing:
         raise ValueError(f"{directory}: missing {', '.join(missing)}")
+    required = {name: text for name, text in found.items() if text is not None}  # every one, now
     kind = required["type"]
     if kind == "Instruction":
         return None
     if kind not in ("Data", "Unified"):
         raise ValueError(f"{directory / 'type'}: unknown cache type {kind!r}")
-    level = _read_int(directory, "level")
+    level = _to_int(directory, "level", required["level"])
     size = parse_cache_size(required["size"], str(directory / "size"))
-    line = _read_int(directory, "coherency_line_size")
+    line = _to_int(directory, "coherency_line_size", required["coherency_line_size"])
     ways = _read_int(directory, "ways_of_associativity")
     sets = _read_int(directory, "number_of_sets")
     # Some kernels leave one of the two out; the other follows from size = sets * ways * line.

@@ -420,10 +420,10 @@ class EmbeddingProfiler:
             return rows[inverse.reshape(ids.shape)]
 
         # Every pattern and both strategies take turns in one loop: their times compare directly.
-        fns = {}
+        fns: dict[str, Callable[[], Any]] = {}
         for label, batches_ in drawn.items():
-            fns[label] = lambda ids=batches_[0]: lookup(ids)
-            fns[label + " dedup"] = lambda ids=batches_[0]: dedup(ids)
+            fns[label] = functools.partial(lookup, batches_[0])
+            fns[label + " dedup"] = functools.partial(dedup, batches_[0])
         timings = timing.interleaved(fns, self.repeats, self.warmup)
         results = []
         per_token = bytes_moved("forward", n=1, dim=dim, row_bytes=row_bytes, out_itemsize=out_itemsize)

@@ -160,6 +160,7 @@ def machine_info(threads: int, torch=None) -> dict:
                     mem_total = int(line.split()[1]) * 1024
     except OSError:
         pass
+    usable: int | None  # os.cpu_count() may not know
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

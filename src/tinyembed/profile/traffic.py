@@ -23,6 +23,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import overload
+
 from ..checks import check_choice
 
 __all__ = ["ID_BYTES", "OPS", "bytes_moved"]
@@ -32,8 +34,16 @@ ID_BYTES = 8  # ids are int64 on the way in
 OPS = ("forward", "forward_out", "dense_backward", "sparse_backward", "bag_sum", "bag_mean", "layer_forward")
 
 
+# row_bytes may be a table's stored bytes averaged over its ids (a hashed table's, say): then the
+# count is a float too.
+@overload
 def bytes_moved(op: str, *, n: int, dim: int, row_bytes: int, out_itemsize: int = 4, vocab: int = 0,
-                bags: int = 0, distinct: int = 0, positions: int = 0) -> int:
+                bags: int = 0, distinct: int = 0, positions: int = 0) -> int: ...
+@overload
+def bytes_moved(op: str, *, n: int, dim: int, row_bytes: float, out_itemsize: int = 4, vocab: int = 0,
+                bags: int = 0, distinct: int = 0, positions: int = 0) -> float: ...
+def bytes_moved(op: str, *, n: int, dim: int, row_bytes: float, out_itemsize: int = 4, vocab: int = 0,
+                bags: int = 0, distinct: int = 0, positions: int = 0) -> float:
     """Least bytes one pass of ``op`` reads and writes; the formulas are in the module docstring."""
     check_choice(op, OPS, "op")
     ids = ID_BYTES * n

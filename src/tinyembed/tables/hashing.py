@@ -155,6 +155,10 @@ class HashedEmbedding(Module, EmbeddingTable):
         (1, 2)
     """
 
+    # Buffers (register_buffer), so declared for the type checker; sign_params only when signed.
+    hash_params: np.ndarray
+    sign_params: np.ndarray
+
     def __init__(self, num_embeddings: int, embedding_dim: int, num_buckets: int, num_hashes: int = 2,
                  seed: int | None = 0, combiner: str = "sum", signed: bool = False, sparse: bool = False,
                  dtype=np.float32, init="normal", *, _weight=None, _hash_params=None, _sign_params=None):
@@ -301,6 +305,10 @@ class QREmbedding(Module, EmbeddingTable):
         >>> table([[1, 2], [3, 999]]).shape
         (2, 2, 8)
     """
+
+    # Set by setattr in the loop that checks both given weights.
+    quotient_weight: Parameter
+    remainder_weight: Parameter
 
     def __init__(self, num_embeddings: int, embedding_dim: int, num_collisions: int, combiner: str = "mult",
                  seed: int | None = None, sparse: bool = False, dtype=np.float32, init=None, *,

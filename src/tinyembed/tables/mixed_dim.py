@@ -175,6 +175,8 @@ class MixedDimEmbedding(Module, EmbeddingTable):
         ((1, 3, 16), 680)
     """
 
+    id_rank: np.ndarray  # a buffer (register_buffer), so declared for the type checker
+
     def __init__(self, num_embeddings: int, embedding_dim: int, block_sizes, block_dims, id_rank=None,
                  seed: int | None = None, dtype=np.float32):
         super().__init__()

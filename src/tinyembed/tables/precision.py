@@ -92,6 +92,8 @@ class ReducedPrecisionEmbedding(EmbeddingTable, Module):
         (8, array([[ 3.140625, -2.      ]], dtype=float32))
     """
 
+    weight: np.ndarray  # a buffer (register_buffer), so declared for the type checker
+
     def __init__(self, table, dtype: str = "float16"):
         Module.__init__(self)
         self.dtype = _check_dtype(dtype)

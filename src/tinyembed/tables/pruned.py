@@ -96,6 +96,10 @@ class PrunedEmbedding(EmbeddingTable, Module):
                [6., 7.]], dtype=float32)
     """
 
+    # Buffers (register_buffer), so declared for the type checker.
+    weight: np.ndarray
+    id_map: np.ndarray
+
     def __init__(self, weight, id_map, keep: int, seed: int = 0):
         Module.__init__(self)
         weight = np.asarray(weight)

@@ -44,6 +44,8 @@ class QuantizedEmbedding(EmbeddingTable, Module):
                [ 0.,  1.,  2.,  3.]], dtype=float32)
     """
 
+    fused: np.ndarray  # a buffer (register_buffer), so declared for the type checker
+
     def __init__(self, fused, embedding_dim: int, bits: int = 8):
         Module.__init__(self)
         self.bits = check_bits(bits)

@@ -214,14 +214,13 @@ def iter_articles(xml_bytes: bytes) -> Iterator[Article]:
     """
     if not isinstance(xml_bytes, (bytes, bytearray, memoryview)):
         raise TypeError(f"xml_bytes must be bytes, got {type(xml_bytes).__name__}")
-    stream = io.BytesIO(xml_bytes)
+    stream: io.BufferedIOBase = io.BytesIO(xml_bytes)
     if bytes(xml_bytes[:3]) == b"BZh":
         stream = bz2.BZ2File(stream)
-    root = None
-    for event, element in ET.iterparse(stream, events=("start", "end")):
+    events = ET.iterparse(stream, events=("start", "end"))
+    _, root = next(events)  # the root's start (no document without one: ParseError instead)
+    for event, element in events:
         if event == "start":
-            if root is None:
-                root = element
             continue
         if _local(element.tag) != "page":
             continue

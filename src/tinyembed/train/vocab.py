@@ -152,7 +152,7 @@ class Vocabulary:
             raise ValueError(f"no word of {source} occurs min_count={min_count} times "
                              f"({len(counter)} distinct words, the most frequent {top} times); "
                              f"lower min_count or give a larger corpus")
-        return cls([w for w, _ in kept], [c for _, c in kept], int(min_count), int(total))
+        return cls([w for w, _ in kept], np.array([c for _, c in kept], dtype=np.int64), int(min_count), int(total))
 
     def __len__(self) -> int:
         return len(self.words)

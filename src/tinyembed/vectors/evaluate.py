@@ -80,12 +80,14 @@ DEFAULT_QUERY_WORDS = ("king", "computer", "university", "france", "good", "wate
 # Elements of one (questions x vocabulary) similarity block: 16M float32 = 64 MB.
 _BLOCK_ELEMENTS = 1 << 24
 
+Sample = Sequence[float] | np.ndarray  # a list of numbers or an array: np.asarray takes either
+
 
 # ---------------------------------------------------------------------------
 # Rank correlation
 # ---------------------------------------------------------------------------
 
-def _as_sample(x: Sequence[float], name: str) -> np.ndarray:
+def _as_sample(x: Sample, name: str) -> np.ndarray:
     array = np.asarray(x, dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
@@ -95,7 +97,7 @@ def _as_sample(x: Sequence[float], name: str) -> np.ndarray:
     return array
 
 
-def rank_average(x: Sequence[float]) -> np.ndarray:
+def rank_average(x: Sample) -> np.ndarray:
     """Ranks 1..n of ``x``, tied values sharing the average of their ranks.
 
     Shape: (n,) in, (n,) float64 out. ``rank_average([10, 20, 20, 5])`` is
@@ -114,7 +116,7 @@ def rank_average(x: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson(x: Sample, y: Sample) -> float:
     """Pearson correlation of two equally long samples (n >= 2); nan if either is constant."""
     a, b = _as_sample(x, "x"), _as_sample(y, "y")
     if a.shape != b.shape:
@@ -131,7 +133,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.clip((a @ b) / denominator, -1.0, 1.0))
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: Sample, y: Sample) -> float:
     """Spearman's rank correlation: Pearson correlation of the average ranks.
 
     Shape: two (n,) samples, n >= 2. Returns nan if either is constant (as scipy).

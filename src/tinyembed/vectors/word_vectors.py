@@ -251,9 +251,8 @@ class WordVectors:
         return [(self._words[i], float(cosines[i])) for i in best]
 
     def _restrict(self, restrict_vocab: int | None) -> int:
-        if restrict_vocab is None:
-            return len(self)
-        return min(check_int(restrict_vocab, "restrict_vocab", low=1, none_ok=True), len(self))
+        limit = check_int(restrict_vocab, "restrict_vocab", low=1, none_ok=True)
+        return len(self) if limit is None else min(limit, len(self))
 
     # -- word2vec text format -----------------------------------------------
 
@@ -356,9 +355,9 @@ class WordVectors:
         # (Checked after rounding: '3.4028235e+38' exceeds float32's max yet rounds to it.)
         with np.errstate(over="ignore"):
             single = table.astype(np.float32)
-        bad = ~np.isfinite(single)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
+        nonfinite = ~np.isfinite(single)
+        if nonfinite.any():
+            row, col = (int(i) for i in np.argwhere(nonfinite)[0])
             raise ValueError(f"{where}, line {row + 2}: value {float(table[row, col])!r} (word "
                              f"{words[row]!r}, column {col + 1}) is not a finite float32 number")
         return cls(words, single)
@@ -368,7 +367,7 @@ class WordVectors:
     def save(self, path: PathLike) -> None:
         """Write one safetensors file (atomically): ``vectors`` F32 (V, D), ``counts``
         I64 (V,) if known, and the words as a JSON list in the metadata ``"words"``."""
-        tensors = {"vectors": self._vectors}
+        tensors: dict[str, np.ndarray] = {"vectors": self._vectors}
         if self._counts is not None:
             tensors["counts"] = self._counts
         metadata = {"format": SAFETENSORS_FORMAT,

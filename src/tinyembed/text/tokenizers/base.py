@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 import numpy as np
 
@@ -57,12 +57,15 @@ FORMAT_VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
 
 # type name (the file's "type" field) -> class; filled by @register_tokenizer.
-TOKENIZERS: dict[str, type] = {}
+TOKENIZERS: dict[str, type[Tokenizer]] = {}
 
 _ROLES = ("pad", "unk", "bos", "eos")
 
 
-def register_tokenizer(cls: type) -> type:
+_Tok = TypeVar("_Tok", bound="Tokenizer")
+
+
+def register_tokenizer(cls: type[_Tok]) -> type[_Tok]:
     """Class decorator: make a tokenizer type loadable by :func:`load_tokenizer` under
     its ``type_name``."""
     TOKENIZERS[cls.type_name] = cls
@@ -284,7 +287,8 @@ class Tokenizer:
     @property
     def special_ids(self) -> tuple[int, ...]:
         """Ids of every special token, ascending."""
-        return tuple(sorted(self.token_to_id(token) for token in self.specials.tokens()))
+        ids = (self.token_to_id(token) for token in self.specials.tokens())
+        return tuple(sorted(i for i in ids if i is not None))  # never None: the vocabulary holds every special
 
     def to_dict(self) -> dict[str, Any]:
         """Everything the file holds, JSON-serializable (what :meth:`save` writes)."""
@@ -353,7 +357,7 @@ def read_specials(data: Mapping[str, Any], what: str) -> SpecialTokens:
         raise ValueError(f"{what}: bad 'specials': {e}") from None
 
 
-def check_vocab_size(data: Mapping[str, Any], tokenizer: Tokenizer, what: str) -> Tokenizer:
+def check_vocab_size(data: Mapping[str, Any], tokenizer: _Tok, what: str) -> _Tok:
     """Refuse a file whose recorded vocab_size is not what its contents give."""
     recorded = require(data, "vocab_size", int, what)
     if recorded != tokenizer.vocab_size:
@@ -362,7 +366,7 @@ def check_vocab_size(data: Mapping[str, Any], tokenizer: Tokenizer, what: str) -
     return tokenizer
 
 
-def build_checked(data: Mapping[str, Any], what: str, make) -> Tokenizer:
+def build_checked(data: Mapping[str, Any], what: str, make: Callable[[SpecialTokens], _Tok]) -> _Tok:
     """``make(specials)`` with the file's special tokens; its ValueError named as the file's
     (``what``), and the recorded vocab_size checked against the result."""
     try:
@@ -470,7 +474,7 @@ class SpecialsFirstTokenizer(Tokenizer):
         # Runs of ordinary ids decode together (a character's bytes may span tokens);
         # each special token is its own text.
         bounds = np.concatenate([[0], np.flatnonzero(np.diff(special)) + 1, [ids.size]])
-        parts = []
+        parts: list[str] = []
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             if special[start]:
                 if not skip_special_tokens:

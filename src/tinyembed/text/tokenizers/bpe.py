@@ -181,7 +181,8 @@ def learn_merges(word_counts: Mapping[bytes, int], num_merges: int,
 
     heap = [entry(pair, count) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
-    merges, counts = [], []
+    merges: list[tuple[bytes, bytes]] = []
+    counts: list[int] = []
     while heap and len(merges) < num_merges:
         neg_count, left_bytes, right_bytes, pair = heapq.heappop(heap)
         count = pair_counts.get(pair, 0)
@@ -367,7 +368,8 @@ class BPETokenizer(SpecialsFirstTokenizer):
         check_errors(errors)
         return self._decode(as_ids(ids, self.vocab_size), skip_special_tokens, errors=errors)
 
-    def _decode_run(self, ids: np.ndarray, start: int, errors: str = "replace") -> str:
+    def _decode_run(self, ids: np.ndarray, start: int, errors: str = "replace", **options: Any) -> str:
+        # **options as the base declares; decode passes only errors.
         pieces = [self._token_bytes[i] for i in ids.tolist()]
         data = b"".join(pieces)
         if errors != "strict":

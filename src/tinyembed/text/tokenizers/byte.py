@@ -152,7 +152,8 @@ class ByteTokenizer(SpecialsFirstTokenizer):
         check_errors(errors)
         return self._decode(as_ids(ids, self.vocab_size), skip_special_tokens, errors=errors)
 
-    def _decode_run(self, ids: np.ndarray, start: int, errors: str = "replace") -> str:
+    def _decode_run(self, ids: np.ndarray, start: int, errors: str = "replace", **options: Any) -> str:
+        # **options as the base declares; decode passes only errors.
         data = (ids - self._offset).astype(np.uint8).tobytes()
         return bytes_to_text(data, errors, None, start, ids)
 
