@@ -110,6 +110,9 @@ def _read_cache(directory: Path) -> CacheLevel | None:
     level = _to_int(directory, "level", required["level"])
     size = parse_cache_size(required["size"], str(directory / "size"))
     line = _to_int(directory, "coherency_line_size", required["coherency_line_size"])
+    for name, value in (("level", level), ("size", size), ("coherency_line_size", line)):
+        if value <= 0:  # before dividing by the line size below
+            raise ValueError(f"{directory / name}: must be > 0, got {value}")
     ways = _read_int(directory, "ways_of_associativity")
     sets = _read_int(directory, "number_of_sets")
     # Some kernels leave one of the two out; the other follows from size = sets * ways * line.
@@ -119,9 +122,6 @@ def _read_cache(directory: Path) -> CacheLevel | None:
         sets = size // (ways * line)
     if ways is None or sets is None:
         raise ValueError(f"{directory}: needs ways_of_associativity or number_of_sets")
-    for name, value in (("level", level), ("size", size), ("coherency_line_size", line)):
-        if value <= 0:
-            raise ValueError(f"{directory / name}: must be > 0, got {value}")
     return CacheLevel(level=level, type=kind, size_bytes=size, line_bytes=line, ways=ways, sets=sets,
                       shared_cpu_list=_read(directory, "shared_cpu_list") or "")
 
