@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_hyperparameter
 from ..sparse import RowSparseGrad
-from .optimizer import Optimizer, check_at_least
+from .optimizer import Optimizer
 
 __all__ = ["RowWiseAdagrad", "rowwise_adagrad_step"]
 
@@ -106,10 +107,10 @@ class RowWiseAdagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value))
 
     def _check_options(self, group: dict) -> None:
-        check_at_least("RowWiseAdagrad", "lr", group["lr"], what="learning rate")
-        check_at_least("RowWiseAdagrad", "eps", group["eps"])
-        check_at_least("RowWiseAdagrad", "weight_decay", group["weight_decay"])
-        check_at_least("RowWiseAdagrad", "initial_accumulator_value", group["initial_accumulator_value"])
+        check_hyperparameter("RowWiseAdagrad", "lr", group["lr"], what="learning rate")
+        check_hyperparameter("RowWiseAdagrad", "eps", group["eps"])
+        check_hyperparameter("RowWiseAdagrad", "weight_decay", group["weight_decay"])
+        check_hyperparameter("RowWiseAdagrad", "initial_accumulator_value", group["initial_accumulator_value"])
 
     def _check_param(self, param, index: int) -> None:
         if param.ndim != 2:

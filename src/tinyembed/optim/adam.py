@@ -17,8 +17,9 @@ import math
 
 import numpy as np
 
+from ..checks import check_betas, check_hyperparameter
 from ..sparse import RowSparseGrad
-from .optimizer import Optimizer, check_at_least, check_betas, check_positive
+from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW", "SparseAdam", "adam_step", "sparse_adam_step"]
 
@@ -135,10 +136,10 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, group: dict) -> None:
-        check_at_least(self._name, "lr", group["lr"], what="learning rate")
-        check_at_least(self._name, "eps", group["eps"])
+        check_hyperparameter(self._name, "lr", group["lr"], what="learning rate")
+        check_hyperparameter(self._name, "eps", group["eps"])
         check_betas(self._name, group["betas"])
-        check_at_least(self._name, "weight_decay", group["weight_decay"])
+        check_hyperparameter(self._name, "weight_decay", group["weight_decay"])
 
     def _check_grad(self, param, grad, group, where) -> None:
         self.refuse_row_sparse(grad, where)
@@ -223,8 +224,8 @@ class SparseAdam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
 
     def _check_options(self, group: dict) -> None:
-        check_positive("SparseAdam", "lr", group["lr"], what="learning rate")
-        check_positive("SparseAdam", "eps", group["eps"])
+        check_hyperparameter("SparseAdam", "lr", group["lr"], strict=True, what="learning rate")
+        check_hyperparameter("SparseAdam", "eps", group["eps"], strict=True)
         check_betas("SparseAdam", group["betas"])
 
     def _check_grad(self, param, grad, group, where) -> None:

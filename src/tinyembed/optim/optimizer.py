@@ -30,26 +30,6 @@ from ..tensor import Tensor, enable_grad
 __all__ = ["Optimizer"]
 
 
-# -- hyper-parameter checks, shared by the subclasses ---------------------------------------
-def check_at_least(owner: str, name: str, value: float, low: float = 0.0, what: str = "") -> None:
-    """Raise ValueError naming ``name=value`` unless ``value >= low`` (NaN fails too)."""
-    if not value >= low:
-        what = f" ({what})" if what else ""
-        raise ValueError(f"{owner}: invalid {name}={value!r}{what}, expected {name} >= {low}")
-
-
-def check_positive(owner: str, name: str, value: float, what: str = "") -> None:
-    if not value > 0:
-        what = f" ({what})" if what else ""
-        raise ValueError(f"{owner}: invalid {name}={value!r}{what}, expected {name} > 0")
-
-
-def check_betas(owner: str, betas: tuple[float, float]) -> None:
-    for i, beta in enumerate(betas):
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"{owner}: invalid betas[{i}]={beta!r} in betas={betas!r}, expected 0 <= beta < 1")
-
-
 def _normalize(owner: str, name: str, kind: str, value):
     """One hyper-parameter as a plain Python value (JSON-friendly), or a TypeError naming it."""
     if isinstance(value, np.ndarray) and value.ndim == 0:

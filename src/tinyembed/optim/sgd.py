@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_hyperparameter
 from ..sparse import RowSparseGrad
-from .optimizer import Optimizer, check_at_least
+from .optimizer import Optimizer
 
 __all__ = ["SGD", "sgd_step", "sgd_sparse_step"]
 
@@ -85,9 +86,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, group: dict) -> None:
-        check_at_least("SGD", "lr", group["lr"], what="learning rate")
-        check_at_least("SGD", "momentum", group["momentum"])
-        check_at_least("SGD", "weight_decay", group["weight_decay"])
+        check_hyperparameter("SGD", "lr", group["lr"], what="learning rate")
+        check_hyperparameter("SGD", "momentum", group["momentum"])
+        check_hyperparameter("SGD", "weight_decay", group["weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "SGD: Nesterov momentum requires momentum > 0 and dampening == 0, got "
