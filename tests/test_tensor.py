@@ -285,10 +285,10 @@ def test_diamond_graph_sums_both_paths():
     np.testing.assert_allclose(x.grad, 3 * np.exp(2.0) * 3.0)
 
 
-def test_backward_twice_accumulates_into_leaf_grad():
+def test_backward_twice_with_retain_graph_accumulates_into_leaf_grad():
     x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     out = (x * 3.0).sum()
-    out.backward()
+    out.backward(retain_graph=True)
     out.backward()
     np.testing.assert_array_equal(x.grad, [6.0, 6.0])
 

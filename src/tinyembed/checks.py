@@ -29,7 +29,7 @@ import numpy as np
 __all__ = [
     "is_int", "is_number", "check_int", "check_positive_int", "check_nonnegative_int", "check_number",
     "check_positive", "check_probability", "check_bool", "check_type", "check_choice", "check_float_dtype",
-    "check_padding_idx", "check_hyperparameter", "check_betas", "FLOAT_DTYPES",
+    "check_padding_idx", "check_finite", "check_hyperparameter", "check_betas", "FLOAT_DTYPES",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -150,6 +150,19 @@ def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {dtype}")
     return dtype
+
+
+def check_finite(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` itself if every value is finite (non-float arrays always are); else a ValueError
+    naming the first NaN or infinity and where it is (row and column of a 2-D array)."""
+    if array.dtype.kind not in "fc":
+        return array
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        place = f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"index {where}"
+        raise ValueError(f"{name} holds a non-finite value {array[where]} at {place}")
+    return array
 
 
 def check_padding_idx(padding_idx: Any, num_embeddings: int) -> int | None:

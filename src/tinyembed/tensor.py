@@ -10,6 +10,15 @@ reverse topological order.
 Gradients are plain NumPy arrays, except for row-sparse gradients of embedding
 tables (:class:`tinyembed.sparse.RowSparseGrad`). As in PyTorch, only leaf
 tensors (those created by the user with ``requires_grad=True``) keep ``.grad``.
+
+Two misuses that would give a silently wrong gradient are refused, as PyTorch does:
+
+* An op records the version of each tensor whose values its backward reads; every
+  in-place change (``max_norm`` renormalization, an optimizer step,
+  ``load_state_dict``, ``t[i] = v``) bumps the version (:meth:`Tensor.increment_version`).
+  A backward that would read a changed tensor raises, naming it and what changed it.
+* ``backward`` frees the graph it ran through; a second backward through it raises
+  unless the first passed ``retain_graph=True``.
 """
 
 from __future__ import annotations
@@ -110,35 +119,61 @@ class Tensor:
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Callable | None = None
         self._op = ""
+        self._version = 0
+        self._modified_by = ""
+        self._saved: tuple[tuple[Tensor, int], ...] = ()
 
     # -- graph construction --------------------------------------------------------
     @classmethod
-    def _from_op(cls, data: np.ndarray, parents: Sequence[Tensor], backward: Callable, op: str) -> Tensor:
-        """Output of an op. ``backward(g)`` returns one gradient (or None) per parent."""
+    def _from_op(cls, data: np.ndarray, parents: Sequence[Tensor], backward: Callable, op: str,
+                 saved: Sequence[Tensor] | None = None) -> Tensor:
+        """Output of an op. ``backward(g)`` returns one gradient (or None) per parent.
+
+        ``saved``: the tensors whose values ``backward`` reads (default: every parent);
+        their versions are recorded, so that an in-place change before the backward is caught.
+        """
         out = cls.__new__(cls)
         out.data = data
         out.grad = None
         out._op = op
+        out._version, out._modified_by = 0, ""
         if is_grad_enabled() and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._parents = tuple(parents)
             out._backward = backward
+            out._saved = tuple((t, t._version) for t in (parents if saved is None else saved))
         else:
             out.requires_grad = False
             out._parents = ()
             out._backward = None
+            out._saved = ()
         return out
+
+    @property
+    def version(self) -> int:
+        """How many in-place changes ``data`` has had (PyTorch's ``_version``)."""
+        return self._version
+
+    def increment_version(self, op: str) -> None:
+        """Record that ``op`` changed ``data`` in place: a backward that saved the old values will raise."""
+        self._version += 1
+        self._modified_by = op
 
     @property
     def is_leaf(self) -> bool:
         return self._backward is None
 
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
         Args:
             grad: gradient of the final objective w.r.t. this tensor, same shape.
                 May be omitted only for a single-element tensor (it is then 1).
+            retain_graph: keep the graph for another backward; by default it is freed.
+
+        Raises:
+            RuntimeError: the graph was freed by an earlier backward, or a tensor it saved
+                was changed in place since; nothing is accumulated then.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require grad")
@@ -154,6 +189,8 @@ class Tensor:
                 raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
 
         order = self._topological_order()
+        for node in order:  # every check before any gradient moves
+            _check_saved(node)
         grads: dict[int, np.ndarray | RowSparseGrad] = {id(self): grad}
         with no_grad():
             for node in order:
@@ -174,6 +211,10 @@ class Tensor:
                         pg = pg.astype(parent.dtype)
                     key = id(parent)
                     grads[key] = accumulate_grad(grads.get(key), pg)
+        if not retain_graph:
+            for node in order:
+                if node._backward is not None:  # free what the closures hold; the graph stays walkable
+                    node._backward, node._saved = _freed, ()
 
     def _topological_order(self) -> list[Tensor]:
         """Nodes reachable from self, each after every node that consumes it."""
@@ -233,6 +274,30 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph: its gradient flows back to ``self``."""
+        return Tensor._from_op(self.data.copy(), (self,), lambda g: (g,), "clone", saved=())
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Start (or stop) recording operations on this leaf; returns it."""
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad can only be changed on a leaf tensor; use detach() for a graph's output")
+        if requires_grad and self.data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"only float32 and float64 tensors can require gradients, got {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        """``t[index] = value`` in place, as PyTorch allows it: under ``no_grad()`` for a leaf that
+        requires grad (changing a weight), never for a tensor inside a graph."""
+        if self.requires_grad and is_grad_enabled():
+            kind = "a leaf tensor that requires grad" if self.is_leaf else "a tensor that is part of a graph"
+            raise RuntimeError(f"{kind} is being used in an in-place operation (t[...] = value); "
+                               "wrap it in tinyembed.no_grad() to change a weight")
+        index = index.data if isinstance(index, Tensor) else index
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+        self.increment_version("t[...] = value")
 
     def astype(self, dtype) -> Tensor:
         src = self.dtype
@@ -361,6 +426,24 @@ class Tensor:
         # The mean of nothing is nan, as in NumPy and PyTorch.
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
+    def prod(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Product of elements; the gradient of each is the product of all the others (exact
+        with zeros: computed from products before and after it, never by dividing)."""
+        x = self.data
+        moved = x.reshape(-1) if axis is None else np.moveaxis(x, axis, -1)  # reduce over the last axis
+        ones = np.ones(moved.shape[:-1] + (1,), dtype=x.dtype)
+        before = np.cumprod(np.concatenate([ones, moved[..., :-1]], axis=-1), axis=-1)
+        after = np.flip(np.cumprod(np.flip(np.concatenate([moved[..., 1:], ones], axis=-1), -1), axis=-1), -1)
+        others = before * after  # product of every element but this one
+
+        def backward(g):
+            if axis is None:
+                return ((others * g).reshape(x.shape),)
+            g = g if keepdims else np.expand_dims(g, axis)
+            return (np.moveaxis(others * np.moveaxis(g, axis, -1), -1, axis),)
+
+        return Tensor._from_op(np.asarray(x.prod(axis=axis, keepdims=keepdims)), (self,), backward, "prod")
+
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
         """Maximum; the gradient is split evenly between tied maxima."""
         x = self.data
@@ -457,6 +540,26 @@ class Tensor:
     def abs(self) -> Tensor:
         x = self.data
         return Tensor._from_op(np.abs(x), (self,), lambda g: (g * np.sign(x),), "abs")
+
+
+def _freed(g):
+    raise RuntimeError("Trying to backward through the graph a second time: its saved values were freed by "
+                       "the first backward(). Specify retain_graph=True on the first backward() if you need "
+                       "to backward through the graph a second time.")
+
+
+def _check_saved(node: Tensor) -> None:
+    """Raise if ``node``'s graph was freed or a tensor its backward reads changed in place since."""
+    if node._backward is _freed:
+        _freed(None)
+    for t, version in node._saved:
+        if t._version != version:
+            kind = "a Parameter" if type(t).__name__ == "Parameter" else "a tensor"
+            raise RuntimeError(
+                f"one of the tensors needed for the gradient of {node._op} has been modified by an inplace "
+                f"operation: {kind} of shape {t.shape} ({t.dtype}) is at version {t._version}; expected version "
+                f"{version} instead (changed by {t._modified_by}). Run the forward again after the change, "
+                "or use a .clone() of the tensor where the gradient needs its old values.")
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:

@@ -22,7 +22,6 @@ from tinyembed.io import safetensors
 from tinyembed.nn import TABLE_TYPES
 from tinyembed.nn.table import EmbeddingTable, as_float_table, load_table
 from tinyembed.positional import EmbeddingLayer
-from tinyembed.tables import MixedDimEmbedding
 
 ID_SHAPES = [(), (0,), (5,), (3, 4), (2, 0, 3), (2, 3, 2)]
 ROUNDING = dict(rtol=1e-6, atol=1e-6)  # one float32 rounding of rows of magnitude about 1
@@ -100,10 +99,7 @@ def test_calling_the_table_gives_a_tensor_of_the_lookup_rows(table, case):
             np.testing.assert_array_equal(out.data.astype(np.float32), rows, err_msg=f"ids of shape {shape}")
 
 
-def test_calling_the_table_on_no_ids_tracks_gradients_as_on_some(table, request):
-    if isinstance(table, MixedDimEmbedding) and _trainable(table):
-        # Its forward interleaves the rows of the blocks the ids fall in: no ids, no block, no parents.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="MixedDimEmbedding(no ids) has no autograd parents"))
+def test_calling_the_table_on_no_ids_tracks_gradients_as_on_some(table):
     for shape in [(0,), (2, 0, 3)]:
         assert table(np.zeros(shape, np.int64)).requires_grad == _trainable(table), shape
 
@@ -138,12 +134,7 @@ def test_bag_sum_and_mean_equal_pooled_lookups_with_empty_bags(table):
     assert_bags_equal_pooled_lookups(table, *_bags(table))
 
 
-def test_weighted_bag_sum_equals_pooled_weighted_lookups(table, case_name, request):
-    if case_name == "Embedding-float64":
-        # Embedding.bag hands the weights to nn.functional.embedding_bag, which wants them in the
-        # weight's dtype; the other tables take any float weights (EmbeddingTable.bag).
-        request.applymarker(pytest.mark.xfail(raises=TypeError, strict=True,
-                                              reason="Embedding.bag refuses float32 weights for float64 rows"))
+def test_weighted_bag_sum_equals_pooled_weighted_lookups(table):
     ids, offsets = _bags(table)
     weights = np.random.default_rng(6).standard_normal(len(ids)).astype(np.float32)
     assert_weighted_bags_equal_pooled_lookups(table, ids, offsets, weights)

@@ -34,7 +34,7 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
         out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
-    out2d = out.reshape(-1, dim)
+    out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
     if flat.size and threads.jit_ok(weight) and out2d.flags.c_contiguous:
         jit.gather_rows(weight, flat, out2d)
         return out
@@ -71,7 +71,8 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
         out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
-    flat, out2d = ids.reshape(-1), out.reshape(-1, dim)
+    flat = ids.reshape(-1)
+    out2d = out.reshape(flat.size, dim)
     if flat.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
         jit.gather_add_rows(weight, flat, addend, scale, out2d)
         return out

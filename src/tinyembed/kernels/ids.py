@@ -27,8 +27,7 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
             arr = arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
         else:
             raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
-    # Always a copy: backward closures keep the ids, and the caller may reuse its array.
-    arr = np.array(arr, dtype=np.int64)
+    # Checked in the ids' own dtype: a uint64 beyond int64 is named as itself, not wrapped.
     # Two reductions are cheaper than a boolean mask; the mask is built only to name a bad id.
     if arr.size and (arr.min() < 0 or arr.max() >= num_embeddings):
         bad = (arr < 0) | (arr >= num_embeddings)
@@ -37,7 +36,8 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
             f"{name} id {int(arr[where])} at position {where} is out of range "
             f"for a table of {num_embeddings} rows (valid: 0..{num_embeddings - 1})"
         )
-    return arr
+    # Always a copy: backward closures keep the ids, and the caller may reuse its array.
+    return np.array(arr, dtype=np.int64)
 
 
 def check_offsets(offsets, num_ids: int, include_last_offset: bool = False) -> np.ndarray:

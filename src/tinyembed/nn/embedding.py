@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..checks import check_float_dtype, check_padding_idx, check_positive_int
+from ..checks import check_float_dtype, check_nonnegative_int, check_padding_idx
 from ..tensor import Tensor, no_grad
 from . import init as init_
 from .functional import _check_bag_mode, _check_norm, embedding, embedding_bag
@@ -26,8 +26,9 @@ class _TableModule(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
                  scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init):
         super().__init__()
-        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
-        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        # Zero rows or zero width are allowed, as in torch: the table is empty, so is its gradient.
+        self.num_embeddings = check_nonnegative_int(num_embeddings, "num_embeddings")
+        self.embedding_dim = check_nonnegative_int(embedding_dim, "embedding_dim")
         self.padding_idx = check_padding_idx(padding_idx, self.num_embeddings)
         _check_norm(max_norm, norm_type)
         self.max_norm = max_norm
@@ -109,8 +110,9 @@ class Embedding(_TableModule, EmbeddingTable):
                          scale_grad_by_freq, sparse, _weight, _freeze, dtype, seed, init)
 
     def forward(self, input, out: np.ndarray | None = None) -> Tensor:
-        return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
-                         self.scale_grad_by_freq, self.sparse, out=out)
+        return embedding(input, self.weight, padding_idx=self.padding_idx, max_norm=self.max_norm,
+                         norm_type=self.norm_type, scale_grad_by_freq=self.scale_grad_by_freq, sparse=self.sparse,
+                         out=out)
 
     def attend(self, h) -> Tensor:
         """Scores of ``h`` against every row, ``h @ weight.T``: the output projection of a
@@ -127,12 +129,16 @@ class Embedding(_TableModule, EmbeddingTable):
     def bag(self, ids, offsets=None, mode: str = "sum", per_sample_weights=None,
             include_last_offset: bool = False) -> np.ndarray:
         """The table protocol's bag with this table's semantics: padding ids are left out of
-        their bag (and its mean) and max_norm renormalizes, exactly as EmbeddingBag."""
+        their bag (and its mean) and max_norm renormalizes, exactly as EmbeddingBag. Like every
+        table's bag it takes float weights of any dtype."""
         if mode not in ("sum", "mean"):
             raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
+        if per_sample_weights is not None:
+            per_sample_weights = np.asarray(per_sample_weights, dtype=self.weight.dtype)
         with no_grad():
-            pooled = embedding_bag(ids, self.weight, offsets, self.max_norm, self.norm_type, False, mode,
-                                   False, per_sample_weights, include_last_offset, self.padding_idx)
+            pooled = embedding_bag(ids, self.weight, offsets, max_norm=self.max_norm, norm_type=self.norm_type,
+                                   mode=mode, per_sample_weights=per_sample_weights,
+                                   include_last_offset=include_last_offset, padding_idx=self.padding_idx)
         return pooled.data.astype(np.float32, copy=False)
 
     @property
@@ -190,9 +196,10 @@ class EmbeddingBag(_TableModule):
         self.include_last_offset = bool(include_last_offset)
 
     def forward(self, input, offsets=None, per_sample_weights=None) -> Tensor:
-        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
-                             self.scale_grad_by_freq, self.mode, self.sparse, per_sample_weights,
-                             self.include_last_offset, self.padding_idx)
+        return embedding_bag(input, self.weight, offsets, max_norm=self.max_norm, norm_type=self.norm_type,
+                             scale_grad_by_freq=self.scale_grad_by_freq, mode=self.mode, sparse=self.sparse,
+                             per_sample_weights=per_sample_weights, include_last_offset=self.include_last_offset,
+                             padding_idx=self.padding_idx)
 
     def extra_repr(self) -> str:
         extra = f", mode={self.mode!r}"

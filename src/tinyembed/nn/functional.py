@@ -500,15 +500,18 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
         kernels.check_out(out, ids.shape + (dim,), weight.dtype)
     if max_norm is not None:  # everything is validated: a failed call has changed nothing
         kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
+        weight.increment_version("max_norm renormalization")
     data = kernels.gather_rows(weight.data, ids, out=out)
     weight_grad = _lookup_backward(ids, weight.shape, padding_idx, scale_grad_by_freq, sparse)
-    return Tensor._from_op(data, (weight,), lambda g: (weight_grad(g),), "embedding")
+    # The backward needs the ids, never the weight's values (as torch's embedding_backward).
+    return Tensor._from_op(data, (weight,), lambda g: (weight_grad(g),), "embedding", saved=())
 
 
 def _lookup_backward(ids: np.ndarray, shape: tuple, padding_idx, scale_grad_by_freq: bool, sparse: bool):
     """g (*ids.shape, D) -> the weight's gradient: each position's row of g added into its id's row."""
     def weight_grad(g):
-        rows, grads = ids.reshape(-1), g.reshape(-1, shape[1])
+        rows = ids.reshape(-1)
+        grads = g.reshape(rows.size, shape[1])
         if scale_grad_by_freq and rows.size:
             grads = grads * kernels.frequency_scale(rows)[:, None].astype(grads.dtype)
         if padding_idx is not None:
@@ -549,14 +552,15 @@ def embedding_add(input, weight: Tensor, addend: Tensor, scale: float = 1.0, pad
     _check_norm(max_norm, norm_type)
     if max_norm is not None:
         kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
+        weight.increment_version("max_norm renormalization")
     data = kernels.gather_add_rows(weight.data, ids, addend.data, scale)
     weight_grad = _lookup_backward(ids, weight.shape, padding_idx, scale_grad_by_freq, sparse)
 
     def backward(g):
         token_grad = weight_grad(g * scale if scale != 1.0 else g)
-        return token_grad, g.reshape(-1, *addend.shape).sum(axis=0)
+        return token_grad, g.reshape(math.prod(ids.shape[:-1]), *addend.shape).sum(axis=0)
 
-    return Tensor._from_op(data, (weight, addend), backward, "embedding_add")
+    return Tensor._from_op(data, (weight, addend), backward, "embedding_add", saved=())
 
 
 # -- embedding_bag ------------------------------------------------------------------------------
@@ -598,6 +602,7 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = 
         psw = psw_tensor.data.reshape(-1)
     if max_norm is not None:
         kernels.renorm_rows_(weight.data, flat[: bounds[-1]], max_norm, norm_type)
+        weight.increment_version("max_norm renormalization")
     data, argmax = kernels.bag_pool(weight.data, flat, bounds, mode, psw, padding_idx)
 
     def backward(g):
@@ -609,4 +614,5 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = 
         return weight_grad, (None if grad_psw is None else grad_psw.reshape(psw_tensor.shape))
 
     parents = (weight,) if psw_tensor is None else (weight, psw_tensor)
-    return Tensor._from_op(data, parents, backward, "embedding_bag")
+    # Only the per-sample weights' gradient reads the table's rows.
+    return Tensor._from_op(data, parents, backward, "embedding_bag", saved=() if psw is None else (weight,))

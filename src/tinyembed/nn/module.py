@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..checks import check_finite
 from ..sparse import zeros_like_grad
 from ..tensor import Tensor
 
@@ -107,6 +108,12 @@ class Module:
                 if b is not None:
                     yield (f"{mod_name}.{name}" if mod_name else name), b
 
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Start (or stop) training every parameter, as PyTorch's ``Module.requires_grad_``; returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Parameter count; a tied weight counts once."""
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -149,12 +156,15 @@ class Module:
 
         Raises:
             KeyError: strict and names are missing or unexpected.
-            ValueError: an entry's shape or dtype differs from the module's.
+            ValueError: an entry's shape or dtype differs from the module's, or it holds
+                NaN or infinity (named, as :meth:`Embedding.from_pretrained` names them).
         """
         targets: dict[str, np.ndarray] = {}  # name -> the live array a loaded value is copied into
+        params: dict[str, Parameter] = {}    # name -> the parameter, whose version a load bumps
         for mod_name, module in self.named_modules():
             for name, p in module._parameters.items():
-                targets[f"{mod_name}.{name}" if mod_name else name] = p.data
+                key = f"{mod_name}.{name}" if mod_name else name
+                targets[key], params[key] = p.data, p
             for name, b in module._buffers.items():
                 if b is not None:
                     targets[f"{mod_name}.{name}" if mod_name else name] = b
@@ -172,9 +182,12 @@ class Module:
                 raise ValueError(f"load_state_dict: {key} has shape {value.shape}, expected {current.shape}")
             if value.dtype != current.dtype:
                 raise ValueError(f"load_state_dict: {key} has dtype {value.dtype}, expected {current.dtype}")
-            updates.append((current, value))
-        for current, value in updates:
+            check_finite(value, f"load_state_dict: {key}")  # the rule from_pretrained applies too
+            updates.append((key, current, value))
+        for key, current, value in updates:
             current[...] = value  # in place: optimizers and tied modules keep their references
+            if key in params:
+                params[key].increment_version("load_state_dict")
         return missing, unexpected
 
     # -- printing -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .. import kernels
+from ..checks import FLOAT_DTYPES, check_finite
 from ..io import safetensors
 
 __all__ = ["EmbeddingTable", "TABLE_TYPES", "as_float_table", "load_table", "pretrained_weight", "register_table",
@@ -70,28 +71,29 @@ def as_float_table(table, dtype=np.float32, what: str = "table") -> np.ndarray:
         raise TypeError(f"{what} must be floating point, got {data.dtype}")
     with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused next
         data = np.ascontiguousarray(data, dtype=dtype)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{what} holds a non-finite value {data[row, col]} at row {row}, column {col} "
-                         f"(after conversion to {np.dtype(dtype)})")
-    return data
+    try:
+        return check_finite(data, what)
+    except ValueError as e:
+        raise ValueError(f"{e} (after conversion to {np.dtype(dtype)})") from None
 
 
 def pretrained_weight(embeddings) -> np.ndarray:
-    """A (V, D) float array of trained rows (ndarray, Tensor or nested lists), checked: 2-D,
-    floating point, every value finite; the error names the first bad value."""
+    """A (V, D) float array of trained rows, checked: 2-D, floating point, every value finite
+    (the error names the first bad value).
+
+    A float32 or float64 ndarray (or Tensor) is returned as it is, shared; anything else
+    (nested lists, float16) becomes float32, as ``torch.tensor`` would make it.
+    """
     is_tensor = hasattr(embeddings, "data") and not isinstance(embeddings, np.ndarray)
-    data = np.asarray(embeddings.data if is_tensor else embeddings)
+    raw = embeddings.data if is_tensor else embeddings
+    data = np.asarray(raw)
     if data.ndim != 2:
         raise ValueError(f"pretrained embeddings must be 2-D (num_embeddings, embedding_dim), got shape {data.shape}")
     if data.dtype.kind != "f":
         raise TypeError(f"pretrained embeddings must be floating point, got {data.dtype}")
-    bad = ~np.isfinite(data)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"pretrained embeddings hold a non-finite value {data[row, col]} at row {row}, column {col}")
-    return data
+    if not (isinstance(raw, np.ndarray) and data.dtype in FLOAT_DTYPES):
+        data = data.astype(np.float32)
+    return check_finite(data, "pretrained embeddings")
 
 
 class EmbeddingTable:

@@ -209,6 +209,7 @@ class Optimizer:
         for p, grad, group in work:
             state = self.state.get(p, {})
             self._update(p, grad, state, group)
+            p.increment_version(f"{self._name}.step()")
             if state:
                 self.state[p] = state
         return loss

@@ -108,8 +108,8 @@ class EmbeddingLayer(Module):
             # Positions that are added (sinusoidal, learned) go in while each chunk of rows is
             # in cache: about the cost of the lookup alone, no full-size temporary.
             t = self.tokens
-            x = F.embedding_add(ids, t.weight, rows, self.scale, t.padding_idx, t.max_norm, t.norm_type,
-                              t.scale_grad_by_freq, t.sparse)
+            x = F.embedding_add(ids, t.weight, rows, self.scale, padding_idx=t.padding_idx, max_norm=t.max_norm,
+                                norm_type=t.norm_type, scale_grad_by_freq=t.scale_grad_by_freq, sparse=t.sparse)
         else:
             x = self.tokens(ids)
             if not isinstance(x, Tensor):  # a table that returns plain rows

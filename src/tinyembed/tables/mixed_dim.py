@@ -259,6 +259,10 @@ class MixedDimEmbedding(Module, EmbeddingTable):
     def forward(self, ids) -> Tensor:
         ids = kernels.check_ids(ids, self.num_embeddings)
         flat = ids.reshape(-1)
+        if flat.size == 0:  # no block is looked up, yet the empty output is still a function of the table
+            x = embedding(flat, self._weights[0])
+            x = x if self._projections[0] is None else x @ self._projections[0]
+            return x.reshape(ids.shape + (self.embedding_dim,))
         parts, positions = [], []
         for k, pos, rows in self._blocks_of(flat):
             x = embedding(rows, self._weights[k])  # (n, d_k)
