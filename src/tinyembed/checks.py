@@ -29,7 +29,8 @@ import numpy as np
 __all__ = [
     "is_int", "is_number", "check_int", "check_positive_int", "check_nonnegative_int", "check_number",
     "check_positive", "check_probability", "check_bool", "check_type", "check_choice", "check_float_dtype",
-    "check_padding_idx", "check_finite", "check_hyperparameter", "check_betas", "FLOAT_DTYPES",
+    "check_padding_idx", "check_finite", "check_hyperparameter", "check_betas", "check_memory",
+    "available_memory", "FLOAT_DTYPES",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -177,6 +178,28 @@ def check_padding_idx(padding_idx: Any, num_embeddings: int) -> int | None:
             f"(valid: {-num_embeddings}..{num_embeddings - 1})"
         )
     return int(padding_idx) % num_embeddings
+
+
+# -- memory ---------------------------------------------------------------------------------
+def available_memory() -> int | None:
+    """Bytes the kernel says new allocations can take now (MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse work whose estimated peak ``needed`` (bytes) exceeds the memory available now,
+    naming both figures, instead of letting the kernel kill the process part way."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise MemoryError(f"{what} needs about {needed / 2**30:.1f} GiB, but this machine has "
+                          f"{available / 2**30:.1f} GiB available")
 
 
 # -- optimizer hyperparameters: PyTorch's style, naming the optimizer and the value ----------

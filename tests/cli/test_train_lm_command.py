@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from tinyembed.cli import main
 from tinyembed.cli.train_lm import add_lm_arguments, run_lm
 from tinyembed.train.lm import load_checkpoint, windows
 
@@ -49,9 +50,8 @@ def test_train_lm_refuses_an_empty_corpus_by_name(tmp_path, capsys):
 def test_train_lm_refuses_an_out_path_that_is_a_file(corpus, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(SystemExit) as e:
-        _run(["--corpus", str(corpus), "--tokenizer", "byte", "--out", str(blocker)])
-    assert e.value.code == 2 and "is not a directory" in capsys.readouterr().err
+    assert main(["train", "lm", "--corpus", str(corpus), "--tokenizer", "byte", "--out", str(blocker)]) == 2
+    assert "exists and is a file, not a directory" in capsys.readouterr().err
 
 
 def test_train_lm_refuses_an_unreadable_tokenizer_file(corpus, tmp_path, capsys):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tinyembed.io.files import DestinationError, atomic_directory, atomic_open, check_destination
+from tinyembed.io.files import DestinationError, WriteError, atomic_directory, atomic_open, check_destination
 
 
 def listing(root):
@@ -69,7 +69,7 @@ def test_errors_while_writing_name_the_destination_not_the_temporary(tmp_path, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "rename", rename)
-    with pytest.raises(DestinationError) as info:
+    with pytest.raises(WriteError) as info:
         with atomic_directory(tmp_path / "run") as staging:
             (staging / "a").write_text("a")
     monkeypatch.setattr(os, "rename", real)

@@ -54,7 +54,7 @@ def test_every_method_runs_on_a_small_table():
 
 
 def test_bad_requests_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown methods.*zip"):
+    with pytest.raises(ValueError, match="zip cannot compress.*unknown method"):
         compress(small_table(), ["zip"])
     with pytest.raises(ValueError, match="prune-50%.*counts"):
         compress(small_table(), ["prune-50%"])
@@ -74,12 +74,30 @@ def test_token_counts_count_tokenizer_ids():
 def test_compress_command_on_a_npy_file_prints_json(tmp_path, capsys):
     path = tmp_path / "table.npy"
     np.save(path, small_table())
-    assert main(["compress", "--file", str(path), "--methods", "float16,int4,prune-50%", "--json",
-                 "--sample", "50"]) == 0
-    out = capsys.readouterr()
-    rows = json.loads(out.out)
+    assert main(["compress", "--file", str(path), "--methods", "float16,int4", "--json", "--sample", "50"]) == 0
+    rows = json.loads(capsys.readouterr().out)
     assert [r["method"] for r in rows] == ["dense", "float16", "int4"]
-    assert "prune-50%" in out.err  # left out without --counts, and said so
+
+
+def test_a_requested_method_that_cannot_run_fails_naming_why_and_measures_nothing(tmp_path, capsys):
+    path = tmp_path / "table.npy"
+    np.save(path, small_table())
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "--file", str(path), "--methods", "float16,prune-50%", "--json"])
+    out = capsys.readouterr()
+    assert e.value.code == 2 and out.out == ""
+    assert "prune-50% cannot run: it ranks ids by frequency and needs token counts (--counts)" in out.err
+
+
+def test_the_default_methods_leave_out_what_cannot_run_and_say_so(tmp_path, capsys):
+    path = tmp_path / "table.npy"
+    np.save(path, small_table(40, 8))
+    assert main(["compress", "--file", str(path), "--json", "--sample", "10"]) == 0
+    out = capsys.readouterr()
+    ran = [r["method"] for r in json.loads(out.out)]
+    assert "lowrank-64" not in ran and "prune-50%" not in ran and "int8" in ran
+    assert "note: lowrank-64 left out: rank 64 needs a table of at least 64 x 64" in out.err
+    assert "note: prune-50% left out" in out.err
 
 
 def test_compress_command_refuses_a_missing_tensor(tmp_path, capsys):
@@ -92,10 +110,9 @@ def test_compress_command_refuses_a_missing_tensor(tmp_path, capsys):
     assert "'b'" in capsys.readouterr().err
 
 
-def test_methods_that_do_not_fit_a_small_table_are_left_out_with_a_note(capsys):
-    results = compress(small_table(8, 4), ["float16", "lowrank-64"], show_progress=False, repeats=1)
-    assert [r.method for r in results] == ["dense", "float16"]
-    assert "lowrank-64 left out" in capsys.readouterr().err
+def test_methods_that_do_not_fit_a_small_table_are_refused_before_anything_is_built():
+    with pytest.raises(ValueError, match="lowrank-64 cannot compress this 8x4 table: rank 64 needs"):
+        compress(small_table(8, 4), ["float16", "lowrank-64"], show_progress=False, repeats=1)
 
 
 def test_compress_command_refuses_counts_without_a_file(capsys):

@@ -286,11 +286,9 @@ def make_under_a_file(tmp_path):
 def test_bad_out_fails_fast_naming_the_path_and_writes_nothing(make, tmp_path, capsys, no_measuring):
     out, named = make(tmp_path)
     before = snapshot(tmp_path)
-    with pytest.raises(SystemExit) as exc:
-        main(["report", "--quick", "--out", str(out)])
-    assert exc.value.code == 2
+    assert main(["report", "--quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert str(named) in err and "error:" in err
+    assert str(named) in err and "error:" in err and len(err.splitlines()) == 1
     assert snapshot(tmp_path) == before  # nothing written, no temporary directory left
 
 
@@ -319,8 +317,10 @@ def test_default_run_writes_tinyembed_report_and_prints_the_summary(tmp_path, mo
     assert out[0] == "tiny report" and "  - one line, 42 ms" in out
     assert out[-1] == f"report: {tmp_path / 'tinyembed-report' / 'index.html'}"
     assert sorted(os.listdir(tmp_path / "tinyembed-report")) == ["figures", "index.html", "report.json"]
-    # run again: the previous report is replaced, nothing else left beside it
-    assert main(["report"]) == 0
+    # run again: the previous report is kept unless --force, then replaced, nothing else left beside it
+    assert main(["report"]) == 2
+    assert "already holds a report; replace it with --force" in capsys.readouterr().err
+    assert main(["report", "--force"]) == 0
     assert os.listdir(tmp_path) == ["tinyembed-report"]
 
 
@@ -352,22 +352,30 @@ def interrupted_run(monkeypatch):
     return use
 
 
+def _main_fails(argv, error, capsys):
+    """main(argv) with a section that raises ``error``: Ctrl-C is exit 130 and one line; others propagate."""
+    if error is KeyboardInterrupt:
+        assert main(argv) == 130
+        assert capsys.readouterr().err.splitlines()[-1] == "interrupted"
+    else:
+        with pytest.raises(type(error) if isinstance(error, BaseException) else error):
+            main(argv)
+
+
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError("measuring failed"), Interrupted])
-def test_interrupted_run_leaves_no_report_directory(error, tmp_path, interrupted_run):
+def test_interrupted_run_leaves_no_report_directory(error, tmp_path, interrupted_run, capsys):
     ran = interrupted_run(error)
-    with pytest.raises(type(error) if isinstance(error, BaseException) else error):
-        main(["report", "--quick", "--out", str(tmp_path / "report")])
+    _main_fails(["report", "--quick", "--out", str(tmp_path / "report")], error, capsys)
     assert ran == ["first", "second"]
     assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError("measuring failed")])
-def test_interrupted_run_keeps_the_previous_report_untouched(error, tmp_path, interrupted_run):
+def test_interrupted_run_keeps_the_previous_report_untouched(error, tmp_path, interrupted_run, capsys):
     write_report(tiny_report("previous report"), tmp_path / "report")
     before = snapshot(tmp_path)
     ran = interrupted_run(error)
-    with pytest.raises(type(error) if isinstance(error, BaseException) else error):
-        main(["report", "--out", str(tmp_path / "report")])
+    _main_fails(["report", "--force", "--out", str(tmp_path / "report")], error, capsys)
     assert ran == ["first", "second"]
     assert snapshot(tmp_path) == before
 
@@ -375,7 +383,7 @@ def test_interrupted_run_keeps_the_previous_report_untouched(error, tmp_path, in
 def test_a_complete_stubbed_run_replaces_the_previous_report(tmp_path, interrupted_run):
     write_report(tiny_report("previous report"), tmp_path / "report")
     interrupted_run(None)
-    assert main(["report", "--out", str(tmp_path / "report")]) == 0
+    assert main(["report", "--force", "--out", str(tmp_path / "report")]) == 0
     manifest = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
     assert [s["id"] for s in manifest["sections"]] == ["machine", "first", "second", "third"]
     assert manifest["summary"][1:] == ["first done", "second done", "third done"]

@@ -340,8 +340,9 @@ def test_cli_refuses_a_missing_file_and_an_out_that_is_a_file(tmp_path, corpus_f
     assert "nope.txt" in capsys.readouterr().err
     taken = tmp_path / "taken"
     taken.write_text("x")
-    with pytest.raises(SystemExit):
-        _cli(["skipgram", "--corpus", str(corpus_file), "--out", str(taken)])
+    from tinyembed.cli import main
+
+    assert main(["train", "skipgram", "--corpus", str(corpus_file), "--out", str(taken)]) == 2
     assert "is a file" in capsys.readouterr().err
 
 

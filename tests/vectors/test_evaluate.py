@@ -457,3 +457,40 @@ def test_command_reports_bad_vector_files_with_exit_code_2(tmp_path, capsys, con
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "cannot read word vectors from" in err and message in err
+
+
+# -- scores that mean little are said to mean little ---------------------------------------------
+def _pairs(used, total):
+    return ev.PairResult(name="WordSim-353", spearman=0.1, pearson=0.1, pairs_used=used, oov_pairs=total - used,
+                         oov_ratio=(total - used) / total)
+
+
+def _analogies(answered, skipped):
+    return ev.AnalogyResult(accuracy=0.0, correct=0, total=answered, skipped=skipped, restrict_vocab=30000,
+                            per_section=[])
+
+
+def test_parallel_vectors_and_low_coverage_are_named_in_warnings():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(200)]
+    parallel = WordVectors(words, (np.ones((200, 16)) + 1e-3 * rng.standard_normal((200, 16))).astype(np.float32))
+    found = ev.warnings_of(parallel, [_pairs(40, 353)], _analogies(100, 19444))
+    assert any("WordSim-353 scored only 40 of its 353 pairs" in w for w in found)
+    assert any("only 100 of 19544 analogy questions" in w for w in found)
+    assert any("nearly parallel (mean cosine 1.000" in w for w in found)
+
+
+def test_vectors_that_tell_words_apart_with_full_coverage_get_no_warning():
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(500)]
+    spread = WordVectors(words, rng.standard_normal((500, 32)).astype(np.float32))
+    assert abs(ev.mean_cosine(spread)) < 0.05
+    assert ev.warnings_of(spread, [_pairs(353, 353)], _analogies(19000, 544)) == []
+
+
+def test_mean_cosine_equals_the_average_over_distinct_pairs_by_brute_force():
+    rng = np.random.default_rng(2)
+    vectors = WordVectors([f"w{i}" for i in range(30)], rng.standard_normal((30, 5)).astype(np.float32))
+    unit = vectors.normalized().astype(np.float64)
+    brute = np.mean([unit[i] @ unit[j] for i in range(30) for j in range(30) if i != j])
+    assert ev.mean_cosine(vectors) == pytest.approx(brute, rel=1e-9)

@@ -7,12 +7,29 @@ argparse puts the flag first: ``argument --dim: must be a positive integer, got 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from ..checks import check_int, check_nonnegative_int, check_number, check_positive, check_positive_int
 
-__all__ = ["positive_int", "nonnegative_int", "nonnegative_float", "positive_float", "float_in"]
+__all__ = ["CommandError", "positive_int", "nonnegative_int", "nonnegative_float", "positive_float", "float_in",
+           "int_in", "clamp_threads"]
+
+
+class CommandError(Exception):
+    """An expected failure while a command runs (a download failed, an input cannot be read):
+    printed as one line, exit status 1 (:func:`tinyembed.cli.main`)."""
+
+
+def clamp_threads(threads: int | None, flag: str = "--threads") -> int | None:
+    """``threads`` at most the cores this process may use; more is clamped, with a note on stderr."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads is not None and threads > cores:
+        print(f"note: {flag} {threads} is more than the {cores} cores here; using {cores}", file=sys.stderr)
+        return cores
+    return threads
 
 
 def _argument(parse: Callable[[str], Any], check: Callable[[Any, str], Any], what: str) -> Callable[[str], Any]:

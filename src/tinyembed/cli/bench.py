@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
-from .args import positive_int
+from .args import clamp_threads, positive_int
 
 HELP = "time the lookup kernels against PyTorch and NumPy on this machine (medians, GB/s)"
 
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="under a minute: no 32000x4096 table, uniform ids only, 3 repeats")
     parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--repeats", type=positive_int, metavar="N",
                         help="timed repeats of each contender (default: 5, or 3 with --quick)")
     parser.add_argument("--threads", type=positive_int, metavar="N",
@@ -27,15 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..io.files import check_destination
     from ..profile import bench
 
-    overrides = {k: v for k, v in (("repeats", args.repeats), ("threads", args.threads)) if v is not None}
-    config = bench.BenchConfig.quick_run(**overrides) if args.quick else bench.BenchConfig(**overrides)
+    if args.out:  # checked before minutes of timing
+        check_destination(args.out, replace=args.force, what="--out")
+    threads = clamp_threads(args.threads)
+    config = bench.BenchConfig.quick_run() if args.quick else bench.BenchConfig()
+    if args.repeats is not None:
+        config = replace(config, repeats=args.repeats)
+    if threads is not None:
+        config = replace(config, threads=threads)
     report = bench.run(config)
     if args.out:
-        try:
-            bench.write_json(report, args.out)
-        except OSError as e:
-            parser.error(f"cannot write {args.out!r}: {e}")
+        bench.write_json(report, args.out)
     print(json.dumps(report.to_dict(), indent=2) if args.json else bench.format_table(report))
     return 0

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--tensor", metavar="NAME", help="the tensor's name inside a .safetensors file")
     source.add_argument("--counts", metavar="PATH",
                         help="a .npy file of (V,) token counts, for the frequency-ranked methods")
-    parser.add_argument("--methods", metavar="M,M,...", default=",".join(METHODS),
+    parser.add_argument("--methods", metavar="M,M,...", default=None,
                         # argparse %-formats help: 'prune-50%' must reach it as 'prune-50%%'.
                         help=f"comma-separated methods (default: all): {', '.join(METHODS)}".replace("%", "%%"))
     parser.add_argument("--sample", type=positive_int, default=1000, help="rows sampled for recall@10")
@@ -36,43 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..io.assets import AssetError
-    from ..profile.compression import (
-        METHODS,
-        compress,
-        format_results,
-        minilm_counts,
-        minilm_table,
-        needs_counts,
-        read_table,
-    )
+    from ..profile.compression import METHODS, compress, format_results, minilm_counts, minilm_table, read_table, unfit
 
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in methods if m not in METHODS]
+    chosen = [m for m in args.methods.split(",") if m] if args.methods else list(METHODS)
+    unknown = [m for m in chosen if m not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
     if not args.file and (args.tensor or args.counts):
         parser.error("--tensor and --counts describe a --file; without --file the MiniLM table is used")
-    ranked = needs_counts(methods)
-    counts = None
     try:
-        if args.file:
-            table = read_table(args.file, args.tensor)
-            if args.counts:
-                counts = np.load(args.counts, allow_pickle=False)
-            elif ranked:
-                print(f"note: no --counts, so {ranked} (frequency-ranked) are left out", file=sys.stderr)
-                methods = [m for m in methods if m not in ranked]
-        else:
-            table = minilm_table()
-            if ranked:
-                counts = minilm_counts(len(table))
-    except (OSError, ValueError, KeyError, ImportError, AssetError) as e:
-        parser.error(f"cannot read the table: {e}")
-    try:
-        results = compress(table, methods, counts=counts, sample=args.sample, seed=args.seed)
-    except (ValueError, ImportError) as e:
-        parser.error(str(e))
+        table = read_table(args.file, args.tensor) if args.file else minilm_table()
+        counts = np.load(args.counts, allow_pickle=False) if args.counts else None
+        if counts is None and not args.file and any(METHODS[m].needs_counts for m in chosen):
+            counts = minilm_counts(len(table))
+    except (OSError, ValueError, KeyError) as e:
+        parser.error(f"cannot read {'--file' if args.file else 'the MiniLM table'}: {e}")
+    refused = unfit(chosen, np.shape(table), counts)
+    if refused and args.methods:  # asked for by name: say why it cannot run, and run nothing
+        parser.error("; ".join(f"{m} cannot run: {why}" for m, why in refused.items()))
+    for m, why in refused.items():  # the default list: run what fits, and say what was left out
+        print(f"note: {m} left out: {why}", file=sys.stderr)
+    results = compress(table, [m for m in chosen if m not in refused], counts=counts, sample=args.sample,
+                       seed=args.seed)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

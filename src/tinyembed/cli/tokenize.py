@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="bpe: never merge a pair seen fewer times; char: leave out rarer "
                             "characters (default: 2 for bpe, 1 for char)")
     train.add_argument("--save", metavar="PATH", help="write the tokenizer to PATH (JSON)")
+    train.add_argument("--force", action="store_true", help="replace --save if it exists")
 
     encode = actions.add_parser("encode", help="print the ids and tokens of texts",
                                 description="print the ids and tokens of each text")
@@ -73,9 +74,12 @@ def _tokenizer(spec: str, parser: argparse.ArgumentParser):
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..io.files import check_destination  # noqa: PLC0415
     from ..text.corpus import corpus_text  # noqa: PLC0415
     from ..text.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, tokenization_stats  # noqa: PLC0415
 
+    if args.save:  # before the training
+        check_destination(args.save, replace=args.force, what="--save")
     try:
         lines = corpus_text(args.corpus).splitlines()
     except (OSError, ValueError) as e:
@@ -94,10 +98,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     seconds = time.perf_counter() - start
     stats = tokenization_stats(tokenizer, lines)
     if args.save:
-        try:
-            tokenizer.save(args.save)
-        except OSError as e:
-            parser.error(f"cannot write {args.save!r}: {e}")
+        tokenizer.save(args.save)
     if args.json:
         print(json.dumps({**stats.to_dict(), "corpus": args.corpus, "train_seconds": seconds,
                           "saved": args.save}, indent=1))

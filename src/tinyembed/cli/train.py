@@ -21,9 +21,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from .args import float_in, nonnegative_int, positive_int
+from ..io.files import check_destination
+from .args import CommandError, clamp_threads, float_in, nonnegative_int, positive_int
 from .train_lm import HELP as LM_HELP
 from .train_lm import add_lm_arguments, run_lm
 
@@ -79,6 +79,7 @@ def add_skipgram_arguments(parser: argparse.ArgumentParser) -> None:
                              "vocab.json and train.json")
     output.add_argument("--evaluate", action="store_true",
                         help="then score the vectors on WordSim-353, SimLex-999 and the analogies")
+    output.add_argument("--force", action="store_true", help="replace --out if it exists")
     output.add_argument("--quiet", action="store_true", help="no progress bar")
     output.add_argument("--json", action="store_true", help="print train.json (and the evaluation) as JSON")
 
@@ -103,19 +104,20 @@ def run_skipgram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     if args.min_alpha > args.alpha:
         parser.error(f"--min-alpha {args.min_alpha} must not exceed --alpha {args.alpha}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():  # checked before minutes of training
-        parser.error(f"--out {args.out!r} is a file, not a folder")
-    text, source = _read_corpora(args.corpus, parser)
+    out = check_destination(args.out, directory=True, replace=args.force, what="--out")  # before minutes of training
     try:
         config = SkipGramConfig(dim=args.dim, window=args.window, negative=args.negative, epochs=args.epochs,
                                 min_count=args.min_count, sample=args.sample, alpha=args.alpha,
                                 min_alpha=args.min_alpha, batch_size=args.batch_size,
-                                optimizer=args.optimizer, seed=args.seed, threads=args.threads)
-        result = train_skipgram(text, config, source=f"corpus {source}", show_progress=not args.quiet)
+                                optimizer=args.optimizer, seed=args.seed, threads=clamp_threads(args.threads))
     except ValueError as e:
         parser.error(str(e))
-    paths = write_outputs(result, out)
+    text, source = _read_corpora(args.corpus, parser)
+    try:
+        result = train_skipgram(text, config, source=f"corpus {source}", show_progress=not args.quiet)
+    except ValueError as e:  # a corpus with too few words to train on
+        parser.error(str(e))
+    paths = write_outputs(result, out, replace=args.force)
     report = None
     if args.evaluate:
         from ..io.assets import AssetError  # noqa: PLC0415
@@ -124,9 +126,8 @@ def run_skipgram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         try:
             report = evaluate(result.vectors)
         except AssetError as e:  # the benchmarks come from gensim's wheel: pip must reach PyPI
-            print(f"tinyembed train: the vectors are in {out}, but the benchmarks could not be "
-                  f"fetched to evaluate them: {e}", file=sys.stderr)
-            return 1
+            raise CommandError(f"the vectors are in {out}, but the benchmarks could not be fetched to "
+                               f"evaluate them: {e}") from None
     if args.json:
         payload = result.to_dict() | {"files": {k: str(p) for k, p in paths.items()}}
         if report is not None:
@@ -161,7 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (help_, add, run_) in _MODELS.items():
         sub = models.add_parser(name, help=help_, description=help_)
         add(sub)
-        sub.set_defaults(_train=run_, _train_parser=sub)
+        sub.set_defaults(_train=run_, _train_parser=sub, _parser=sub)  # errors name "tinyembed train lm"
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

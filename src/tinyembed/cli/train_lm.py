@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 from dataclasses import fields
-from pathlib import Path
 
 from .args import positive_float, positive_int
 
@@ -42,6 +41,8 @@ def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d["seed"], help="seeds the weights and the batch order")
     parser.add_argument("--out", metavar="DIR", required=True,
                         help="writes checkpoint.safetensors (weights, config, tokenizer) and train.json")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no line per epoch")
     parser.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
 
 
@@ -52,7 +53,15 @@ def _tokenizer(args, text: str, parser):
     if args.tokenizer == "byte":
         return ByteTokenizer(specials=specials)
     if args.tokenizer == "bpe":
-        return BPETokenizer.train(text, args.vocab_size, specials=specials)
+        try:
+            tokenizer = BPETokenizer.train(text, args.vocab_size, specials=specials)
+        except ValueError as e:  # a vocabulary too small for the bytes and the special tokens
+            parser.error(f"--vocab-size {args.vocab_size}: {e}")
+        if tokenizer.vocab_size < args.vocab_size:
+            print(f"note: --vocab-size {args.vocab_size} asked for more ids than this corpus supports: no pair of "
+                  f"tokens occurs often enough for another merge after {tokenizer.vocab_size} ids; training "
+                  f"with {tokenizer.vocab_size}", file=sys.stderr)
+        return tokenizer
     try:
         return load_tokenizer(args.tokenizer)
     except (OSError, ValueError) as e:
@@ -60,35 +69,46 @@ def _tokenizer(args, text: str, parser):
 
 
 def run_lm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..io.files import write_atomic  # noqa: PLC0415
+    from ..checks import check_memory  # noqa: PLC0415
+    from ..io.files import atomic_directory, check_destination  # noqa: PLC0415
     from ..text.corpus import corpus_text  # noqa: PLC0415
-    from ..train.lm import LMConfig, save_checkpoint, train_lm  # noqa: PLC0415
+    from ..train.lm import LMConfig, best_epoch, save_checkpoint, train_lm, training_bytes  # noqa: PLC0415
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {args.out!r} exists and is not a directory")
+    # Everything that can fail cheaply fails first: the destination, the settings, the memory.
+    out = check_destination(args.out, directory=True, replace=args.force, what="--out")
+    settings = dict(context=args.context, dim=args.dim, hidden=args.hidden, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    try:
+        largest = LMConfig(vocab_size=max(args.vocab_size, 512), **settings)  # the most ids a tokenizer gives here
+    except ValueError as e:
+        parser.error(str(e))
+    check_memory(training_bytes(largest), f"a language model with --context {args.context}, --dim {args.dim} "
+                                          f"and --hidden {args.hidden}")
     try:
         text = corpus_text(args.corpus)
     except (OSError, ValueError) as e:
-        parser.error(str(e))
+        parser.error(f"--corpus {args.corpus!r}: {e}")
     tokenizer = _tokenizer(args, text, parser)
+    talk = not (args.json or args.quiet)
+    config = LMConfig(vocab_size=tokenizer.vocab_size, **settings)
     try:
-        config = LMConfig(vocab_size=tokenizer.vocab_size, context=args.context, dim=args.dim, hidden=args.hidden,
-                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
         model, history = train_lm(
-            text.splitlines(), tokenizer, config, show_progress=not args.json,
-            on_epoch=None if args.json else lambda s: print(
+            text.splitlines(), tokenizer, config, show_progress=talk,
+            on_epoch=None if not talk else lambda s: print(
                 f"epoch {s.epoch}: train loss {s.train_loss:.3f} (ppl {s.train_perplexity:.1f}), "
                 f"val loss {s.val_loss:.3f} (ppl {s.val_perplexity:.1f}), {s.tokens_per_s:,.0f} tokens/s"))
-    except ValueError as e:
+    except ValueError as e:  # a corpus too small to train and validate on
         parser.error(str(e))
-    os.makedirs(out, exist_ok=True)
-    save_checkpoint(model, tokenizer, out / "checkpoint.safetensors")
-    summary = {"corpus": args.corpus, "tokenizer": type(tokenizer).__name__,
-               "parameters": model.num_parameters(), "history": [s.to_dict() for s in history]}
-    write_atomic(out / "train.json", json.dumps(summary, indent=1) + "\n")
+    best = best_epoch(history)
+    summary = {"corpus": args.corpus, "tokenizer": type(tokenizer).__name__, "vocab_size": tokenizer.vocab_size,
+               "parameters": model.num_parameters(), "kept_epoch": best.epoch,
+               "history": [s.to_dict() for s in history]}
+    with atomic_directory(out, replace=args.force) as staging:
+        save_checkpoint(model, tokenizer, staging / "checkpoint.safetensors")
+        (staging / "train.json").write_text(json.dumps(summary, indent=1) + "\n")
     if args.json:
         print(json.dumps(summary, indent=1))
-    else:
-        print(f"wrote {out / 'checkpoint.safetensors'} and {out / 'train.json'}")
+    elif not args.quiet:
+        print(f"kept epoch {best.epoch} (val loss {best.val_loss:.3f}, the lowest); "
+              f"wrote {out / 'checkpoint.safetensors'} and {out / 'train.json'}")
     return 0

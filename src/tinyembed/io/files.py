@@ -25,13 +25,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Union
 
-__all__ = ["DestinationError", "atomic_open", "write_atomic", "atomic_directory", "check_destination"]
+__all__ = ["DestinationError", "WriteError", "atomic_open", "write_atomic", "atomic_directory", "check_destination"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 class DestinationError(OSError):
-    """An output cannot go where it was asked to; the message names the path and why."""
+    """An output cannot go where it was asked to (found before writing); the message names the path and why."""
+
+
+class WriteError(OSError):
+    """Writing an output failed part way (a full disk, say); the destination is as it was, and the
+    message names it, not the temporary."""
 
 
 def _reason(error: OSError) -> str:
@@ -118,6 +123,7 @@ def atomic_directory(path: PathLike, *, replace: bool = False) -> Iterator[Path]
     Raises:
         DestinationError: ``path`` exists and ``replace`` is False, or it is not a
             directory, or its parent cannot take a new directory; the message names ``path``.
+        WriteError: writing failed part way; ``path`` is as it was.
 
     Examples:
         >>> import tempfile, pathlib
@@ -133,7 +139,7 @@ def atomic_directory(path: PathLike, *, replace: bool = False) -> Iterator[Path]
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = _hidden_sibling(out, "new", create=True)
     except OSError as e:
-        raise DestinationError(f"cannot write {out}: {_reason(e)}") from None
+        raise WriteError(f"cannot write {out}: {_reason(e)}") from None
     try:
         yield staging
         if out.is_dir() and not out.is_symlink():
@@ -144,8 +150,8 @@ def atomic_directory(path: PathLike, *, replace: bool = False) -> Iterator[Path]
             os.rename(staging, out)
     except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(e, OSError) and not isinstance(e, DestinationError):
-            raise DestinationError(f"cannot write {out}: {_reason(e)}") from e
+        if isinstance(e, OSError) and not isinstance(e, (DestinationError, WriteError)):
+            raise WriteError(f"cannot write {out}: {_reason(e)}") from e
         raise
 
 

@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
+from ..checks import check_memory
 from ..io.files import write_atomic
 from ..io.progress import progress
 from ..kernels.rows import storage_row_bytes
@@ -568,6 +569,10 @@ def run(config: BenchConfig | None = None) -> BenchReport:
     Thread counts of tinyembed and torch are set for the run and restored afterwards.
     """
     config = config or BenchConfig()
+    # The largest case holds its table about 8 times at once (ours and torch's, gradients, the NumPy
+    # baseline's dense gradient, bags): refuse up front rather than be killed part way.
+    vocab, dim = max(config.cases, key=lambda c: c[0] * c[1])
+    check_memory(8 * vocab * dim * 4, f"tinyembed bench's {vocab}x{dim} case")
     start, cpu_start = time.perf_counter(), cpu_seconds()
     torch = _import_torch() if config.use_torch else None
     torch_note = None

@@ -13,7 +13,6 @@ reproduce the original rows with full-batch Adam, and their figures say so.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from functools import partial
 
 import numpy as np
 
+from ..checks import check_memory
 from ..io import assets, safetensors
 from ..io.progress import progress
 from ..nn import Embedding
@@ -123,9 +123,23 @@ def read_table(path: str, tensor: str | None = None) -> np.ndarray:
     return safetensors.load_tensor(path, tensor, copy=True)
 
 
+def unfit(methods, shape: tuple[int, int], counts: np.ndarray | None = None) -> dict[str, str]:
+    """{method: why it cannot compress a table of ``shape`` (with these ``counts``)} for the methods
+    among ``methods`` that cannot; unknown names are reported too."""
+    why = {}
+    for m in methods:
+        if m not in METHODS:
+            why[m] = f"unknown method; known: {', '.join(METHODS)}"
+        elif METHODS[m].needs_counts and counts is None:
+            why[m] = "it ranks ids by frequency and needs token counts (--counts)"
+        elif (reason := METHODS[m].fits(*shape)) is not None:
+            why[m] = reason
+    return why
+
+
 def needs_counts(methods) -> list[str]:
     """The methods among ``methods`` that rank ids by frequency (they need token counts)."""
-    return [m for m in methods if METHODS[m][1]]
+    return [m for m in methods if METHODS[m].needs_counts]
 
 
 # -- the methods --------------------------------------------------------------------------------
@@ -176,19 +190,43 @@ def _mixed_dim(table, counts, seed):
     return MixedDimEmbedding.from_counts(counts, table.shape[1], seed=seed)
 
 
-# name -> (builder, needs token counts, short description). Adding a method is adding an entry.
-METHODS: dict[str, tuple[Callable, bool, str]] = {
-    "float16": (_stored("float16"), False, "float16 storage"),
-    "bfloat16": (_stored("bfloat16"), False, "bfloat16 storage (ml_dtypes)"),
-    "float8_e4m3fn": (_stored("float8_e4m3fn"), False, "float8 e4m3 storage (ml_dtypes)"),
-    "int8": (_stored("int8"), False, "row-wise int8, float32 scale and bias (FBGEMM layout)"),
-    "int4": (_stored("int4"), False, "row-wise int4, float16 scale and bias (FBGEMM layout)"),
-    "lowrank-128": (_low_rank(128), False, "truncated SVD, rank 128 (ALBERT-style factors)"),
-    "lowrank-64": (_low_rank(64), False, "truncated SVD, rank 64"),
-    "prune-50%": (_pruned(0.5, 1024), True, "keep the 50% most frequent rows, min(1024, V/16) hashed OOV rows"),
-    "hash-25%": (_fitted(_hashed, lr=0.005), False, "2-hash table with V/4 buckets, fitted by Adam"),
-    "qr-4": (_fitted(_qr, lr=0.02), False, "quotient-remainder, 4 collisions, mult, fitted by Adam"),
-    "mixed-dim": (_fitted(_mixed_dim, lr=0.05), True, "frequency blocks with power-law widths, fitted by Adam"),
+@dataclass(frozen=True)
+class Method:
+    """One way to compress: how to build it, what it needs, and what it is.
+
+    ``fits(V, D)`` says why a V x D table cannot be compressed this way (None if it can), so a
+    run checks every method it was asked for before measuring any.
+    """
+
+    build: Callable
+    description: str
+    needs_counts: bool = False
+    fits: Callable[[int, int], str | None] = lambda v, d: None
+
+
+def _rank_fits(rank: int) -> Callable[[int, int], str | None]:
+    return lambda v, d: None if rank <= min(v, d) else f"rank {rank} needs a table of at least {rank} x {rank}"
+
+
+def _rows_fit(v: int, d: int) -> str | None:
+    return None if v >= 16 else f"it needs at least 16 rows to group or hash, the table has {v}"
+
+
+# name -> Method. Adding a method is adding an entry.
+METHODS: dict[str, Method] = {
+    "float16": Method(_stored("float16"), "float16 storage"),
+    "bfloat16": Method(_stored("bfloat16"), "bfloat16 storage (ml_dtypes)"),
+    "float8_e4m3fn": Method(_stored("float8_e4m3fn"), "float8 e4m3 storage (ml_dtypes)"),
+    "int8": Method(_stored("int8"), "row-wise int8, float32 scale and bias (FBGEMM layout)"),
+    "int4": Method(_stored("int4"), "row-wise int4, float16 scale and bias (FBGEMM layout)"),
+    "lowrank-128": Method(_low_rank(128), "truncated SVD, rank 128 (ALBERT-style factors)", fits=_rank_fits(128)),
+    "lowrank-64": Method(_low_rank(64), "truncated SVD, rank 64", fits=_rank_fits(64)),
+    "prune-50%": Method(_pruned(0.5, 1024), "keep the 50% most frequent rows, min(1024, V/16) hashed OOV rows",
+                        needs_counts=True, fits=_rows_fit),
+    "hash-25%": Method(_fitted(_hashed, lr=0.005), "2-hash table with V/4 buckets, fitted by Adam", fits=_rows_fit),
+    "qr-4": Method(_fitted(_qr, lr=0.02), "quotient-remainder, 4 collisions, mult, fitted by Adam", fits=_rows_fit),
+    "mixed-dim": Method(_fitted(_mixed_dim, lr=0.05), "frequency blocks with power-law widths, fitted by Adam",
+                        needs_counts=True, fits=_rows_fit),
 }
 DEFAULT_METHODS = list(METHODS)
 
@@ -221,19 +259,25 @@ def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.nda
         counts: (V,) token frequencies, for the methods that rank ids by frequency.
         sample: rows sampled (seeded) for recall@10.
         repeats: timing repeats (medians).
+
+    Raises:
+        ValueError: a method that cannot compress this table (see :func:`unfit`), named with
+            the reason, before anything is built; a method cannot run is never left out silently.
+        MemoryError: the measurements would not fit in the memory available.
     """
     table = np.ascontiguousarray(table, dtype=np.float32)
     if table.ndim != 2:
         raise ValueError(f"table must be 2-D (V, D), got shape {table.shape}")
     methods = DEFAULT_METHODS if methods is None else list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
-    need_counts = [m for m in methods if METHODS[m][1]]
-    if need_counts and counts is None:
-        raise ValueError(f"methods {need_counts} rank ids by frequency: give counts")
     if counts is not None and np.shape(counts) != (len(table),):
         raise ValueError(f"counts must have one entry per row ({len(table)}), got shape {np.shape(counts)}")
+    refused = unfit(methods, table.shape, counts)
+    if refused:
+        raise ValueError("; ".join(f"{m} cannot compress this {table.shape[0]}x{table.shape[1]} table: {why}"
+                                   for m, why in refused.items()))
+    # The table, a built copy, its dense rows, their float64 cosines and the neighbour search's
+    # (sample, V) similarities: about six tables' worth at once.
+    check_memory(6 * table.nbytes + 8 * min(sample, len(table)) * len(table), f"compressing a {table.shape} table")
     rng = np.random.default_rng(seed)
     queries = rng.choice(len(table), size=min(sample, len(table)), replace=False)
     lookup_ids = rng.integers(0, len(table), size=(32, 512))
@@ -243,11 +287,7 @@ def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.nda
     results = []
     for name in progress(["dense"] + methods, desc="compress", enabled=show_progress):
         start = time.perf_counter()
-        try:
-            built = dense if name == "dense" else METHODS[name][0](table, counts, seed)
-        except ValueError as e:  # a method that does not fit this table (rank 128 of a 64-wide one)
-            print(f"note: {name} left out: {e}", file=sys.stderr)
-            continue
+        built = dense if name == "dense" else METHODS[name].build(table, counts, seed)
         build_seconds = time.perf_counter() - start
         approx = built.to_dense()
         cos = row_cosines(table, approx)
@@ -255,7 +295,7 @@ def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.nda
                             repeats)
         results.append(CompressionResult(
             method=name,
-            description="dense float32 (the original)" if name == "dense" else METHODS[name][2],
+            description="dense float32 (the original)" if name == "dense" else METHODS[name].description,
             nbytes=built.nbytes,
             compression_ratio=built.compression_ratio,
             mean_cosine=float(cos.mean()),

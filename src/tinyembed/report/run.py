@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..io.files import DestinationError, atomic_directory, check_destination
+from ..io.files import DestinationError, WriteError, atomic_directory, check_destination
 from ..io.progress import progress
 from ..profile import EmbeddingProfiler
 from .document import GENERATOR, Report, ReportError, figure_slugs
@@ -53,7 +53,7 @@ def check_out_dir(out_dir: str | os.PathLike, *, overwrite: bool = True) -> Path
     """
     out = Path(os.path.abspath(out_dir))
     if out.is_dir() and not out.is_symlink() and is_report_dir(out) and not overwrite:
-        raise ReportError(f"{out} already holds a report; pass overwrite=True to replace it")
+        raise ReportError(f"{out} already holds a report; replace it with --force (overwrite=True)")
     try:
         return check_destination(out, directory=True, replace=is_report_dir, what="report directory")
     except DestinationError as e:
@@ -97,7 +97,7 @@ def write_report(report: Report, out_dir: str | os.PathLike, *, overwrite: bool 
                     _write_file(staging / "figures" / f"{slug}.png", figure.png)
             _write_file(staging / "index.html", page)
             _write_file(staging / "report.json", manifest)  # last: it marks a complete report
-    except DestinationError as e:
+    except (DestinationError, WriteError) as e:
         raise ReportError(str(e)) from e.__cause__
     return out
 
@@ -130,11 +130,14 @@ def build_report(config: ReportConfig | None = None, show_progress: bool = True)
 
 
 def run_report(out_dir: str | os.PathLike | None = "tinyembed-report", quick: bool = False,
-               show_progress: bool = True) -> tuple[Report, Path | None]:
-    """Check ``out_dir``, build the report, write it (unless ``out_dir`` is None)."""
-    out = None if out_dir is None else check_out_dir(out_dir)
+               show_progress: bool = True, overwrite: bool = True) -> tuple[Report, Path | None]:
+    """Check ``out_dir``, build the report, write it (unless ``out_dir`` is None).
+
+    ``overwrite`` False refuses a previous report in ``out_dir``, before any measuring.
+    """
+    out = None if out_dir is None else check_out_dir(out_dir, overwrite=overwrite)
     report = build_report(ReportConfig.quick_run() if quick else ReportConfig(), show_progress)
-    return report, (None if out is None else write_report(report, out))
+    return report, (None if out is None else write_report(report, out, overwrite=overwrite))
 
 
 def as_json(report: Report) -> dict:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..checks import check_number, check_positive, check_positive_int
+from ..checks import check_memory, check_number, check_positive, check_positive_int
 from ..io import safetensors
 from ..io.progress import progress
 from ..nn import LayerNorm, Linear, Module
@@ -41,7 +41,8 @@ from ..optim import AdamW
 from ..positional import EmbeddingLayer
 from ..tensor import Tensor, no_grad
 
-__all__ = ["LMConfig", "WindowLM", "EpochStats", "windows", "train_lm", "save_checkpoint", "load_checkpoint"]
+__all__ = ["LMConfig", "WindowLM", "EpochStats", "Examples", "windows", "training_bytes", "train_lm", "best_epoch",
+           "save_checkpoint", "load_checkpoint"]
 
 _METADATA_CONFIG = "tinyembed.lm.config"
 _METADATA_TOKENIZER = "tinyembed.lm.tokenizer"
@@ -106,25 +107,59 @@ class WindowLM(Module):
         return f"vocab_size={c.vocab_size}, context={c.context}, dim={c.dim}, hidden={c.hidden}"
 
 
-def windows(ids: np.ndarray, context: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (previous ``context`` tokens, next token) pair of one token sequence.
+@dataclass
+class Examples:
+    """Every (previous ``context`` tokens, next token) pair of some lines, held as positions in one
+    token stream, so that memory grows with the tokens and never with the context.
 
-    The first tokens see ``pad_id`` where the sequence has no history yet.
+    The stream is each line after ``context`` pad ids (the first tokens of a line see padding
+    where it has no history). Example ``i`` predicts ``stream[targets[i]]`` from the ``context``
+    tokens before it; :meth:`batch` gathers the windows of a few examples when they are needed.
+    """
+
+    stream: np.ndarray   # (tokens + context * lines,) int64
+    targets: np.ndarray  # (n,) int64 positions in stream
+    context: int
+
+    @classmethod
+    def of_lines(cls, lines: list[np.ndarray], context: int, pad_id: int) -> Examples:
+        lines = [np.asarray(line, dtype=np.int64).reshape(-1) for line in lines]
+        lines = [line for line in lines if len(line)]
+        if not lines:
+            raise ValueError("no tokens to train on: the corpus encodes to nothing")
+        pad = np.full(context, pad_id, dtype=np.int64)
+        stream = np.concatenate([part for line in lines for part in (pad, line)])
+        starts = np.cumsum([0] + [context + len(line) for line in lines[:-1]]) + context
+        targets = np.concatenate([start + np.arange(len(line)) for start, line in zip(starts, lines, strict=True)])
+        return cls(stream, targets.astype(np.int64), context)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def batch(self, index) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs (b, context) int64, targets (b,) int64) of the examples at ``index``."""
+        at = self.targets[index]
+        return self.stream[at[:, None] + np.arange(-self.context, 0)], self.stream[at]
+
+
+def windows(ids: np.ndarray, context: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (previous ``context`` tokens, next token) pair of one token sequence, as arrays.
 
     Returns:
         inputs (n, context) int64, targets (n,) int64, for a sequence of n tokens.
     """
-    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-    padded = np.concatenate([np.full(context, pad_id, dtype=np.int64), ids])
-    inputs = np.lib.stride_tricks.sliding_window_view(padded, context)[: len(ids)]
-    return np.ascontiguousarray(inputs), ids.copy()
+    examples = Examples.of_lines([ids], context, pad_id)
+    return examples.batch(np.arange(len(examples)))
 
 
-def _examples(lines: list[np.ndarray], context: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [windows(line, context, pad_id) for line in lines if len(line)]
-    if not pairs:
-        raise ValueError("no tokens to train on: the corpus encodes to nothing")
-    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+def training_bytes(config: LMConfig) -> int:
+    """Estimated peak bytes of training ``config``: the parameters four times over (weights,
+    gradients, AdamW's two moments) and one batch's activations (windows, hidden layer, logits)."""
+    c = config
+    params = c.vocab_size * c.dim + c.context * c.dim + (c.context * c.dim + 1) * c.hidden \
+        + (c.hidden + 1) * c.dim + 2 * c.dim
+    activations = c.batch_size * (c.context * (8 + 3 * 4 * c.dim) + 3 * 4 * (c.hidden + c.vocab_size))
+    return 4 * 4 * params + activations
 
 
 @dataclass
@@ -147,17 +182,17 @@ class EpochStats:
         return {**asdict(self), "train_perplexity": self.train_perplexity, "val_perplexity": self.val_perplexity}
 
 
-def evaluate_loss(model: WindowLM, inputs: np.ndarray, targets: np.ndarray, batch_size: int = 1024) -> float:
-    """Mean cross entropy (nats per token) of ``model`` on the pairs, in eval mode."""
+def evaluate_loss(model: WindowLM, examples: Examples, batch_size: int = 1024) -> float:
+    """Mean cross entropy (nats per token) of ``model`` on the examples, in eval mode."""
     was_training = model.training
     model.eval()
     total = 0.0
     with no_grad():
-        for a in range(0, len(targets), batch_size):
-            loss = F.cross_entropy(model(inputs[a:a + batch_size]), targets[a:a + batch_size], reduction="sum")
-            total += float(loss.data)
+        for a in range(0, len(examples), batch_size):
+            inputs, targets = examples.batch(np.arange(a, min(a + batch_size, len(examples))))
+            total += float(F.cross_entropy(model(inputs), targets, reduction="sum").data)
     model.train(was_training)
-    return total / len(targets)
+    return total / len(examples)
 
 
 def train_lm(lines: list[str], tokenizer, config: LMConfig, show_progress: bool = True,
@@ -165,15 +200,23 @@ def train_lm(lines: list[str], tokenizer, config: LMConfig, show_progress: bool 
     """Train a :class:`WindowLM` on ``lines`` (one document or paragraph each).
 
     The last ``val_fraction`` of the lines are held out for validation. Batches are
-    shuffled with ``config.seed``: the same seed gives the same model.
+    shuffled with ``config.seed``: the same seed gives the same model. The model returned
+    holds the weights of the epoch with the lowest validation loss (``best_epoch(history)``),
+    not necessarily the last.
 
     Args:
         tokenizer: any :mod:`tinyembed.text.tokenizers` tokenizer; its pad id (or 0)
             fills the history of a line's first tokens.
         on_epoch: called with each :class:`EpochStats` as it is measured.
+
+    Raises:
+        MemoryError: the model and a batch would not fit in the memory available
+            (:func:`training_bytes`), before anything is allocated.
     """
     if config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"config.vocab_size is {config.vocab_size}, the tokenizer has {tokenizer.vocab_size}")
+    check_memory(training_bytes(config), f"a language model with context {config.context}, dim {config.dim}, "
+                                         f"hidden {config.hidden} and {config.vocab_size} ids")
     lines = [line for line in lines if line.strip()]
     if len(lines) < 2:
         raise ValueError(f"the corpus has {len(lines)} non-empty lines: at least 2 are needed "
@@ -181,35 +224,44 @@ def train_lm(lines: list[str], tokenizer, config: LMConfig, show_progress: bool 
     split = min(len(lines) - 1, max(1, int(round(len(lines) * (1 - config.val_fraction)))))
     pad = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     encoded = tokenizer.encode_batch(lines)
-    train_x, train_y = _examples(encoded[:split], config.context, pad)
-    val_x, val_y = _examples(encoded[split:], config.context, pad)
+    train = Examples.of_lines(encoded[:split], config.context, pad)
+    val = Examples.of_lines(encoded[split:], config.context, pad)
 
     model = WindowLM(config)
     optimizer = AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
-    steps = math.ceil(len(train_y) / config.batch_size)
-    history = []
+    steps = math.ceil(len(train) / config.batch_size)
+    history: list[EpochStats] = []
+    best: dict[str, np.ndarray] | None = None
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        order = rng.permutation(len(train_y))
+        order = rng.permutation(len(train))
         model.train()
         total = 0.0
         for k in progress(range(steps), desc=f"epoch {epoch}/{config.epochs}", total=steps,
                           enabled=show_progress):
-            batch = order[k * config.batch_size:(k + 1) * config.batch_size]
-            loss = F.cross_entropy(model(train_x[batch]), train_y[batch])
+            inputs, targets = train.batch(order[k * config.batch_size:(k + 1) * config.batch_size])
+            loss = F.cross_entropy(model(inputs), targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss.data) * len(batch)
+            total += float(loss.data) * len(targets)
         seconds = time.perf_counter() - start
-        stats = EpochStats(epoch, total / len(train_y), evaluate_loss(model, val_x, val_y), seconds,
-                           len(train_y) / seconds)
+        stats = EpochStats(epoch, total / len(train), evaluate_loss(model, val), seconds, len(train) / seconds)
         history.append(stats)
+        if best_epoch(history) is stats:
+            best = {name: array.copy() for name, array in model.state_dict().items()}
         if on_epoch is not None:
             on_epoch(stats)
+    if best is not None:
+        model.load_state_dict(best)  # the epoch that generalised best, as early stopping keeps
     model.eval()
     return model, history
+
+
+def best_epoch(history: list[EpochStats]) -> EpochStats:
+    """The epoch with the lowest validation loss (the first of equals): the one :func:`train_lm` keeps."""
+    return min(history, key=lambda s: s.val_loss)
 
 
 def save_checkpoint(model: WindowLM, tokenizer, path: str | os.PathLike) -> None:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ from ..checks import (
     check_positive_int,
     check_probability,
 )
-from ..io.files import write_atomic
+from ..io.files import atomic_directory, write_atomic
 from ..io.progress import ProgressBar
 from ..nn import Embedding, Module
 from ..optim import SGD, SparseAdam
@@ -513,8 +514,12 @@ def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, th
 
 
 # -- files --------------------------------------------------------------------------------------
-def write_outputs(result: SkipGramResult, out_dir) -> dict[str, Path]:
-    """Write a training run into ``out_dir`` (created if need be).
+OUTPUT_FILES = {"vectors": "vectors.safetensors", "vectors_text": "vectors.txt", "vocab": "vocab.json",
+                "train": "train.json"}
+
+
+def write_outputs(result: SkipGramResult, out_dir, *, replace: bool = False) -> dict[str, Path]:
+    """Write a training run into the directory ``out_dir``, whole or not at all.
 
     Files:
         vectors.safetensors   the input vectors (:meth:`WordVectors.save`)
@@ -522,18 +527,16 @@ def write_outputs(result: SkipGramResult, out_dir) -> dict[str, Path]:
         vocab.json            words and counts (:meth:`Vocabulary.save`)
         train.json            config, per-epoch losses, words/s, seconds
 
+    An existing ``out_dir`` is replaced only with ``replace`` (:func:`tinyembed.io.files.atomic_directory`).
+
     Returns:
         {name: path} of the files written.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    vectors = result.vectors
-    paths = {"vectors": out / "vectors.safetensors", "vectors_text": out / "vectors.txt",
-             "vocab": out / "vocab.json", "train": out / "train.json"}
-    vectors.save(paths["vectors"])
-    vectors.save_word2vec_text(paths["vectors_text"])
-    result.vocab.save(paths["vocab"])
-    write_atomic(paths["train"], json.dumps(result.to_dict(), indent=2) + "\n")
-    return paths
+    out = Path(os.path.abspath(out_dir))
+    with atomic_directory(out, replace=replace) as staging:
+        vectors = result.vectors
+        vectors.save(staging / OUTPUT_FILES["vectors"])
+        vectors.save_word2vec_text(staging / OUTPUT_FILES["vectors_text"])
+        result.vocab.save(staging / OUTPUT_FILES["vocab"])
+        write_atomic(staging / OUTPUT_FILES["train"], json.dumps(result.to_dict(), indent=2) + "\n")
+    return {name: out / file for name, file in OUTPUT_FILES.items()}

@@ -502,13 +502,49 @@ class EvaluationReport:
     analogies: AnalogyResult
     neighbours: list[Neighbours]
     missing_query_words: list[str]
+    warnings: list[str] = field(default_factory=list)  # why the scores may mean little (:func:`warnings_of`)
 
     def to_dict(self) -> dict:
         return {"vocab_size": self.vocab_size, "dim": self.dim,
                 "word_pairs": [p.to_dict() for p in self.word_pairs],
                 "analogies": self.analogies.to_dict(),
                 "neighbours": [n.to_dict() for n in self.neighbours],
-                "missing_query_words": list(self.missing_query_words)}
+                "missing_query_words": list(self.missing_query_words),
+                "warnings": list(self.warnings)}
+
+
+# Below these, a score is computed on too little to mean much; say so rather than print a bare number.
+MIN_PAIR_COVERAGE = 0.5       # of a word-similarity benchmark's pairs
+MIN_ANALOGY_COVERAGE = 0.1    # of the analogy questions
+MAX_MEAN_COSINE = 0.9         # between the most frequent words: above, the vectors barely differ
+
+
+def mean_cosine(vectors: WordVectors, words: int = 1000) -> float:
+    """Mean cosine similarity between distinct pairs of the ``words`` most frequent words: near 0
+    for vectors that tell words apart, near 1 for vectors that all point one way (untrained)."""
+    unit = vectors.normalized()[:words].astype(np.float64)
+    n = len(unit)
+    if n < 2:
+        return 0.0
+    total = unit.sum(axis=0)
+    return float((total @ total - (unit * unit).sum()) / (n * (n - 1)))  # sum over i != j of u_i . u_j
+
+
+def warnings_of(vectors: WordVectors, pairs: list[PairResult], analogies: AnalogyResult) -> list[str]:
+    """What makes these scores weak evidence: low coverage of a benchmark, or degenerate vectors."""
+    found = []
+    for p in pairs:
+        if p.pairs_total and p.pairs_used / p.pairs_total < MIN_PAIR_COVERAGE:
+            found.append(f"{p.name} scored only {p.pairs_used} of its {p.pairs_total} pairs (the vocabulary "
+                         f"misses the rest): its correlation says little")
+    total = analogies.total + analogies.skipped
+    if total and analogies.total / total < MIN_ANALOGY_COVERAGE:
+        found.append(f"only {analogies.total} of {total} analogy questions could be answered with this vocabulary")
+    cosine = mean_cosine(vectors)
+    if cosine > MAX_MEAN_COSINE:
+        found.append(f"the vectors are nearly parallel (mean cosine {cosine:.3f} between the most frequent "
+                     "words): they do not tell words apart, as after too little training (a smoke run)")
+    return found
 
 
 def evaluate(vectors: WordVectors, *, restrict_vocab: int | None = 30_000,
@@ -541,7 +577,8 @@ def evaluate(vectors: WordVectors, *, restrict_vocab: int | None = 30_000,
                   if len(vectors) > 1]
     return EvaluationReport(vocab_size=len(vectors), dim=vectors.dim, word_pairs=pairs,
                             analogies=analogies, neighbours=neighbours,
-                            missing_query_words=[w for w in dict.fromkeys(words) if w not in vectors])
+                            missing_query_words=[w for w in dict.fromkeys(words) if w not in vectors],
+                            warnings=warnings_of(vectors, pairs, analogies))
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -550,7 +587,8 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 def format_report(report: EvaluationReport) -> str:
     """The report as plain-text tables."""
-    lines = [f"Word vectors: {report.vocab_size} words x {report.dim} dimensions", ""]
+    lines = [f"Word vectors: {report.vocab_size} words x {report.dim} dimensions"]
+    lines += [f"warning: {w}" for w in report.warnings] + [""]
     lines.append(f"{'word similarity':<16} {'Spearman':>8} {'Pearson':>8} {'pairs used':>11} "
                  f"{'skipped (OOV)':>14}")
     for p in report.word_pairs:
