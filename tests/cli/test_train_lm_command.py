@@ -60,3 +60,15 @@ def test_train_lm_refuses_an_unreadable_tokenizer_file(corpus, tmp_path, capsys)
     with pytest.raises(SystemExit) as e:
         _run(["--corpus", str(corpus), "--tokenizer", str(bad), "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and "tok.json" in capsys.readouterr().err
+
+
+def test_a_vocabulary_larger_than_the_corpus_supports_is_said_and_quiet_prints_nothing(corpus, tmp_path, capsys):
+    out = tmp_path / "lm"
+    assert main(["train", "lm", "--corpus", str(corpus), "--tokenizer", "bpe", "--vocab-size", "100000",
+                 "--epochs", "1", "--context", "2", "--dim", "4", "--hidden", "8", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    got = json.loads((out / "train.json").read_text())["vocab_size"]
+    assert got < 100000
+    assert (f"note: --vocab-size 100000 asked for more ids than this corpus supports: no pair of tokens occurs "
+            f"often enough for another merge after {got} ids; training with {got}") in captured.err

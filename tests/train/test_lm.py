@@ -6,7 +6,17 @@ import pytest
 from tinyembed.gradcheck import gradcheck
 from tinyembed.tensor import Tensor
 from tinyembed.text.tokenizers import BPETokenizer, ByteTokenizer
-from tinyembed.train.lm import LMConfig, WindowLM, load_checkpoint, save_checkpoint, train_lm, windows
+from tinyembed.train.lm import (
+    Examples,
+    LMConfig,
+    WindowLM,
+    best_epoch,
+    evaluate_loss,
+    load_checkpoint,
+    save_checkpoint,
+    train_lm,
+    windows,
+)
 
 # A corpus with structure a window model can learn: repeated phrases with variations.
 _LINES = [f"the {a} sat on the {b} and the {b} was {c}."
@@ -94,3 +104,39 @@ def test_config_and_tokenizer_must_agree():
         train_lm(_LINES, ByteTokenizer(), LMConfig(vocab_size=10), show_progress=False)
     with pytest.raises(ValueError, match="context must be a positive integer"):
         LMConfig(vocab_size=10, context=0)
+
+
+def test_the_model_kept_is_the_epoch_with_the_lowest_validation_loss():
+    # A learning rate this high overshoots after the first epochs: the last epoch is not the best one.
+    tok = ByteTokenizer()
+    config = LMConfig(vocab_size=tok.vocab_size, context=4, dim=8, hidden=16, epochs=6, batch_size=16,
+                      lr=1.0, val_fraction=0.25, seed=0)
+    model, history = train_lm(_LINES, tok, config, show_progress=False)
+    best = best_epoch(history)
+    assert best.val_loss == min(h.val_loss for h in history)
+    assert best.epoch != history[-1].epoch, "the case must make the last epoch worse than the best"
+    lines = [line for line in _LINES if line.strip()]
+    split = min(len(lines) - 1, max(1, int(round(len(lines) * (1 - config.val_fraction)))))
+    val = Examples.of_lines(tok.encode_batch(lines[split:]), config.context, tok.pad_id or 0)
+    assert evaluate_loss(model, val) == pytest.approx(best.val_loss, rel=1e-6)
+
+
+def test_examples_gather_the_windows_of_the_stream_without_materializing_them():
+    rng = np.random.default_rng(0)
+    lines = [rng.integers(1, 50, n) for n in (5, 1, 9, 3)]
+    context = 7
+    examples = Examples.of_lines(lines, context, pad_id=0)
+    assert examples.stream.size == sum(len(line) for line in lines) + context * len(lines)  # O(tokens)
+    expected = [windows(line, context, 0) for line in lines]
+    inputs, targets = np.concatenate([e[0] for e in expected]), np.concatenate([e[1] for e in expected])
+    index = rng.permutation(len(examples))[:10]
+    got_inputs, got_targets = examples.batch(index)
+    np.testing.assert_array_equal(got_inputs, inputs[index])
+    np.testing.assert_array_equal(got_targets, targets[index])
+
+
+def test_training_too_large_a_model_for_the_memory_is_refused_before_allocating():
+    tok = ByteTokenizer()
+    config = LMConfig(vocab_size=tok.vocab_size, context=200_000, dim=64, hidden=512)
+    with pytest.raises(MemoryError, match=r"needs about \d+\.\d GiB, but this machine has \d+\.\d GiB available"):
+        train_lm(_LINES, tok, config, show_progress=False)
