@@ -12,7 +12,7 @@ modes and compiled loops that never test a bound.
     norms      row_norms, renorm_rows_ (max_norm), frequency_scale (scale_grad_by_freq)
     bags       bag_pool, pool_rows, pool_segments, bag_pool_backward (EmbeddingBag)
     rows       FBGEMM's fused quantized rows: row_bytes, quantize_rows, dequantize_rows
-    jit        the optional compiled loops (numba) the functions above switch to
+    jit        compiled loops (numba, optional): each written beside the NumPy path it replaces
 """
 
 from . import jit, rows

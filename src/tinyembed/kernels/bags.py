@@ -11,6 +11,7 @@ import numpy as np
 
 from . import jit, threads
 from .gather import gather_rows
+from .jit import prange
 from .norms import frequency_scale
 from .rows import dequantize_rows
 from .segments import segment_reduce, segment_sum_rows
@@ -55,7 +56,9 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
     if mode != "max":
         if threads.jit_ok(weight):
-            return jit.bag_sum(weight, ids, bounds, mode, per_sample_weights), None
+            out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
+            _bag_sum(weight, ids, bounds, _weights_or_none(per_sample_weights, weight.dtype), mode == "mean", out)
+            return out, None
         return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
                          ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
 
@@ -143,7 +146,10 @@ def bag_pool_fused(fused: np.ndarray, dim: int, bits: int, ids: np.ndarray, boun
     """
     # 8-bit rows whose scale and bias sit on float32 words are decoded inside the compiled bag loop.
     if bits == 8 and dim % 4 == 0 and jit.available():
-        return jit.bag_sum_int8(fused, dim, ids, bounds, mode, per_sample_weights)
+        out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
+        _bag_sum_int8(fused, fused.view(np.float32), ids, bounds, _weights_or_none(per_sample_weights, np.float32),
+                      mode == "mean", out)
+        return out
 
     def fetch(at, buf):
         np.copyto(buf, dequantize_rows(gather_rows(fused, at), dim, bits))
@@ -227,3 +233,57 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
         entry_grad *= np.asarray(scale, dtype=np.float64)[:, None].astype(grad_out.dtype)
     unique, sums = segment_sum_rows(ids_used, entry_grad)
     return unique, sums, grad_psw
+
+
+# -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray:
+    """The kernels take an empty array for "no per-sample weights" (one compiled signature)."""
+    return np.empty(0, dtype=dtype) if per_sample_weights is None else per_sample_weights
+
+
+@jit.kernel(parallel=True)
+def _bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
+    # A bag's rows are added left to right in the table's dtype, as the NumPy path does: identical bags.
+    dim = out.shape[1]
+    weighted = per_sample_weights.size > 0
+    for b in prange(out.shape[0]):
+        start, stop = bounds[b], bounds[b + 1]
+        acc = np.zeros(dim, dtype=out.dtype)  # a private row: the compiler can vectorize it
+        for j in range(start, stop):
+            row = weight[ids[j]]
+            if weighted:
+                w = per_sample_weights[j]
+                for d in range(dim):
+                    acc[d] += row[d] * w
+            else:
+                for d in range(dim):
+                    acc[d] += row[d]
+        if mean and stop > start:
+            for d in range(dim):
+                acc[d] /= stop - start
+        out[b] = acc
+
+
+@jit.kernel(parallel=True)
+def _bag_sum_int8(codes, scale_bias, ids, bounds, per_sample_weights, mean, out):
+    dim = out.shape[1]
+    at = dim // 4  # scale and bias are float32 words dim/4 and dim/4 + 1 of a fused row (kernels.rows)
+    weighted = per_sample_weights.size > 0
+    for b in prange(out.shape[0]):
+        start, stop = bounds[b], bounds[b + 1]
+        acc = np.zeros(dim, dtype=np.float32)
+        for j in range(start, stop):
+            r = ids[j]
+            row = codes[r]
+            scale, bias = scale_bias[r, at], scale_bias[r, at + 1]
+            if weighted:
+                w = per_sample_weights[j]
+                for d in range(dim):
+                    acc[d] += (np.float32(row[d]) * scale + bias) * w
+            else:
+                for d in range(dim):
+                    acc[d] += np.float32(row[d]) * scale + bias
+        if mean and stop > start:
+            for d in range(dim):
+                acc[d] /= stop - start
+        out[b] = acc

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import jit, threads
 from .ids import check_out
+from .jit import prange
 
 __all__ = ["gather_rows", "gather_add_rows"]
 
@@ -36,7 +37,7 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
     if flat.size and threads.jit_ok(weight) and out2d.flags.c_contiguous:
-        jit.gather_rows(weight, flat, out2d)
+        _gather(weight, flat, out2d)
         return out
 
     def work(a, b):
@@ -74,7 +75,8 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     flat = ids.reshape(-1)
     out2d = out.reshape(flat.size, dim)
     if flat.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
-        jit.gather_add_rows(weight, flat, addend, scale, out2d)
+        # scale 1 skips the product, as the NumPy path does, so both round alike
+        _gather_add(weight, flat, addend, weight.dtype.type(scale), scale != 1.0, out2d)
         return out
     step = max(1, threads.CHUNK_BYTES // (dim * weight.itemsize))
 
@@ -101,3 +103,27 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     if flat.size:
         threads.run_chunks(work, threads.chunks(flat.size, dim * weight.itemsize))
     return out
+
+
+# -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+@jit.kernel(parallel=True)
+def _gather(weight, ids, out):
+    # An explicit loop over a row's values: faster than np.take and than torch here.
+    for t in prange(ids.shape[0]):
+        row, o = weight[ids[t]], out[t]
+        for d in range(row.shape[0]):
+            o[d] = row[d]
+
+
+@jit.kernel(parallel=True)
+def _gather_add(weight, ids, addend, scale, scaled, out):
+    # One pass: each output row is written once, from its table row and its position row.
+    seq, dim = addend.shape
+    for t in prange(ids.shape[0]):
+        row, pos, o = weight[ids[t]], addend[t % seq], out[t]
+        if scaled:
+            for d in range(dim):
+                o[d] = row[d] * scale + pos[d]
+        else:
+            for d in range(dim):
+                o[d] = row[d] + pos[d]
