@@ -441,3 +441,41 @@ def test_gather_is_safe_while_another_thread_changes_the_thread_count():
     finally:
         kernels.set_num_threads(saved)
     assert not errors, errors[0]
+
+
+# -- lookup_rows: the check inside the gather ---------------------------------------------------------
+@pytest.mark.parametrize("dim", [0, 1, 3, 16, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ids_dtype", [np.int64, np.int32, np.uint16])
+def test_lookup_rows_equals_check_then_gather_on_both_paths(dim, dtype, ids_dtype):
+    from tinyembed.kernels import jit
+
+    rng = np.random.default_rng(dim)
+    weight = rng.standard_normal((50, dim)).astype(dtype)
+    ids = rng.integers(0, 50, (7, 9)).astype(ids_dtype)
+    expected = weight[ids]
+    old = jit.set_enabled(True)
+    try:
+        for enabled in (True, False):
+            jit.set_enabled(enabled)
+            rows, got_ids = kernels.lookup_rows(weight, ids)
+            np.testing.assert_array_equal(rows, expected)
+            np.testing.assert_array_equal(got_ids, ids)
+    finally:
+        jit.set_enabled(old)
+
+
+@pytest.mark.parametrize("bad", [-1, 50, 2**40])
+def test_lookup_rows_names_the_first_bad_id_on_both_paths(bad):
+    from tinyembed.kernels import jit
+
+    weight = np.ones((50, 4), np.float32)
+    ids = np.array([[3, 4], [bad, 7]])
+    old = jit.set_enabled(True)
+    try:
+        for enabled in (True, False):
+            jit.set_enabled(enabled)
+            with pytest.raises(IndexError, match=rf"input id {bad} at position \(1, 0\) is out of range"):
+                kernels.lookup_rows(weight, ids)
+    finally:
+        jit.set_enabled(old)

@@ -17,7 +17,7 @@ modes and compiled loops that never test a bound.
 
 from . import jit, rows
 from .bags import bag_pool, bag_pool_backward, bag_pool_fused, pool_rows, pool_segments
-from .gather import gather_add_rows, gather_rows
+from .gather import gather_add_rows, gather_rows, lookup_rows
 from .ids import bag_bounds, check_ids, check_offsets, check_out
 from .norms import frequency_scale, renorm_rows_, row_norms
 from .segments import scatter_add_rows, segment_reduce, segment_sum_rows
@@ -25,7 +25,7 @@ from .threads import get_num_threads, set_num_threads
 
 __all__ = [
     "check_ids", "check_offsets", "check_out", "bag_bounds", "get_num_threads", "set_num_threads",
-    "gather_rows", "gather_add_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows",
+    "gather_rows", "gather_add_rows", "lookup_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows",
     "row_norms", "renorm_rows_", "frequency_scale", "bag_pool", "pool_rows", "pool_segments",
     "bag_pool_backward", "bag_pool_fused", "jit", "rows",
 ]

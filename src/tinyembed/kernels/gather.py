@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import jit, threads
-from .ids import check_out
+from .ids import check_ids, check_out
 from .jit import prange
 
-__all__ = ["gather_rows", "gather_add_rows"]
+__all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
 
 
 def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -37,7 +37,7 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
     if flat.size and threads.jit_ok(weight) and out2d.flags.c_contiguous:
-        _gather(weight, flat, out2d)
+        _gather(*_as_words(weight, out2d), flat)
         return out
 
     def work(a, b):
@@ -46,6 +46,39 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     if flat.size:
         threads.run_chunks(work, threads.chunks(flat.size, dim * weight.itemsize))
     return out
+
+
+def lookup_rows(weight: np.ndarray, ids, out: np.ndarray | None = None,
+                name: str = "input") -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``weight`` at ids not validated yet: :func:`check_ids` and :func:`gather_rows` in one.
+
+    The compiled path checks each id inside the gather loop, so a call costs one pass
+    and no separate check; a bad id then raises :func:`check_ids`' error (naming the
+    id and its position), with ``out`` possibly partly written.
+
+    Args:
+        weight: (V, D) table; ids: integer ids (ndarray, Tensor or nested lists), any shape.
+        out: optional (*ids.shape, D) array of ``weight.dtype`` to write into.
+
+    Returns:
+        (rows (*ids.shape, D), ids as an array of their own integer dtype; not a copy when
+        the caller passed a C-contiguous integer ndarray).
+    """
+    arr = np.asarray(ids.data if hasattr(ids, "data") and not isinstance(ids, np.ndarray) else ids)
+    dim = weight.shape[1]
+    if arr.dtype.kind not in "iu" or not threads.jit_ok(weight) or not arr.size:
+        checked = check_ids(ids, weight.shape[0], name)  # the ids as given: `[]` is empty ids, not floats
+        return gather_rows(weight, checked, out=out), checked
+    if out is None:
+        out = np.empty(arr.shape + (dim,), dtype=weight.dtype)
+    else:
+        check_out(out, arr.shape + (dim,), weight.dtype)
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    gather = _gather_checked if out.nbytes >= threads.PARALLEL_MIN_BYTES else _gather_checked_serial
+    if gather(*_as_words(weight, out.reshape(flat.size, dim)), flat):
+        check_ids(arr, weight.shape[0], name)  # raises, naming the first bad id
+        raise AssertionError("the compiled gather counted a bad id that check_ids did not find")
+    return out, arr
 
 
 def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, scale: float = 1.0,
@@ -106,13 +139,41 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
 
 
 # -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+def _as_words(weight: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The table and output as 8-byte words when a row is a whole number of them: a copy moves the
+    same bits in fewer, wider steps (1.25x faster measured for 16 float32 values a row)."""
+    if (weight.shape[1] * weight.itemsize) % 8 == 0 and weight.ctypes.data % 8 == 0 and out.ctypes.data % 8 == 0:
+        return weight.view(np.uint64), out.view(np.uint64)
+    return weight, out
+
+
 @jit.kernel(parallel=True)
-def _gather(weight, ids, out):
+def _gather(weight, out, ids):
     # An explicit loop over a row's values: faster than np.take and than torch here.
     for t in prange(ids.shape[0]):
         row, o = weight[ids[t]], out[t]
         for d in range(row.shape[0]):
             o[d] = row[d]
+
+
+def _gather_checked_loop(weight, out, ids):
+    # The bounds are checked here, in the copy loop: no separate pass over the ids. A bad id's
+    # row is skipped (never read past the table) and counted; the caller names it.
+    rows, bad = weight.shape[0], 0
+    for t in prange(ids.shape[0]):
+        i = ids[t]
+        if i < 0 or i >= rows:
+            bad += 1
+        else:
+            row, o = weight[i], out[t]
+            for d in range(row.shape[0]):
+                o[d] = row[d]
+    return bad
+
+
+# Below PARALLEL_MIN_BYTES of output, waking the other threads costs more than they save.
+_gather_checked = jit.kernel(parallel=True)(_gather_checked_loop)
+_gather_checked_serial = jit.kernel()(_gather_checked_loop)
 
 
 @jit.kernel(parallel=True)

@@ -25,7 +25,7 @@ import numpy as np
 from .. import kernels
 from ..checks import FLOAT_DTYPES, check_padding_idx
 from ..sparse import RowSparseGrad
-from ..tensor import Tensor
+from ..tensor import Tensor, is_grad_enabled
 
 __all__ = [
     "embedding",
@@ -493,15 +493,20 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
     """
     weight = _check_weight(weight)
     num_embeddings, dim = weight.shape
-    ids = kernels.check_ids(input, num_embeddings)
     padding_idx = check_padding_idx(padding_idx, num_embeddings)
     _check_norm(max_norm, norm_type)
-    if out is not None:
-        kernels.check_out(out, ids.shape + (dim,), weight.dtype)
-    if max_norm is not None:  # everything is validated: a failed call has changed nothing
+    if max_norm is not None:  # ids validated before the weight changes: a failed call has changed nothing
+        ids = kernels.check_ids(input, num_embeddings)
+        if out is not None:
+            kernels.check_out(out, ids.shape + (dim,), weight.dtype)
         kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
         weight.increment_version("max_norm renormalization")
-    data = kernels.gather_rows(weight.data, ids, out=out)
+        data = kernels.gather_rows(weight.data, ids, out=out)
+    else:  # the ids are checked inside the gather: one pass, no copy
+        data, ids = kernels.lookup_rows(weight.data, input, out=out)
+    if not (is_grad_enabled() and weight.requires_grad):
+        return Tensor(data)  # inference: no graph, so the ids need not be kept
+    ids = np.array(ids, dtype=np.int64)  # the backward keeps them; the caller may reuse its array
     weight_grad = _lookup_backward(ids, weight.shape, padding_idx, scale_grad_by_freq, sparse)
     # The backward needs the ids, never the weight's values (as torch's embedding_backward).
     return Tensor._from_op(data, (weight,), lambda g: (weight_grad(g),), "embedding", saved=())
