@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from tinyembed.gradcheck import gradcheck
+from tinyembed.kernels import sgns
 from tinyembed.nn import Embedding
 from tinyembed.sparse import RowSparseGrad
 from tinyembed.tensor import Tensor
+from tinyembed.train import skipgram
 from tinyembed.train.skipgram import (
     NoiseSampler,
     SkipGram,
@@ -186,10 +188,16 @@ def _topic_corpus(seed=0, sentences=600):
     return [[TOPICS[t][i] for i in rng.integers(0, 6, 8)] for t in rng.integers(0, 3, sentences)]
 
 
-def test_training_recovers_topics_and_the_loss_falls():
-    config = SkipGramConfig(dim=16, epochs=4, min_count=1, sample=0, batch_size=256, seed=0, threads=1)
+@pytest.mark.parametrize("per_pair, epochs, fall", [(True, 4, 0.85), (False, 4, 0.8)])
+def test_training_recovers_topics_and_the_loss_falls(per_pair, epochs, fall, monkeypatch):
+    # The per-pair loop (word2vec) learns most of this tiny corpus within its first epoch, whose
+    # mean loss is therefore already lower than the batched path's: its later epochs fall less.
+    if per_pair and not sgns.available():
+        pytest.skip("the per-pair loop needs numba")
+    monkeypatch.setattr(skipgram, "uses_kernel", lambda config: per_pair)
+    config = SkipGramConfig(dim=16, epochs=epochs, min_count=1, sample=0, batch_size=256, seed=0, threads=1)
     result = train_skipgram(_topic_corpus(), config, show_progress=False)
-    assert result.losses[-1] < 0.8 * result.losses[0]
+    assert result.losses[-1] < fall * result.losses[0]
     vectors = result.vectors
     unit = vectors.normalized()
     topic = {w: t for t, words in enumerate(TOPICS) for w in words}
@@ -211,7 +219,8 @@ def test_loss_falls_on_the_lee_corpus():
     assert len(result.vocab) > 1000 and result.epochs[0].pairs > 100_000
 
 
-def test_the_same_seed_gives_identical_vectors_for_any_thread_count():
+def test_the_batched_path_gives_identical_vectors_for_any_thread_count(monkeypatch):
+    monkeypatch.setattr(skipgram, "uses_kernel", lambda config: False)  # batches through autograd
     text = "\n".join(" ".join(s) for s in _topic_corpus(seed=1, sentences=200))
     runs = [train_skipgram(text, SkipGramConfig(dim=8, epochs=2, min_count=1, seed=seed, threads=threads,
                                                  batch_size=64), show_progress=False)
@@ -220,6 +229,46 @@ def test_the_same_seed_gives_identical_vectors_for_any_thread_count():
     assert np.array_equal(first, again)
     assert np.array_equal(runs[0].model.output.weight.data, runs[1].model.output.weight.data)
     assert not np.allclose(first, other)
+
+
+def test_the_per_pair_loop_on_one_thread_is_a_function_of_the_seed():
+    if not sgns.available():
+        pytest.skip("the per-pair loop needs numba")
+    text = "\n".join(" ".join(s) for s in _topic_corpus(seed=1, sentences=200))
+    runs = [train_skipgram(text, SkipGramConfig(dim=8, epochs=2, min_count=1, seed=seed, threads=1),
+                           show_progress=False) for seed in (5, 5, 6)]
+    assert all(skipgram.uses_kernel(r.config) for r in runs)
+    first, again, other = (r.model.input.weight.data for r in runs)
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_the_per_pair_loop_is_word2vec_c_for_known_noise_words():
+    """Pairs trained by the compiled loop against word2vec.c's loop written out by hand, with
+    the same σ table and a noise table that always draws word 3."""
+    if not sgns.available():
+        pytest.skip("the per-pair loop needs numba")
+    rng = np.random.default_rng(3)
+    w_in = rng.uniform(-0.5, 0.5, (6, 8)).astype(np.float32)
+    w_out = rng.normal(0, 0.4, (6, 8)).astype(np.float32)
+    inputs, outputs = np.array([2, 4, 2, 0], np.int32), np.array([4, 1, 3, 5], np.int32)
+    prob, alias = np.zeros(6), np.full(6, 3, np.int32)  # every column gives way to word 3
+    sigmoid, _ = sgns.sigmoid_tables()
+    syn0, syn1 = w_in.astype(np.float64), w_out.astype(np.float64)
+    for j, (context, word) in enumerate(zip(inputs, outputs, strict=True)):
+        alpha = 0.025 + (0.02 - 0.025) * j / len(inputs)
+        neu1e = np.zeros(8)
+        for target, label in [(word, 1)] + [(3, 0)] * 2:
+            if label == 0 and target == word:
+                continue  # word2vec.c skips a noise word equal to the word
+            f = syn0[context] @ syn1[target]
+            s = 1.0 if f >= 6 else 0.0 if f <= -6 else sigmoid[int((f + 6) * (1000 / 12))]
+            g = (label - s) * alpha
+            neu1e += g * syn1[target]
+            syn1[target] += g * syn0[context]
+        syn0[context] += neu1e
+    sgns.sgd_pairs(w_in, w_out, inputs, outputs, 2, prob, alias, 0.025, 0.02, np.array([7], np.uint64))
+    np.testing.assert_allclose(w_in, syn0, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w_out, syn1, rtol=1e-5, atol=1e-6)
 
 
 def test_sparse_adam_trains_too():

@@ -69,8 +69,8 @@ class Kernel:
     """A Python loop that numba compiles on its first call; calls take turns and use the thread
     count :func:`set_num_threads` asked for."""
 
-    def __init__(self, fn: Callable, parallel: bool):
-        self.fn, self.parallel = fn, parallel
+    def __init__(self, fn: Callable, parallel: bool, fastmath: bool = False):
+        self.fn, self.parallel, self.fastmath = fn, parallel, fastmath
         self._compiled: Callable | None = None
         functools.update_wrapper(self, fn)
 
@@ -83,7 +83,8 @@ class Kernel:
                 if self._compiled is None:
                     self.fn.__globals__["prange"] = numba.prange  # the kernel's module sees numba's loop
                     # cache=True keeps the machine code between runs; nogil lets other threads run meanwhile.
-                    self._compiled = numba.njit(parallel=self.parallel, cache=True, nogil=True)(self.fn)
+                    self._compiled = numba.njit(parallel=self.parallel, fastmath=self.fastmath, cache=True,
+                                                nogil=True)(self.fn)
         return self._compiled
 
     def __call__(self, *args):
@@ -93,10 +94,11 @@ class Kernel:
             return compiled(*args)
 
 
-def kernel(*, parallel: bool = False) -> Callable[[Callable], Kernel]:
+def kernel(*, parallel: bool = False, fastmath: bool = False) -> Callable[[Callable], Kernel]:
     """Decorator: the function is a loop numba compiles on first use (``parallel``: its ``prange``
-    runs on the kernels' threads)."""
-    return lambda fn: Kernel(fn, parallel)
+    runs on the kernels' threads; ``fastmath``: sums may be reassociated, so a dot product
+    vectorizes, for kernels whose results need not match a NumPy path bit for bit)."""
+    return lambda fn: Kernel(fn, parallel, fastmath)
 
 
 def set_num_threads(n: int) -> None:

@@ -17,28 +17,27 @@ Training follows word2vec.c and gensim (sg=1, hs=0), step by step:
    pair (input ``w_s``, output ``w_t``): as in word2vec.c, the context word's input
    vector predicts the centre word, and noise words are drawn for the centre word.
    A noise word equal to the pair's output word is skipped (word2vec.c skips it too).
-3. Pairs are trained in corpus order, ``batch_size`` pairs per step, by SGD on the
-   *summed* loss with a learning rate that decays linearly from ``alpha`` to
-   ``min_alpha`` over the whole run. For one pair this is exactly word2vec's update;
-   a batch applies the updates of its pairs at once, each computed from the same
-   tables (word2vec applies them one after another, from several threads without
-   locks). Batching makes each step a few large array operations instead of a Python
-   loop per pair. How large is a trade: with 2048 pairs (the default) the vectors
-   score as gensim's do (``benchmarks/word2vec_vs_gensim.py``: WordSim-353 within
-   0.01 over 3 seeds); 4096 is ~20% faster and a little worse on SimLex-999; with
-   8192 a frequent word's hundreds of summed updates in one step overshoot, the
-   loss climbs from 2.8 to 14 in the first epochs and WordSim-353 ends 0.03 lower.
+3. Pairs are trained in corpus order by SGD with a learning rate that decays linearly
+   from ``alpha`` to ``min_alpha`` over the whole run, in one of two ways:
 
-The loss is one autograd op, :func:`negative_sampling_loss`, whose forward and
-backward are written side by side and checked by finite differences in the tests;
-its gradients are :class:`RowSparseGrad` s (each row a weighted bag of the batch's
-vectors, pooled by :func:`tinyembed.kernels.bag_pool`), applied by
-:class:`tinyembed.optim.SGD` (or :class:`tinyembed.optim.SparseAdam`).
+   * word2vec's own loop (:mod:`tinyembed.kernels.sgns`, when numba is installed and the
+     optimizer is SGD, :func:`uses_kernel`): one pair at a time, each update applied
+     before the next pair is scored, threads on contiguous ranges of the pairs without
+     locks, as word2vec.c and gensim do. On one thread the vectors are a function of the
+     seed; on several, threads race on shared rows (SGD tolerates it) and runs differ.
+   * batches through autograd (SparseAdam, or without numba): ``batch_size`` pairs per
+     step, SGD on the *summed* loss, each pair's update computed from the same tables.
+     The loss is one autograd op, :func:`negative_sampling_loss`, whose forward and
+     backward are written side by side and checked by finite differences in the tests;
+     its gradients are :class:`RowSparseGrad` s pooled by :func:`tinyembed.kernels.bag_pool`.
+     How large a batch is a trade: with 2048 pairs (the default) the vectors score as
+     gensim's do; with 8192 a frequent word's hundreds of summed updates in one step
+     overshoot and WordSim-353 ends 0.03 lower. Every kernel adds in a fixed order: the
+     same seed gives bit-identical vectors for any number of threads.
 
-Everything random comes from one ``numpy.random.Generator`` seeded by ``seed``
-(the tables' initial values, subsampling, windows, noise words), and every kernel
-adds in a fixed order: the same seed gives bit-identical vectors, for any number
-of threads.
+Everything random comes from one ``numpy.random.Generator`` seeded by ``seed`` (the
+tables' initial values, subsampling, windows, and the noise words or the seeds of the
+per-pair loop's generators).
 
 Examples:
     >>> sentences = [["cat", "purrs", "cat", "sleeps"], ["dog", "barks", "dog", "runs"]] * 50
@@ -54,6 +53,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,6 +70,7 @@ from ..checks import (
 )
 from ..io.files import atomic_directory, write_atomic
 from ..io.progress import ProgressBar
+from ..kernels import sgns
 from ..nn import Embedding, Module
 from ..optim import SGD, SparseAdam
 from ..sparse import RowSparseGrad
@@ -465,15 +466,68 @@ def _rates(loss: float, words_per_second: float) -> str:
     return f"loss {loss:.4f} {words_per_second:,.0f} words/s"
 
 
+def uses_kernel(config: SkipGramConfig) -> bool:
+    """Whether training runs word2vec's per-pair loop (:mod:`tinyembed.kernels.sgns`: plain SGD and
+    the compiled kernels available) rather than batches through autograd (SparseAdam, or no numba)."""
+    return config.optimizer == "sgd" and sgns.available()
+
+
+# Pairs per call of the per-pair loop: ~0.1 s of work, so the bar moves and Ctrl-C is seen promptly.
+_KERNEL_CHUNK = 1 << 18
+
+
+def _kernel_steps(model: SkipGram, noise: NoiseSampler, config: SkipGramConfig, threads: int,
+                  rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarray, float, float], float]:
+    """Train a run of pairs with word2vec's loop, the rate falling from lr_first to lr_last over them."""
+    w_in, w_out = model.input.weight, model.output.weight
+
+    def step(inputs, outputs, lr_first, lr_last):
+        seeds = rng.integers(1, 2**63, size=threads, dtype=np.uint64)
+        loss = sgns.sgd_pairs(w_in.data, w_out.data, inputs, outputs, config.negative, noise.prob, noise.alias,
+                              lr_first, lr_last, seeds)
+        w_in.increment_version("skip-gram SGD")
+        w_out.increment_version("skip-gram SGD")
+        return loss
+    return step
+
+
+def _autograd_steps(model: SkipGram, noise: NoiseSampler, config: SkipGramConfig,
+                    rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarray, float, float], float]:
+    """Train a batch of pairs at once: the summed loss through autograd, one optimizer step at lr_first."""
+    params = [model.input.weight, model.output.weight]
+    optimizer = SGD(params, lr=config.alpha) if config.optimizer == "sgd" else SparseAdam(params, lr=config.alpha)
+
+    def step(inputs, outputs, lr_first, lr_last):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_first
+        targets = np.empty((len(inputs), 1 + config.negative), dtype=np.int32)
+        targets[:, 0] = outputs
+        targets[:, 1:] = noise.draw((len(inputs), config.negative), rng)
+        mask = targets != targets[:, :1]
+        mask[:, 0] = True
+        optimizer.zero_grad()
+        loss = model(inputs, targets, mask)
+        loss.backward()
+        optimizer.step()
+        return float(loss.data)
+    return step
+
+
 def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, threads: int,
            show_progress: bool, stream) -> SkipGramResult:
     rng = np.random.default_rng(config.seed)
     model = SkipGram(len(vocab), config.dim, seed=int(rng.integers(2**63)))
-    params = [model.input.weight, model.output.weight]
-    optimizer = SGD(params, lr=config.alpha) if config.optimizer == "sgd" else SparseAdam(params, lr=config.alpha)
     keep = vocab.keep_probabilities(config.sample)
     noise = NoiseSampler(vocab.noise_distribution(config.ns_exponent))
+    kernel = uses_kernel(config)
+    step = _kernel_steps(model, noise, config, threads, rng) if kernel else _autograd_steps(model, noise, config, rng)
+    chunk = _KERNEL_CHUNK if kernel else config.batch_size
     bar = ProgressBar(config.epochs * encoded.num_words, enabled=show_progress, stream=stream)
+
+    def rate(epoch: int, pair: int, num_pairs: int) -> float:
+        # Progress through the run in words read, as word2vec decays its rate.
+        progress = (epoch + pair / max(num_pairs, 1)) / config.epochs
+        return config.alpha - (config.alpha - config.min_alpha) * progress
 
     stats: list[EpochStats] = []
     start = time.perf_counter()
@@ -483,23 +537,9 @@ def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, th
         inputs, outputs = skipgram_pairs(ids, sentence, config.window, rng)
         num_pairs = len(inputs)
         loss_sum = 0.0
-        for lo in range(0, num_pairs, config.batch_size):
-            hi = min(num_pairs, lo + config.batch_size)
-            # Progress through the run in words read, as word2vec decays its rate.
-            progress = (epoch + lo / max(num_pairs, 1)) / config.epochs
-            lr = config.alpha - (config.alpha - config.min_alpha) * progress
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            targets = np.empty((hi - lo, 1 + config.negative), dtype=np.int32)
-            targets[:, 0] = outputs[lo:hi]
-            targets[:, 1:] = noise.draw((hi - lo, config.negative), rng)
-            mask = targets != targets[:, :1]
-            mask[:, 0] = True
-            optimizer.zero_grad()
-            loss = model(inputs[lo:hi], targets, mask)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.data)
+        for lo in range(0, num_pairs, chunk):
+            hi = min(num_pairs, lo + chunk)
+            loss_sum += step(inputs[lo:hi], outputs[lo:hi], rate(epoch, lo, num_pairs), rate(epoch, hi, num_pairs))
             words_done = (epoch + hi / num_pairs) * encoded.num_words
             bar.update(words_done, _rates(loss_sum / hi, words_done / (time.perf_counter() - start)),
                        desc=f"epoch {epoch + 1}/{config.epochs}")
