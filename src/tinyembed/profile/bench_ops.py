@@ -137,7 +137,11 @@ def to_numpy(result) -> np.ndarray:
 def close(rtol: float = 1e-5) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Allowed |difference|: ``rtol`` of each value plus ``rtol`` of the largest (sums added in other orders)."""
     def allowed(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-        return rtol * np.abs(theirs) + rtol * max(1.0, float(np.abs(theirs).max(initial=0.0)))
+        bound = np.abs(theirs)                      # one temporary, then in place
+        largest = float(bound.max(initial=0.0))
+        bound *= rtol
+        bound += rtol * max(1.0, largest)
+        return bound
     return allowed
 
 
