@@ -1,4 +1,7 @@
-"""``tinyembed bench``: the lookup kernels timed against PyTorch and NumPy on this machine.
+"""``tinyembed bench``: every operation issue 13 targets, timed against its peers on this machine.
+
+The peers are PyTorch (its embedding ops, its quantized bags, Hugging Face's RoPE formula)
+and FBGEMM's table-batched kernels, when installed (``pip install 'tinyembed[bench]'``).
 
 Examples:
     tinyembed bench --quick
@@ -13,19 +16,19 @@ from dataclasses import replace
 
 from .args import clamp_threads, positive_int
 
-HELP = "time the lookup kernels against PyTorch and NumPy on this machine (medians, GB/s)"
+HELP = "time lookups, compressed tables, bags, RoPE and attend against PyTorch and FBGEMM on this machine"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="under a minute: no 32000x4096 table, uniform ids only, 3 repeats")
+                        help="under a minute: every op on fewer and smaller shapes, uniform ids only, 3 repeats")
     parser.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--repeats", type=positive_int, metavar="N",
                         help="timed repeats of each contender (default: 5, or 3 with --quick)")
     parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="threads for tinyembed and torch alike (default: every core)")
+                        help="threads for tinyembed, torch and FBGEMM alike (default: every core)")
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
