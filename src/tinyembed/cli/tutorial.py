@@ -167,7 +167,8 @@ def run_notebook(path: str | os.PathLike, timeout: int = 600) -> tuple[Any, floa
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="tinyembed-kernel-") as sockets:
-        client = NotebookClient(notebook, km=_kernel_manager(Path(sockets)), timeout=timeout,
+        kernel = _kernel_manager(Path(sockets))
+        client = NotebookClient(notebook, km=kernel, timeout=timeout,
                                 resources={"metadata": {"path": str(path.resolve().parent)}})
         start = time.perf_counter()
         try:
@@ -176,7 +177,11 @@ def run_notebook(path: str | os.PathLike, timeout: int = 600) -> tuple[Any, floa
             raise CommandError(f"{path.name}: {_failed_cell(notebook)} raised {e.ename}: {e.evalue}") from None
         except CellTimeoutError:
             raise CommandError(f"{path.name}: a cell ran longer than {timeout} s (--timeout)") from None
-        return notebook, time.perf_counter() - start
+        finally:
+            seconds = time.perf_counter() - start
+            if kernel.has_kernel:  # nbclient stops only the kernels it started itself
+                kernel.shutdown_kernel()
+        return notebook, seconds
 
 
 def _failed_cell(notebook: Any) -> str:
