@@ -1,9 +1,9 @@
 """The tutorial's exercises: each check runs your function and tinyembed's on the same inputs and says what differs.
 
-    check(name, your_function)  True when yours matches tinyembed on every case; otherwise it prints
-                                what is wrong ("row 3 of your gradient is off: expected ..., got ...")
-                                and returns False. It never raises, so a notebook with an unfinished
-                                exercise still runs top to bottom.
+    check(name, your_function)  says whether yours matches tinyembed on every case and, if not, what is
+                                wrong ("row 3 of your gradient is off: expected ..., got ..."). It
+                                never raises, so a notebook with an unfinished exercise still runs
+                                top to bottom. passes() and verdict() give the same as a bool / pair.
     reveal(name)                shows the worked answer (answers.py) and why it is written that way
     pick(name, your_function)   your function when it passes, else the worked answer: the cells after
                                 an exercise run either way, on yours when it is right
@@ -33,7 +33,7 @@ from tinyembed.sparse import RowSparseGrad
 from tinyembed.tables import QuantizedEmbedding
 from tinyembed.text.tokenizers import BPETokenizer, ByteTokenizer, tokenization_stats
 
-__all__ = ["EXERCISES", "Exercise", "Mismatch", "check", "pick", "reveal"]
+__all__ = ["EXERCISES", "Exercise", "Mismatch", "check", "passes", "pick", "reveal", "verdict"]
 
 
 class Mismatch(AssertionError):
@@ -66,34 +66,34 @@ def _get(name: str) -> Exercise:
     return EXERCISES[name]
 
 
-def _say(text: str) -> None:
-    print(text)
-
-
 # -- what learners call --------------------------------------------------------------------------
 
 
-def check(name: str, fn: Callable, *, quiet: bool = False) -> bool:
-    """Run exercise ``name``'s cases on ``fn``; True when every case matches tinyembed.
+def verdict(name: str, fn: Callable) -> tuple[bool, str]:
+    """(whether ``fn`` matches tinyembed on every case of exercise ``name``, what to tell the learner).
 
-    A stub that raises NotImplementedError is "not done yet", not an error, and a function
-    that raises or returns the wrong thing gets a message saying where; nothing is raised.
+    A stub that raises NotImplementedError is "not done yet", not an error, and a function that
+    raises or returns the wrong thing is told where; nothing is raised.
     """
     exercise = _get(name)
     try:
         passed = exercise.run(fn)
     except NotImplementedError:
-        if not quiet:
-            _say(f"… {name}: not done yet (your function raises NotImplementedError). Write it, run its cell "
-                 f"and this one again; reveal({name!r}) shows a worked answer.")
-        return False
+        return False, (f"… {name}: not done yet (your function raises NotImplementedError). Write it, run its cell "
+                       f"and this one again; reveal({name!r}) shows a worked answer.")
     except Mismatch as e:
-        if not quiet:
-            _say(f"✗ {name}: {e}")
-        return False
-    if not quiet:
-        _say(f"✓ {name}: {passed}")
-    return True
+        return False, f"✗ {name}: {e}"
+    return True, f"✓ {name}: {passed}"
+
+
+def check(name: str, fn: Callable) -> None:
+    """Run exercise ``name``'s cases on ``fn`` and say how it did (a check cell's output)."""
+    print(verdict(name, fn)[1])
+
+
+def passes(name: str, fn: Callable) -> bool:
+    """Whether ``fn`` passes exercise ``name``, silently."""
+    return verdict(name, fn)[0]
 
 
 def reveal(name: str) -> None:
@@ -113,7 +113,7 @@ def reveal(name: str) -> None:
 
 def pick(name: str, fn: Callable) -> Callable:
     """``fn`` when it passes exercise ``name``, else the worked answer (saying which runs)."""
-    if check(name, fn, quiet=True):
+    if passes(name, fn):
         print(f"using your {name}")
         return fn
     print(f"using the worked answer's {name} (yours does not pass its check yet)")

@@ -20,8 +20,12 @@ def _stub(*args, **kwargs):
 
 
 def _verdict(ex, capsys, name, fn):
-    passed = ex.check(name, fn)
-    return passed, capsys.readouterr().out
+    """(passed, what the check cell prints), and the check cell prints exactly that."""
+    passed, said = ex.verdict(name, fn)
+    ex.check(name, fn)
+    assert capsys.readouterr().out == said + "\n"
+    assert ex.passes(name, fn) is passed
+    return passed, said
 
 
 def test_every_worked_answer_passes_its_check(ex, answers, capsys):
@@ -165,3 +169,8 @@ def test_reveal_shows_the_worked_answer_with_its_reasoning(ex, capsys):
 def test_an_unknown_exercise_is_named_with_the_known_ones(ex):
     with pytest.raises(KeyError, match="embedding_backward"):
         ex.check("embedding_backwards", _stub)
+
+
+def test_a_check_cell_shows_its_verdict_and_no_return_value(ex, answers, capsys):
+    assert ex.check("coalesce", answers.coalesce) is None  # a notebook would show "Out[n]: True" otherwise
+    assert capsys.readouterr().out.startswith("✓ coalesce:")

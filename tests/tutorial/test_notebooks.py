@@ -127,6 +127,9 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_within_its_time(path):
     # As shipped every exercise is a stub: each check says "not done yet", and nothing after it fails.
     for cell in _tagged(notebook, "check"):
         assert "not done yet" in _printed(cell), f"{path.name}: a check cell printed {_printed(cell)!r}"
+    echoed = [k for k, cell in enumerate(notebook.cells)
+              if any(output.get("output_type") == "execute_result" for output in cell.get("outputs", []))]
+    assert echoed == [], f"{path.name}: cells {echoed} end in a bare value that Jupyter echoes as Out[n]"
 
 
 # -- notebook 05's study cells, with study results present ------------------------------------------
