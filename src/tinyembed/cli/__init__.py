@@ -22,7 +22,7 @@ from types import ModuleType
 
 from ..io.assets import AssetError
 from ..io.files import DestinationError
-from . import bench, compress, data, evaluate, memory, plot, report, tokenize, train
+from . import bench, compress, data, evaluate, memory, plot, report, tokenize, train, tutorial
 from .args import CommandError
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
@@ -38,6 +38,7 @@ COMMANDS: dict[str, ModuleType] = {
     "tokenize": tokenize,
     "train": train,
     "evaluate": evaluate,
+    "tutorial": tutorial,
 }
 
 
