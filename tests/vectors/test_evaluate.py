@@ -85,6 +85,12 @@ def test_pearson_matches_numpy_corrcoef(pair):
         assert pearson(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
 
 
+def test_pearson_of_a_constant_sample_is_nan_even_when_its_mean_rounds():
+    # The mean of three 0.901s is not exactly 0.901 in float64.
+    assert np.mean([0.901] * 3) != 0.901
+    assert np.isnan(pearson([0.0, 0.0, 0.001], [0.901] * 3))
+
+
 def test_pearson_of_tiny_values_does_not_underflow():
     # Squaring 1e-246 gives 0 in float64; the correlation is still exactly 1.
     assert pearson([0.0, 1.0, 2.0], [0.0, 1e-246, 2e-246]) == pytest.approx(1.0)

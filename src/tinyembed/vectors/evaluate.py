@@ -123,11 +123,13 @@ def pearson(x: Sample, y: Sample) -> float:
         raise ValueError(f"x and y must have the same length, got {a.size} and {b.size}")
     if a.size < 2:
         raise ValueError(f"a correlation needs at least 2 values, got {a.size}")
+    if np.ptp(a) == 0.0 or np.ptp(b) == 0.0:
+        # Tested on the samples themselves: the mean of a constant sample can round away from
+        # its value, which would leave deviations of 1e-17 and a meaningless correlation.
+        return float("nan")
     a = a - a.mean()
     b = b - b.mean()
     scale_a, scale_b = np.abs(a).max(), np.abs(b).max()
-    if scale_a == 0.0 or scale_b == 0.0:
-        return float("nan")
     a, b = a / scale_a, b / scale_b  # so that tiny values do not underflow when squared
     denominator = math.sqrt(float(a @ a) * float(b @ b))
     return float(np.clip((a @ b) / denominator, -1.0, 1.0))
