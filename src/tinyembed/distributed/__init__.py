@@ -15,6 +15,8 @@ on this machine; ``address="host:port"`` joins an existing cluster.
     engine       ShardedTables: validate and route, one request per actor, assemble
     embedding    ShardedEmbedding: one table, used like nn.Embedding
     collection   ShardedEmbeddingCollection: named tables placed by the sharding planner
+    checkpoint   a safetensors file per shard and a JSON manifest; re-sharding on load;
+                 to and from one in-process nn.Embedding and its optimizer
 
 Examples (not run as doctests: each starts Ray actors)::
 
@@ -22,9 +24,11 @@ Examples (not run as doctests: each starts Ray actors)::
     t = ShardedEmbedding.from_pretrained(W, num_shards=3, plan="row", optimizer="sparse_adam", lr=0.01)
     x = t(ids)                 # Tensor (..., D), like nn.Embedding
     x.backward(g); t.step()    # each shard applies SparseAdam to its rows
-    t.close()
+    t.save("ckpt"); t.close()
+    t = ShardedEmbedding.load("ckpt", num_shards=2)
 """
 
+from .checkpoint import Checkpoint, load_embedding, read_checkpoint, save_embedding
 from .collection import ShardedEmbeddingCollection
 from .embedding import ShardedEmbedding
 from .errors import CheckpointError, ShardLostError, ShardPlacementError, ShardTimeoutError
@@ -35,6 +39,7 @@ from .shard import OPTIMIZERS
 __all__ = [
     "ShardedEmbedding", "ShardedEmbeddingCollection", "ShardServers", "TableLayout",
     "ShardLostError", "ShardTimeoutError", "ShardPlacementError", "CheckpointError",
+    "Checkpoint", "read_checkpoint", "load_embedding", "save_embedding",
     "PLANS", "COLLECTION_PLANS", "OPTIMIZERS", "DEFAULT_NUM_CPUS",
     "layouts_from_plan", "plan_table", "plan_tables", "connect", "ray_session",
 ]
