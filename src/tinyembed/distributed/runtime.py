@@ -46,10 +46,15 @@ def connect(address: str | None = None) -> bool:
     ray = require_ray()
     if ray.is_initialized():
         return False
-    if address is None:
-        ray.init(include_dashboard=False)
-    else:
-        ray.init(address=address)
+    try:
+        if address is None:
+            ray.init(include_dashboard=False)
+        else:
+            ray.init(address=address)
+    except ConnectionError as e:  # no cluster at that address, or it refused us (a token missing, say)
+        raise ConnectionError(f"could not join the Ray cluster at {address}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception when its processes do not come up
+        raise RuntimeError(f"Ray did not start on this machine: {e}") from e
     return True
 
 
