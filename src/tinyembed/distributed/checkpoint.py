@@ -287,7 +287,7 @@ def check_fits(stored: _StoredTable, layout: TableLayout, dtype: np.dtype, optim
 
 
 def load_table(cls, path, *, num_shards: int | None, plan: str | None, table: str | None, address: str | None,
-               num_cpus: float, timeout: float):
+               num_cpus: float, timeout: float, servers: ShardServers | None = None):
     """A :class:`ShardedEmbedding` (``cls``) from a checkpoint, re-sharded (see ``ShardedEmbedding.load``)."""
     checkpoint = read_checkpoint(path)
     stored = checkpoint.table(table)
@@ -297,13 +297,18 @@ def load_table(cls, path, *, num_shards: int | None, plan: str | None, table: st
         num_shards = len(stored.layout.shards)
     layout = plan_table("table", stored.layout.num_embeddings, stored.layout.embedding_dim, num_shards, plan,
                         stored.dtype.itemsize)
-    servers = ShardServers(num_shards, num_cpus=num_cpus, address=address, timeout=timeout)
+    if servers is not None and len(servers) < num_shards:
+        raise ValueError(f"num_shards={num_shards} needs as many servers, got {len(servers)}")
+    owns = servers is None
+    if servers is None:
+        servers = ShardServers(num_shards, num_cpus=num_cpus, address=address, timeout=timeout)
     try:
         tables = ShardedTables(servers, {"table": layout}, stored.dtype, checkpoint.optimizer, stored.options,
-                               owns_servers=True)
+                               owns_servers=owns)
         copy_rows(checkpoint, stored.name, tables, "table")
     except BaseException:
-        servers.close()
+        if owns:
+            servers.close()
         raise
     return cls._of(tables, "table", plan)
 

@@ -41,7 +41,8 @@ class ShardedEmbeddingCollection:
             other keyword arguments are its hyper-parameters.
         weights: optional initial rows by table name, (V, D) each; a table not given is
             drawn as ``nn.Embedding(V, D, seed=seed + i, init=init)`` (i its index in the plan).
-        address, num_cpus, timeout: as :class:`ShardedEmbedding`.
+        address, num_cpus, timeout, servers: as :class:`ShardedEmbedding` (shared ``servers``
+            need at least as many actors as the plan has devices).
 
     Examples (a collection starts one actor per device of the plan)::
 
@@ -54,7 +55,8 @@ class ShardedEmbeddingCollection:
 
     def __init__(self, plan: ShardingPlan, optimizer: str = "sgd", *, weights: Mapping[str, Any] | None = None,
                  seed: int | None = None, init="normal", address: str | None = None,
-                 num_cpus: float = DEFAULT_NUM_CPUS, timeout: float = 60.0, **optimizer_kwargs):
+                 num_cpus: float = DEFAULT_NUM_CPUS, timeout: float = 60.0, servers: ShardServers | None = None,
+                 **optimizer_kwargs):
         layouts = layouts_from_plan(plan)
         widths = {t.bytes_per_element for t in plan.tables}
         if len(widths) != 1 or not widths <= set(_DTYPES):
@@ -77,13 +79,18 @@ class ShardedEmbeddingCollection:
             else:
                 table_seed = None if seed is None else seed + i
                 draws[name] = _row_blocks(init, layout.num_embeddings, layout.embedding_dim, table_seed, dtype)
-        servers = ShardServers(plan.num_devices, num_cpus=num_cpus, address=address, timeout=timeout)
+        if servers is not None and len(servers) < plan.num_devices:
+            raise ValueError(f"the plan has {plan.num_devices} devices, but {len(servers)} servers were given")
+        owns = servers is None
+        if servers is None:
+            servers = ShardServers(plan.num_devices, num_cpus=num_cpus, address=address, timeout=timeout)
         try:
-            tables = ShardedTables(servers, layouts, dtype, optimizer, options, owns_servers=True)
+            tables = ShardedTables(servers, layouts, dtype, optimizer, options, owns_servers=owns)
             for name, draw in draws.items():
                 tables.init_rows(name, draw)
         except BaseException:
-            servers.close()
+            if owns:
+                servers.close()
             raise
         self._attach(tables, plan)
 
@@ -170,9 +177,10 @@ class ShardedEmbeddingCollection:
 
     @classmethod
     def load(cls, path, plan: ShardingPlan | None = None, *, address: str | None = None,
-             num_cpus: float = DEFAULT_NUM_CPUS, timeout: float = 60.0) -> ShardedEmbeddingCollection:
+             num_cpus: float = DEFAULT_NUM_CPUS, timeout: float = 60.0, servers: ShardServers | None = None
+             ) -> ShardedEmbeddingCollection:
         """A collection from a checkpoint, placed by ``plan`` (default: the plan it was saved with);
-        every file is checked before any actor starts."""
+        every file, and that every table fits the plan, is checked before any actor starts."""
         from .checkpoint import check_fits, copy_rows, read_checkpoint  # noqa: PLC0415
 
         checkpoint = read_checkpoint(path)
@@ -182,17 +190,22 @@ class ShardedEmbeddingCollection:
             plan = plan_from_dict(checkpoint.manifest["planner"])
         layouts = layouts_from_plan(plan)
         stored = {name: checkpoint.table(name) for name in layouts}
-        dtype = next(iter(stored.values())).dtype
-        servers = ShardServers(plan.num_devices, num_cpus=num_cpus, address=address, timeout=timeout)
+        first = next(iter(stored.values()))
+        for name, s in stored.items():
+            check_fits(s, layouts[name], first.dtype, checkpoint.optimizer, checkpoint, name)
+        if servers is not None and len(servers) < plan.num_devices:
+            raise ValueError(f"the plan has {plan.num_devices} devices, but {len(servers)} servers were given")
+        owns = servers is None
+        if servers is None:
+            servers = ShardServers(plan.num_devices, num_cpus=num_cpus, address=address, timeout=timeout)
         try:
-            first = next(iter(stored.values()))
-            tables = ShardedTables(servers, layouts, dtype, checkpoint.optimizer, first.options, owns_servers=True)
-            for name, s in stored.items():
-                check_fits(s, layouts[name], dtype, checkpoint.optimizer, checkpoint, name)
+            tables = ShardedTables(servers, layouts, first.dtype, checkpoint.optimizer, first.options,
+                                   owns_servers=owns)
             for name in layouts:
                 copy_rows(checkpoint, name, tables, name)
         except BaseException:
-            servers.close()
+            if owns:
+                servers.close()
             raise
         collection = cls.__new__(cls)
         collection._attach(tables, plan)

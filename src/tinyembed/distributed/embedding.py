@@ -228,17 +228,18 @@ class ShardedEmbedding:
 
     @classmethod
     def load(cls, path, num_shards: int | None = None, plan: str | None = None, *, table: str | None = None,
-             address: str | None = None, num_cpus: float = DEFAULT_NUM_CPUS, timeout: float = 60.0
-             ) -> ShardedEmbedding:
+             address: str | None = None, num_cpus: float = DEFAULT_NUM_CPUS, timeout: float = 60.0,
+             servers: ShardServers | None = None) -> ShardedEmbedding:
         """A table from a checkpoint, on ``num_shards`` actors under ``plan`` (default: as saved).
 
         Every file is checked against the manifest before any actor starts; the rows and the
-        optimizer state are then re-sharded to the new layout.
+        optimizer state are then re-sharded to the new layout. ``table`` picks one table of a
+        collection's checkpoint; the other arguments are as the constructor's.
         """
         from .checkpoint import load_table  # noqa: PLC0415
 
         return load_table(cls, path, num_shards=num_shards, plan=plan, table=table, address=address,
-                          num_cpus=num_cpus, timeout=timeout)
+                          num_cpus=num_cpus, timeout=timeout, servers=servers)
 
     def load_state(self, path) -> None:
         """Set this table's rows and optimizer state from a checkpoint of a table of the same

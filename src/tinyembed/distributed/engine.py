@@ -275,6 +275,9 @@ class ShardedTables:
             for name, layout in self.layouts.items():
                 for key, shard in zip(self.keys[name], layout.shards, strict=True):
                     by_server[shard.device].append(key)
+                    held = self.servers.owners.get(shard.device, [])
+                    if f"shard {key.split('/', 1)[1]}" in held:
+                        held.remove(f"shard {key.split('/', 1)[1]}")
             self.servers.call("drop", dict(by_server), "close")
 
     def _check_open(self) -> None:

@@ -13,6 +13,7 @@ seconds. Nothing waits forever, and after a loss the servers refuse every call a
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,7 +106,7 @@ class ShardServers:
         ray = require_ray()
         connect(address)
         needed = self.num_servers * self.num_cpus
-        free = ray.available_resources().get("CPU", 0.0)
+        free = _free_cpus(ray, needed)
         if needed > free + 1e-9:
             total = ray.cluster_resources().get("CPU", 0.0)
             raise ShardPlacementError(
@@ -205,11 +206,26 @@ class ShardServers:
         for handle in self._handles:
             with contextlib.suppress(Exception):  # already dead, or Ray already shut down
                 ray.kill(handle)
+        with contextlib.suppress(Exception):
+            # Return once Ray reports them dead (a call to a killed actor fails at once), so
+            # their CPU share is free for the next table; never wait long.
+            ray.wait([h.ping.remote() for h in self._handles], num_returns=len(self._handles), timeout=5.0)
         self._handles = []
         self.lost = {i: f"{self.describe(i)} was closed" for i in range(self.num_servers)}
 
     def __len__(self) -> int:
         return self.num_servers
+
+
+def _free_cpus(ray, needed: float, wait: float = 2.0) -> float:
+    """Ray's free CPUs, waiting up to ``wait`` seconds for ``needed`` (just-closed actors take a
+    moment to hand theirs back)."""
+    deadline = time.monotonic() + wait
+    while True:
+        free = ray.available_resources().get("CPU", 0.0)
+        if free + 1e-9 >= needed or time.monotonic() > deadline:
+            return free
+        time.sleep(0.05)
 
 
 def _first_line(error: BaseException) -> str:
