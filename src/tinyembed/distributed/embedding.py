@@ -21,7 +21,7 @@ from ..plan.sharding import Shard
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor, is_grad_enabled
 from .engine import ShardedTables
-from .layout import plan_table
+from .layout import TableLayout, plan_table
 from .runtime import DEFAULT_NUM_CPUS, ShardServers
 from .shard import optimizer_options
 
@@ -205,6 +205,11 @@ class ShardedEmbedding:
     def shards(self) -> tuple[Shard, ...]:
         """Where the table lives: the planner's shards (rows, columns, device)."""
         return self._tables.layouts[self.name].shards
+
+    @property
+    def layout(self) -> TableLayout:
+        """The shards and the routing of ids to them."""
+        return self._tables.layouts[self.name]
 
     @property
     def num_shards(self) -> int:
