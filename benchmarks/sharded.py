@@ -22,12 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
+import numpy as np
+
 from tinyembed.io.files import write_atomic
 from tinyembed.profile.sharded import format_throughput, format_traffic, measure_throughput, measure_traffic
+from tinyembed.profile.timing import machine_info
 
 
 def main(argv=None) -> int:
@@ -48,8 +50,11 @@ def main(argv=None) -> int:
                               address=args.ray_address)
     throughput = measure_throughput(shard_counts=(1, 2, 4), repeats=args.repeats, address=args.ray_address)
     seconds = time.perf_counter() - start
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-               f"{load:.2f} at the start, {seconds:.0f} s")
+    import ray  # noqa: PLC0415 - measured above, so installed
+
+    info = machine_info(threads=os.cpu_count() or 1)
+    machine = (f"{info['cpu_model']}, {info['usable_cores']} cores, numpy {np.__version__}, ray {ray.__version__}; "
+               f"load average {load:.2f} at the start; {seconds:.0f} s")
     payload = {"machine": machine, "traffic": [c.to_dict() for c in traffic],
                "throughput": [r.to_dict() for r in throughput], "seconds": seconds}
     if args.out:

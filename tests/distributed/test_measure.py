@@ -53,3 +53,23 @@ def test_the_report_shows_measured_beside_predicted_or_says_it_was_not_measured(
     assert data["sharding_measured"] == {"measured": None, "not_measured": "Ray is not installed "
                                          "(pip install 'tinyembed[distributed]')"}
     assert not any(t.caption.startswith("Measured") for t in section.tables)
+
+
+def test_the_readme_tables_are_the_benchmarks_output_not_typed_in():
+    import re
+    from pathlib import Path
+
+    from tinyembed.profile.sharded import ShardTraffic, ThroughputRow, TrafficComparison
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- sharded-benchmark -->\n```\n(.*?)```", readme, flags=re.S).group(1)
+    shard = ShardTraffic(0, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+    traffic = format_traffic([TrafficComparison("zipf-1", "row", 1, 10, 4, 8, 1, [shard], 1.0, 1.0, 1.0, "x")])
+    throughput = format_throughput([ThroughputRow("in-process", "lookup", 8, 1.0, 8e3)])
+    produced = (traffic + "\n" + throughput).splitlines()
+    headers = [line for line, below in zip(produced, produced[1:], strict=False) if below and set(below) == {"-"}]
+    assert len(headers) == 3
+    for header in headers:  # each table's header, exactly as the formatters write it
+        assert header in block.splitlines(), header
+    assert block.startswith("benchmarks/sharded.py: ")
+    assert "Where they disagree, the assumption of the cost model that was wrong:" in block
