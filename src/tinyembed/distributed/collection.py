@@ -21,7 +21,7 @@ from ..plan.sharding import DeviceSpec, Shard, ShardingPlan, TableSpec, Workload
 from ..tensor import Tensor
 from .embedding import ShardedEmbedding, _block_reader, _row_blocks
 from .engine import ShardedTables
-from .layout import layouts_from_plan, plan_name, plan_tables
+from .layout import NOMINAL_DEVICE, layouts_from_plan, plan_name, plan_tables
 from .runtime import DEFAULT_NUM_CPUS, ShardServers
 from .shard import optimizer_options
 
@@ -155,8 +155,13 @@ class ShardedEmbeddingCollection:
 
     # -- inspection, checkpoints, lifetime -----------------------------------------------------------
     def describe(self) -> str:
-        """The planner's table for the plan that runs, and where each shard is."""
-        lines = [format_plans([self.plan]), "", "Shards (rows range(start, stop, step) x columns [start, stop)):"]
+        """The planner's table for the plan that runs (its cost estimate, when the plan was made for
+        real devices), and where each shard is."""
+        if self.plan.device == NOMINAL_DEVICE:  # placed by name: the planner's costs would be of nothing
+            lines = [f"The planner's {self.plan.strategy} plan on {self.plan.num_devices} actors (placement only)."]
+        else:
+            lines = [format_plans([self.plan])]
+        lines += ["", "Shards (rows range(start, stop, step) x columns [start, stop)):"]
         for name, table in self.tables.items():
             for i, s in enumerate(table.shards):
                 lines.append(f"  {name} shard {i}: device {s.device}, rows range({s.row_start}, {s.row_stop}, "

@@ -28,16 +28,16 @@ import numpy as np
 from ..checks import check_choice, check_positive_int
 from ..plan.sharding import STRATEGIES, DeviceSpec, Shard, ShardingPlan, TableSpec, Workload
 
-__all__ = ["COLLECTION_PLANS", "PLANS", "Route", "TableLayout", "layouts_from_plan", "plan_name", "plan_table",
-           "plan_tables"]
+__all__ = ["COLLECTION_PLANS", "NOMINAL_DEVICE", "PLANS", "Route", "TableLayout", "layouts_from_plan", "plan_name",
+           "plan_table", "plan_tables"]
 
 # Plan name -> the planner's strategy. Adding a single-table plan is adding one entry here.
 PLANS = {"row": "row_wise", "hashed-row": "row_wise_hashed", "column": "column_wise"}
 # Several tables may also be placed whole, or replicated on every device.
 COLLECTION_PLANS = {**PLANS, "table": "table_wise", "data-parallel": "data_parallel"}
 
-# Placement only: a standalone table asks the planner where its shards go, not what they cost.
-_NOMINAL_DEVICE = DeviceSpec(memory_bytes=1 << 62, memory_gb_per_s=1.0, network_gb_per_s=1.0,
+# Placement only: a plan made by name asks the planner where the shards go, not what they cost.
+NOMINAL_DEVICE = DeviceSpec(memory_bytes=1 << 62, memory_gb_per_s=1.0, network_gb_per_s=1.0,
                              name="nominal device (placement only)")
 
 
@@ -232,7 +232,7 @@ def plan_tables(tables: dict[str, tuple[int, int]], num_shards: int, plan: str, 
     num_shards = check_positive_int(num_shards, "num_shards")
     specs = [TableSpec(name, num_rows, dim, bytes_per_element=bytes_per_element, pooled=False)
              for name, (num_rows, dim) in tables.items()]
-    return STRATEGIES[COLLECTION_PLANS[plan]](specs, Workload(batch_size=1, num_devices=num_shards), _NOMINAL_DEVICE)
+    return STRATEGIES[COLLECTION_PLANS[plan]](specs, Workload(batch_size=1, num_devices=num_shards), NOMINAL_DEVICE)
 
 
 def plan_table(name: str, num_embeddings: int, embedding_dim: int, num_shards: int, plan: str,
