@@ -134,7 +134,8 @@ class ShardServers:
         return f"server {index} ({where}; holds {held})"
 
     def call(self, method: str, payloads: dict[int, Any], what: str) -> dict[int, Any]:
-        """``method(payload)`` on each server of ``payloads``, all in flight at once.
+        """``method(payload)`` on each server of ``payloads``, all in flight at once (a tuple
+        payload is the method's arguments).
 
         Returns:
             server -> result. Raises :class:`ShardLostError` / :class:`ShardTimeoutError`
