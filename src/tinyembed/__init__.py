@@ -11,8 +11,9 @@ The packages, from the bottom up (each imports only those listed before it):
     optim             SGD, Adam, AdamW, SparseAdam, RowWiseAdagrad
     text              real corpora and tokenizers
     vectors           word vectors and their evaluation
-    train             skip-gram and a small language model, on real text
     plan              estimates: published models, memory, the Zipf law, sharding plans
+    distributed       tables sharded over Ray actors, trained exactly as one table; checkpoints
+    train             skip-gram and a small language model, on real text
     profile           measurements: timing, the machine, access patterns, caches, bench, compression
     report            the `tinyembed report` page: document, rendering, sections, figures
     cli               the `tinyembed` command

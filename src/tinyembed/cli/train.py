@@ -13,6 +13,8 @@ Examples:
     tinyembed train skipgram --corpus wikipedia --corpus lee --dim 100 --window 5 \\
         --negative 5 --epochs 15 --min-count 5 --threads 2 --out runs/w2v --evaluate
     tinyembed train skipgram --corpus my_text.txt --dim 50 --out runs/mine
+    tinyembed train skipgram --corpus lee --shards 4 --out runs/sharded     # Ray on this machine
+    tinyembed train skipgram --corpus lee --shards 4 --ray-address 10.0.0.1:6379 --out runs/cluster
 """
 
 from __future__ import annotations
@@ -73,6 +75,14 @@ def add_skipgram_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     optim.add_argument("--threads", type=positive_int, metavar="N",
                        help="threads of the kernels (default: every core)")
+    shards = parser.add_argument_group("sharding (needs Ray: pip install 'tinyembed[distributed]')")
+    shards.add_argument("--shards", type=positive_int, metavar="N",
+                        help="train with both tables sharded over N Ray actors, in batches through autograd; the "
+                             "vectors equal an unsharded batched run's (default: one process, no Ray)")
+    shards.add_argument("--shard-plan", choices=["row", "hashed-row", "column", "table", "data-parallel"],
+                        default="row", help="how the sharding planner places the tables (default: %(default)s)")
+    shards.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="join this Ray cluster (from `ray start --head`) instead of starting Ray here")
     output = parser.add_argument_group("output")
     output.add_argument("--out", required=True, metavar="DIR",
                         help="folder for vectors.safetensors, vectors.txt (word2vec text format), "
@@ -104,6 +114,8 @@ def run_skipgram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     if args.min_alpha > args.alpha:
         parser.error(f"--min-alpha {args.min_alpha} must not exceed --alpha {args.alpha}")
+    if args.shards is None and (args.ray_address is not None or args.shard_plan != "row"):
+        parser.error("--ray-address and --shard-plan place the shards: give --shards N too")
     out = check_destination(args.out, directory=True, replace=args.force, what="--out")  # before minutes of training
     try:
         config = SkipGramConfig(dim=args.dim, window=args.window, negative=args.negative, epochs=args.epochs,
@@ -112,11 +124,24 @@ def run_skipgram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                                 optimizer=args.optimizer, seed=args.seed, threads=clamp_threads(args.threads))
     except ValueError as e:
         parser.error(str(e))
+    sharding = None
+    if args.shards is not None:
+        from ..distributed.runtime import require_ray  # noqa: PLC0415
+        from ..train.skipgram import ShardingConfig  # noqa: PLC0415
+
+        try:
+            require_ray()  # before minutes of reading and counting
+        except ImportError as e:
+            raise CommandError(str(e)) from None
+        sharding = ShardingConfig(args.shards, args.shard_plan, args.ray_address)
     text, source = _read_corpora(args.corpus, parser)
     try:
-        result = train_skipgram(text, config, source=f"corpus {source}", show_progress=not args.quiet)
+        result = train_skipgram(text, config, source=f"corpus {source}", show_progress=not args.quiet,
+                                sharding=sharding)
     except ValueError as e:  # a corpus with too few words to train on
         parser.error(str(e))
+    except (RuntimeError, ConnectionError) as e:  # a shard lost, Ray unreachable: named, one line
+        raise CommandError(f"sharded training failed: {e}") from None
     paths = write_outputs(result, out, replace=args.force)
     report = None
     if args.evaluate:
@@ -138,6 +163,9 @@ def run_skipgram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
           f"{result.vocab.kept_words:,} words a pass, {config.epochs} epochs, loss "
           f"{result.losses[0]:.4f} -> {result.losses[-1]:.4f}, {result.seconds:.1f} s "
           f"({result.words_per_second:,.0f} words/s, {result.threads} threads)")
+    if sharding is not None:
+        where = f"the Ray cluster at {sharding.address}" if sharding.address else "a local Ray instance"
+        print(f"  both tables sharded over {sharding.num_shards} actors ({sharding.plan} plan) on {where}")
     for path in paths.values():
         print(f"  wrote {path}")
     if report is not None:

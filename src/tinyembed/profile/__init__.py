@@ -9,6 +9,8 @@
 * :mod:`.cachesim`: set-associative LRU caches replaying the lines lookups touch.
 * :mod:`.rowcache`: LRU and LFU row caches (FBGEMM's embedding cache).
 * :mod:`.sharding`: table-, row- and column-wise sharding plans with a cost model.
+* :mod:`.sharded`: sharded tables on Ray (:mod:`tinyembed.distributed`) measured: each
+  shard's traffic beside the planner's prediction, throughput against one table.
 """
 
 from .machine import CacheLevel, MachineInfo, measure_machine, read_cache_levels

@@ -54,7 +54,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +77,8 @@ from ..sparse import RowSparseGrad
 from ..tensor import Tensor
 from .vocab import EncodedCorpus, Vocabulary, tokenize_lines
 
-__all__ = ["SkipGram", "SkipGramConfig", "SkipGramResult", "EpochStats", "NoiseSampler",
-           "negative_sampling_loss", "skipgram_pairs", "subsample", "train_skipgram",
+__all__ = ["SkipGram", "SkipGramConfig", "SkipGramResult", "EpochStats", "NoiseSampler", "ShardedSkipGram",
+           "ShardingConfig", "negative_sampling_loss", "skipgram_pairs", "subsample", "train_skipgram",
            "write_outputs"]
 
 OPTIMIZERS = ("sgd", "sparse_adam")
@@ -178,13 +178,29 @@ def negative_sampling_loss(input_weight: Tensor, output_weight: Tensor, inputs, 
     targets = kernels.check_ids(targets, output_weight.shape[0], "targets")
     if inputs.ndim != 1 or targets.ndim != 2 or len(targets) != len(inputs) or targets.shape[1] < 1:
         raise ValueError(f"inputs must be (B,) and targets (B, 1 + K), got {inputs.shape} and {targets.shape}")
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != targets.shape:
-            raise ValueError(f"mask must be bool of shape {targets.shape}, got {mask.dtype} {mask.shape}")
-    dim = input_weight.shape[1]
+    mask = _check_mask(mask, targets)
     v = kernels.gather_rows(input_weight.data, inputs)  # (B, D)
     u = kernels.gather_rows(output_weight.data, targets)  # (B, 1+K, D)
+    return _negative_sampling(v, u, inputs, targets, mask, (input_weight, output_weight),
+                              (input_weight.shape, output_weight.shape))
+
+
+def _check_mask(mask, targets: np.ndarray) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != targets.shape:
+        raise ValueError(f"mask must be bool of shape {targets.shape}, got {mask.dtype} {mask.shape}")
+    return mask
+
+
+def _negative_sampling(v: np.ndarray, u: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
+                       mask: np.ndarray | None, parents: tuple[Tensor, Tensor],
+                       shapes: tuple[tuple, tuple]) -> Tensor:
+    """The loss from the looked-up rows, wherever they came from: ``v`` (B, D) the input rows,
+    ``u`` (B, 1+K, D) the output rows; ``parents`` get the two RowSparseGrads of ``shapes``."""
+    input_shape, output_shape = shapes
+    dim = input_shape[1]
     scores = np.einsum("bd,bkd->bk", v, u)  # (B, 1+K)
     scores[:, 1:] *= -1  # noise terms: log σ(-score)
     terms = _log_sigmoid(scores)
@@ -205,16 +221,15 @@ def negative_sampling_loss(input_weight: Tensor, output_weight: Tensor, inputs, 
         # without a (B, 1+K, D) temporary of products to add up afterwards.
         width = targets.shape[1]
         u_rows, weights = u.reshape(-1, dim), dscore.reshape(-1)
-        out_rows, out_entries, out_bounds = _group(targets.reshape(-1), output_weight.shape[0])
+        out_rows, out_entries, out_bounds = _group(targets.reshape(-1), output_shape[0])
         grad_out, _ = kernels.bag_pool(v, out_entries // width, out_bounds, "sum", weights[out_entries])
-        in_rows, in_pairs, in_bounds = _group(inputs, input_weight.shape[0])
+        in_rows, in_pairs, in_bounds = _group(inputs, input_shape[0])
         entries = (in_pairs[:, None] * width + np.arange(width)).reshape(-1)  # each pair's 1+K terms
         grad_in, _ = kernels.bag_pool(u_rows, entries, in_bounds * width, "sum", weights[entries])
-        return (RowSparseGrad(in_rows, grad_in, input_weight.shape),
-                RowSparseGrad(out_rows, grad_out, output_weight.shape))
+        return (RowSparseGrad(in_rows, grad_in, input_shape),
+                RowSparseGrad(out_rows, grad_out, output_shape))
 
-    return Tensor._from_op(np.asarray(loss, dtype=input_weight.dtype), (input_weight, output_weight),
-                           backward, "negative_sampling_loss")
+    return Tensor._from_op(np.asarray(loss, dtype=v.dtype), parents, backward, "negative_sampling_loss")
 
 
 def _group(ids: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,6 +277,87 @@ class SkipGram(Module):
 
     def forward(self, inputs, targets, mask=None) -> Tensor:
         return negative_sampling_loss(self.input.weight, self.output.weight, inputs, targets, mask)
+
+
+@dataclass
+class ShardingConfig:
+    """Train with both tables sharded over Ray actors (:mod:`tinyembed.distributed`).
+
+    Attributes:
+        num_shards: actors (the tables' shards share them: shard k of each table on actor k).
+        plan: how the planner places the tables: 'row' (default), 'hashed-row', 'column',
+            'table' (each table whole on one actor) or 'data-parallel'.
+        address: a Ray cluster to join (``"host:port"``); None starts Ray on this machine.
+        num_cpus: the CPU share each actor reserves.
+    """
+
+    num_shards: int
+    plan: str = "row"
+    address: str | None = None
+    num_cpus: float = 0.25
+
+    def __post_init__(self):
+        from ..distributed import COLLECTION_PLANS  # noqa: PLC0415 - the sharded path only
+
+        check_positive_int(self.num_shards, "num_shards")
+        check_choice(self.plan, tuple(COLLECTION_PLANS), "plan")
+        check_positive(self.num_cpus, "num_cpus")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ShardedSkipGram:
+    """word2vec's two tables sharded over Ray actors, trained exactly as :class:`SkipGram`.
+
+    The tables ``input`` and ``output`` form one :class:`ShardedEmbeddingCollection`, so a
+    batch's rows of both travel in one request per actor, and so do their updates. The
+    loss is the same function of the looked-up rows as :class:`SkipGram`'s, and each shard
+    applies the same optimizer step to its rows: the vectors equal the unsharded run's.
+
+    Args:
+        model: the starting tables (a :class:`SkipGram`).
+        sharding: where they go.
+        optimizer: 'sgd' or 'sparse_adam'; lr: its learning rate.
+    """
+
+    def __init__(self, model: SkipGram, sharding: ShardingConfig, optimizer: str, lr: float):
+        from ..distributed import ShardedEmbeddingCollection  # noqa: PLC0415 - the sharded path only
+
+        self.sharding = sharding
+        weights = {"input": model.input.weight.data, "output": model.output.weight.data}
+        self.tables = ShardedEmbeddingCollection.from_pretrained(
+            weights, sharding.num_shards, sharding.plan, optimizer, lr=lr, address=sharding.address,
+            num_cpus=sharding.num_cpus)
+
+    def __call__(self, inputs, targets, mask=None) -> Tensor:
+        """The summed loss of a batch (as :func:`negative_sampling_loss`), its backward filling
+        both tables' gradients."""
+        input_table, output_table = self.tables["input"], self.tables["output"]
+        inputs = kernels.check_ids(inputs, input_table.num_embeddings, "inputs")
+        targets = kernels.check_ids(targets, output_table.num_embeddings, "targets")
+        if inputs.ndim != 1 or targets.ndim != 2 or len(targets) != len(inputs) or targets.shape[1] < 1:
+            raise ValueError(f"inputs must be (B,) and targets (B, 1 + K), got {inputs.shape} and {targets.shape}")
+        mask = _check_mask(mask, targets)
+        rows = self.tables.lookup({"input": inputs, "output": targets})  # one request per actor
+        shapes = ((input_table.num_embeddings, input_table.embedding_dim),
+                  (output_table.num_embeddings, output_table.embedding_dim))
+        return _negative_sampling(rows["input"], rows["output"], inputs, targets, mask,
+                                  (input_table.weight, output_table.weight), shapes)
+
+    def step(self, lr: float) -> None:
+        """Apply the gradients on the shards at learning rate ``lr``."""
+        self.tables.lr = lr
+        self.tables.step()
+
+    def gather(self, model: SkipGram) -> SkipGram:
+        """``model`` with the trained tables copied back from the shards."""
+        model.input.weight.data[...] = self.tables["input"].to_dense()
+        model.output.weight.data[...] = self.tables["output"].to_dense()
+        return model
+
+    def close(self) -> None:
+        self.tables.close()
 
 
 # -- the data of an epoch -------------------------------------------------------------------
@@ -385,6 +481,7 @@ class SkipGramResult:
         words_per_second: corpus words (in the vocabulary, before subsampling) trained
             per second, over all epochs: the rate gensim and word2vec.c report.
         threads: kernel threads used.
+        sharding: where the tables were trained, if sharded.
     """
 
     config: SkipGramConfig
@@ -394,6 +491,7 @@ class SkipGramResult:
     seconds: float
     words_per_second: float
     threads: int
+    sharding: ShardingConfig | None = None
 
     @property
     def vectors(self):
@@ -408,11 +506,14 @@ class SkipGramResult:
         return [e.loss for e in self.epochs]
 
     def to_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "vocab_size": len(self.vocab),
-                "corpus_words": self.vocab.total_words, "trained_words": self.vocab.kept_words,
-                "epochs": [e.to_dict() for e in self.epochs], "losses": self.losses,
-                "seconds": self.seconds, "words_per_second": self.words_per_second,
-                "threads": self.threads}
+        out = {"config": self.config.to_dict(), "vocab_size": len(self.vocab),
+               "corpus_words": self.vocab.total_words, "trained_words": self.vocab.kept_words,
+               "epochs": [e.to_dict() for e in self.epochs], "losses": self.losses,
+               "seconds": self.seconds, "words_per_second": self.words_per_second,
+               "threads": self.threads}
+        if self.sharding is not None:
+            out["sharding"] = self.sharding.to_dict()
+        return out
 
 
 # -- training -------------------------------------------------------------------------------
@@ -433,7 +534,7 @@ def _kernel_threads(threads: int | None):
 
 def train_skipgram(corpus, config: SkipGramConfig | None = None, *, source: str = "corpus",
                    vocab: Vocabulary | None = None, show_progress: bool = True,
-                   stream=None) -> SkipGramResult:
+                   stream=None, sharding: ShardingConfig | None = None) -> SkipGramResult:
     """Train skip-gram word vectors with negative sampling.
 
     Args:
@@ -443,6 +544,9 @@ def train_skipgram(corpus, config: SkipGramConfig | None = None, *, source: str 
         source: how errors name the corpus (a file or corpus name).
         vocab: a vocabulary to use instead of counting one from ``corpus``.
         show_progress: draw a progress bar with the loss and words/s on ``stream`` (stderr).
+        sharding: train both tables sharded over Ray actors (:class:`ShardingConfig`); the
+            vectors equal the unsharded run's (same seed and batch). Ray is started for the
+            run and shut down after it, unless this process was already connected.
 
     Raises:
         ValueError: the corpus has no words, or none reaching ``config.min_count``
@@ -458,8 +562,15 @@ def train_skipgram(corpus, config: SkipGramConfig | None = None, *, source: str 
     if encoded.num_words == 0 or np.diff(encoded.bounds).max() < 2:
         raise ValueError(f"{source} has no sentence (line) with two words in the vocabulary "
                          f"(min_count={config.min_count}): skip-gram needs pairs of words")
+    if sharding is not None and not isinstance(sharding, ShardingConfig):
+        raise TypeError(f"sharding must be a ShardingConfig, got {type(sharding).__name__}")
     with _kernel_threads(config.threads) as threads:
-        return _train(encoded, vocab, config, threads, show_progress, stream)
+        if sharding is None:
+            return _train(encoded, vocab, config, threads, show_progress, stream)
+        from ..distributed import ray_session  # noqa: PLC0415 - the sharded path only
+
+        with ray_session(sharding.address):
+            return _train(encoded, vocab, config, threads, show_progress, stream, sharding)
 
 
 def _rates(loss: float, words_per_second: float) -> str:
@@ -491,6 +602,18 @@ def _kernel_steps(model: SkipGram, noise: NoiseSampler, config: SkipGramConfig, 
     return step
 
 
+def _batch_targets(outputs: np.ndarray, noise: NoiseSampler, config: SkipGramConfig,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(targets int32 (B, 1 + K), mask bool (B, 1 + K)): each pair's output word then K noise words,
+    a noise word equal to the output masked out."""
+    targets = np.empty((len(outputs), 1 + config.negative), dtype=np.int32)
+    targets[:, 0] = outputs
+    targets[:, 1:] = noise.draw((len(outputs), config.negative), rng)
+    mask = targets != targets[:, :1]
+    mask[:, 0] = True
+    return targets, mask
+
+
 def _autograd_steps(model: SkipGram, noise: NoiseSampler, config: SkipGramConfig,
                     rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarray, float, float], float]:
     """Train a batch of pairs at once: the summed loss through autograd, one optimizer step at lr_first."""
@@ -500,11 +623,7 @@ def _autograd_steps(model: SkipGram, noise: NoiseSampler, config: SkipGramConfig
     def step(inputs, outputs, lr_first, lr_last):
         for group in optimizer.param_groups:
             group["lr"] = lr_first
-        targets = np.empty((len(inputs), 1 + config.negative), dtype=np.int32)
-        targets[:, 0] = outputs
-        targets[:, 1:] = noise.draw((len(inputs), config.negative), rng)
-        mask = targets != targets[:, :1]
-        mask[:, 0] = True
+        targets, mask = _batch_targets(outputs, noise, config, rng)
         optimizer.zero_grad()
         loss = model(inputs, targets, mask)
         loss.backward()
@@ -513,15 +632,44 @@ def _autograd_steps(model: SkipGram, noise: NoiseSampler, config: SkipGramConfig
     return step
 
 
+def _sharded_steps(sharded: ShardedSkipGram, noise: NoiseSampler, config: SkipGramConfig,
+                   rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarray, float, float], float]:
+    """:func:`_autograd_steps` with the rows and the optimizer on the shards: the same loss and updates."""
+
+    def step(inputs, outputs, lr_first, lr_last):
+        targets, mask = _batch_targets(outputs, noise, config, rng)
+        loss = sharded(inputs, targets, mask)
+        loss.backward()
+        sharded.step(lr_first)
+        return float(loss.data)
+    return step
+
+
 def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, threads: int,
-           show_progress: bool, stream) -> SkipGramResult:
+           show_progress: bool, stream, sharding: ShardingConfig | None = None) -> SkipGramResult:
     rng = np.random.default_rng(config.seed)
     model = SkipGram(len(vocab), config.dim, seed=int(rng.integers(2**63)))
-    keep = vocab.keep_probabilities(config.sample)
     noise = NoiseSampler(vocab.noise_distribution(config.ns_exponent))
-    kernel = uses_kernel(config)
-    step = _kernel_steps(model, noise, config, threads, rng) if kernel else _autograd_steps(model, noise, config, rng)
-    chunk = _KERNEL_CHUNK if kernel else config.batch_size
+    run = (encoded, vocab, config, threads, show_progress, stream, rng, model)
+    if sharding is None and uses_kernel(config):
+        return _train_loop(*run, _kernel_steps(model, noise, config, threads, rng), _KERNEL_CHUNK)
+    if sharding is None:
+        return _train_loop(*run, _autograd_steps(model, noise, config, rng), config.batch_size)
+    # Sharded, the rows live on the actors: batches through autograd, as without the compiled kernels.
+    sharded = ShardedSkipGram(model, sharding, config.optimizer, config.alpha)
+    try:
+        result = _train_loop(*run, _sharded_steps(sharded, noise, config, rng), config.batch_size)
+        sharded.gather(model)
+    finally:
+        sharded.close()
+    return replace(result, sharding=sharding)
+
+
+def _train_loop(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, threads: int,
+                show_progress: bool, stream, rng: np.random.Generator, model: SkipGram,
+                step: Callable[[np.ndarray, np.ndarray, float, float], float], chunk: int) -> SkipGramResult:
+    """Run the epochs, ``chunk`` pairs per call of ``step(inputs, outputs, lr_first, lr_last) -> loss sum``."""
+    keep = vocab.keep_probabilities(config.sample)
     bar = ProgressBar(config.epochs * encoded.num_words, enabled=show_progress, stream=stream)
 
     def rate(epoch: int, pair: int, num_pairs: int) -> float:
@@ -549,8 +697,7 @@ def _train(encoded: EncodedCorpus, vocab: Vocabulary, config: SkipGramConfig, th
         bar.update((epoch + 1) * encoded.num_words, _rates(stats[-1].loss, (epoch + 1) * encoded.num_words / elapsed),
                    final=True)  # a line per epoch, in a log and on a terminal
     seconds = time.perf_counter() - start
-    return SkipGramResult(config, vocab, model, stats, seconds,
-                          config.epochs * encoded.num_words / seconds, threads)
+    return SkipGramResult(config, vocab, model, stats, seconds, config.epochs * encoded.num_words / seconds, threads)
 
 
 # -- files --------------------------------------------------------------------------------------
