@@ -28,6 +28,8 @@ import math
 import numpy as np
 
 from ..checks import FLOAT_DTYPES, check_number, check_positive_int
+from ..kernels import jit
+from ..kernels.jit import prange
 from ..nn import Module
 from ..tensor import Tensor
 from .sinusoidal import check_positions
@@ -211,6 +213,125 @@ def _build_tables(inv_freq: np.ndarray, attention_factor: float, length: int, in
     return attention_factor * np.cos(angles), attention_factor * np.sin(angles)
 
 
+# -- the float32 path: q and k turned in one pass -------------------------------------------------
+# Hugging Face's ``q * cos + rotate_half(q) * sin`` in float32 makes five passes over q (two
+# products, the negation, the concatenation, the sum) and reads full-width tables in which
+# every value appears twice. Here each pair (a, b) of a row becomes (a c - b s, b c + a s),
+# one read and one write of q and of k, from compact (length, rotary_dim/2) float32 tables:
+# one (cos, sin) value per pair. The products and the difference are rounded exactly as HF's
+# float32 formula rounds them (a * c, then (-b) * s, then their sum), so the half-split result
+# is HF's to the bit, given the same float32 tables; ours are computed in float64 and rounded
+# once, so large positions keep their angles exact.
+_BLOCK = 64  # positions per work item: their table rows stay in L1 while every head of q and k reads them
+
+
+def _float32_pairs(x: np.ndarray, half: int, interleaved: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The views of the first and the second dim of every pair, (..., rotary_dim/2) each."""
+    if interleaved:
+        return x[..., 0:2 * half:2], x[..., 1:2 * half:2]
+    return x[..., :half], x[..., half:2 * half]
+
+
+def _turn_float32_numpy(x: np.ndarray, out: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos: np.ndarray,
+                        seq_axis: int, interleaved: bool) -> None:
+    """out = x turned: the compiled loop's operations in the same order, vectorised (bit-identical)."""
+    half = cos.shape[1]
+    # (1 or B, S, half) -> a heads axis of 1: (.., 1, S, half) for bhsd, (.., S, 1, half) for bshd.
+    cos, sin = np.expand_dims(cos[pos], 3 - seq_axis), np.expand_dims(sin[pos], 3 - seq_axis)
+    for b in range(x.shape[0]):  # one batch row at a time keeps the temporary small
+        c, s = cos[b % len(cos)], sin[b % len(sin)]
+        (a1, a2), (o1, o2) = _float32_pairs(x[b], half, interleaved), _float32_pairs(out[b], half, interleaved)
+        tmp = np.empty(a1.shape, dtype=np.float32)
+        np.multiply(a1, c, out=o1)
+        np.multiply(a2, s, out=tmp)
+        np.subtract(o1, tmp, out=o1)  # a c - b s
+        np.multiply(a2, c, out=o2)
+        np.multiply(a1, s, out=tmp)
+        np.add(o2, tmp, out=o2)  # b c + a s
+        out[b, ..., 2 * half:] = x[b, ..., 2 * half:]  # the pass-through dims, copied
+
+
+@jit.kernel(parallel=True)
+def _turn_float32(q, k, q_out, k_out, cos, sin, pos, seq_axis, interleaved):
+    # A work item is one batch row and _BLOCK positions: each position's table row is read
+    # once and turns that position in every head of q, then of k. bhsd runs a head's rows
+    # of the block in order, bshd a position's heads: both walk memory forwards.
+    seq, half = q.shape[seq_axis], cos.shape[1]
+    rotary, dim = 2 * half, q.shape[3]
+    blocks = (seq + _BLOCK - 1) // _BLOCK
+    for item in prange(max(q.shape[0], k.shape[0]) * blocks):
+        b = item // blocks
+        first = (item - b * blocks) * _BLOCK
+        count = min(seq, first + _BLOCK) - first
+        p = pos[b] if pos.shape[0] > 1 else pos[0]
+        for t in range(2):
+            x, out = (q, q_out) if t == 0 else (k, k_out)
+            if b >= x.shape[0]:  # q and k may differ in batch (then positions are 1-D)
+                continue
+            heads = x.shape[3 - seq_axis]
+            outer, inner = (heads, count) if seq_axis == 2 else (count, heads)
+            for u in range(outer):
+                for v in range(inner):
+                    if seq_axis == 2:
+                        s = first + v
+                        row, o = x[b, u, s], out[b, u, s]
+                    else:
+                        s = first + u
+                        row, o = x[b, s, v], out[b, s, v]
+                    c, sn = cos[p[s]], sin[p[s]]
+                    if interleaved:
+                        for i in range(half):
+                            x1, x2 = row[2 * i], row[2 * i + 1]
+                            o[2 * i] = x1 * c[i] - x2 * sn[i]
+                            o[2 * i + 1] = x2 * c[i] + x1 * sn[i]
+                    else:
+                        for i in range(half):
+                            x1, x2 = row[i], row[i + half]
+                            o[i] = x1 * c[i] - x2 * sn[i]
+                            o[i + half] = x2 * c[i] + x1 * sn[i]
+                    for d in range(rotary, dim):
+                        o[d] = row[d]
+
+
+def _turn_float32_arrays(xs: tuple[np.ndarray, ...], cos: np.ndarray, sin: np.ndarray, pos: np.ndarray,
+                         seq_axis: int, interleaved: bool) -> list[np.ndarray]:
+    """(q, k) or (q,) turned: compiled when numba is there, else by NumPy, the same bits either way."""
+    xs = tuple(np.ascontiguousarray(x, dtype=np.float32) for x in xs)
+    outs = [np.empty_like(x) for x in xs]
+    if jit.available():
+        # A lone q (a gradient): an empty batch of it stands in for k, and the loop skips it.
+        q, k = xs if len(xs) == 2 else (xs[0], xs[0][:0])
+        q_out, k_out = outs if len(outs) == 2 else (outs[0], outs[0][:0])
+        _turn_float32(q, k, q_out, k_out, cos, sin, pos, seq_axis, interleaved)
+    else:
+        for x, out in zip(xs, outs, strict=True):
+            _turn_float32_numpy(x, out, cos, sin, pos, seq_axis, interleaved)
+    return outs
+
+
+def apply_rotary_float32(q: Tensor, k: Tensor, cos: np.ndarray, sin: np.ndarray, neg_sin: np.ndarray,
+                         pos: np.ndarray, seq_axis: int, interleaved: bool) -> tuple[Tensor, Tensor]:
+    """Turn float32 q and k in one pass (the fused float32 path of :meth:`RotaryEmbedding.apply`).
+
+    Args:
+        q, k: float32 Tensors, 4-D with positions on ``seq_axis`` (2: bhsd, 1: bshd).
+        cos, sin, neg_sin: (length, rotary_dim/2) float32, one value per pair (attention
+            factor multiplied in), and -sin; row p is position p.
+        pos: (1 or batch, seq) int64 positions, all < length.
+
+    The backward turns the gradient by -theta: the same loop with -sin, which is exact, so the
+    backward rounds as the forward does.
+    """
+    q_out, k_out = _turn_float32_arrays((q.data, k.data), cos, sin, pos, seq_axis, interleaved)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (_turn_float32_arrays((g,), cos, neg_sin, pos, seq_axis, interleaved)[0],)
+
+    # The backward reads no input values (a rotation's adjoint needs only the angles): nothing saved.
+    return (Tensor._from_op(q_out, (q,), backward, "rotary", saved=()),
+            Tensor._from_op(k_out, (k,), backward, "rotary", saved=()))
+
+
 class RotaryEmbedding(Module):
     """Rotates queries and keys by their positions. No parameters.
 
@@ -258,6 +379,9 @@ class RotaryEmbedding(Module):
         # Called once now so that a bad scaling dict fails here, not at the first forward.
         self.inv_freq, self.attention_scaling = self._frequencies(self.rotary_dim, self.base, self.scaling, None)
         self._cos = self._sin = np.empty((0, self.rotary_dim))
+        # The float32 path's compact tables (cos, sin, -sin), and the float64 table they came from.
+        self._float32_tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._float32_source: np.ndarray | None = None
 
     def _tables(self, length: int):
         """cos/sin rows for positions 0..length-1 at least, rebuilt only when needed.
@@ -274,6 +398,18 @@ class RotaryEmbedding(Module):
         self._cos, self._sin = _build_tables(inv_freq, factor, size, self.interleaved)
         self.inv_freq, self.attention_scaling = inv_freq, factor
         return self._cos, self._sin
+
+    def _tables_float32(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cos, sin, -sin), each (>= length, rotary_dim/2) float32: one value per pair, each
+        the float64 table's value rounded once. Rebuilt when the float64 tables are."""
+        cos, sin = self._tables(length)
+        if self._float32_tables is None or self._float32_source is not cos:
+            # Both dims of a pair hold the same value: keep the first dim of each pair.
+            first = slice(0, self.rotary_dim, 2) if self.interleaved else slice(0, self.rotary_dim // 2)
+            cos32 = np.ascontiguousarray(cos[:, first], dtype=np.float32)
+            sin32 = np.ascontiguousarray(sin[:, first], dtype=np.float32)
+            self._float32_tables, self._float32_source = (cos32, sin32, -sin32), cos
+        return self._float32_tables
 
     def cos_sin(self, positions) -> tuple[np.ndarray, np.ndarray]:
         """(cos, sin) of ``positions`` ((seq,) or (batch, seq) ints >= 0): (*positions.shape, rotary_dim) float64.
@@ -300,6 +436,10 @@ class RotaryEmbedding(Module):
             raise ValueError(f"positions {pos.shape} do not match the sequence length {seq}")
         if pos.ndim == 2 and not pos.shape[0] == q.shape[0] == k.shape[0]:
             raise ValueError(f"positions of batch {pos.shape[0]} for q {q.shape} and k {k.shape}")
+        if q.dtype == k.dtype == np.float32:  # the fused float32 path
+            tables = self._tables_float32(int(pos.max()) + 1 if pos.size else 0)
+            pos = np.ascontiguousarray(pos.reshape(len(pos) if pos.ndim == 2 else 1, seq), dtype=np.int64)
+            return apply_rotary_float32(q, k, *tables, pos, _SEQ_AXIS[layout], self.interleaved)
         cos, sin = self.cos_sin(pos)  # (S, rd) or (B, S, rd)
         head_axis = -3 if layout == "bhsd" else -2  # a heads axis of 1: (.., 1, S, rd) or (.., S, 1, rd)
         cos, sin = np.expand_dims(cos, head_axis), np.expand_dims(sin, head_axis)
