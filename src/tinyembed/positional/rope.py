@@ -7,12 +7,25 @@ Two pairings are in use, and they agree up to a fixed permutation of dims:
   * half-split (``interleaved=False``; GPT-NeoX, LLaMA): dim i pairs with i + rotary_dim/2.
   * adjacent (``interleaved=True``; GPT-J, RoFormer): dims (2i, 2i+1) pair up.
 
+The inputs' dtype picks how the turn is computed (:meth:`RotaryEmbedding.apply`):
+  * float32 q and k: the fused float32 path. Both are turned in one pass, each pair
+    (a, b) becoming (a c - b s, b c + a s) from float32 tables (one value per pair,
+    rounded once from the float64 ones): a compiled loop (numba, threaded) or, without
+    numba or with ``TINYEMBED_JIT=0``, a vectorised NumPy path with the same bits. Both
+    layouts, partial rotary_dim and every scaling run on it. The half-split result is HF's
+    float32 ``q * cos + rotate_half(q) * sin`` to the bit (given the same tables), and
+    within 1e-5 of the float64 path; the backward is the same loop turning by -theta.
+  * float64 (or mixed float32/float64) q and k: the float64 path, computed in float64 and
+    cast back to each input's dtype. It is the exact reference the float32 path is tested
+    against, and the one to use for gradient checks.
+
 Scalings let a model trained on ``original_max_position_embeddings`` tokens read
 longer inputs. As in Hugging Face's ``modeling_rope_utils``, each is one pure
 function ``(dim, base, scaling, seq_len) -> (inv_freq, attention_factor)`` in
 :data:`ROPE_SCALINGS`; :class:`RotaryEmbedding` looks it up and never branches on
 a name. Where we differ from HF, on purpose:
-  * everything is float64 (HF builds inv_freq and the ramp in float32);
+  * inv_freq, the ramp and the cos/sin tables are float64 (HF: float32); the float32
+    path rounds each table value once, so its angles stay exact at large positions;
   * 'dynamic' depends on the current length only. HF grows its frequencies with the
     longest length seen and keeps them until a call drops below the original length,
     so its output for a given input can depend on earlier calls.
@@ -34,7 +47,7 @@ from ..nn import Module
 from ..tensor import Tensor
 from .sinusoidal import check_positions
 
-__all__ = ["RotaryEmbedding", "apply_rotary", "ROPE_SCALINGS"]
+__all__ = ["RotaryEmbedding", "apply_rotary", "apply_rotary_float32", "ROPE_SCALINGS"]
 
 _SEQ_AXIS = {"bhsd": 2, "bshd": 1}  # (batch, heads, seq, dim) and (batch, seq, heads, dim)
 
@@ -182,7 +195,8 @@ def apply_rotary(x, cos: np.ndarray, sin: np.ndarray, interleaved: bool = False)
         cos, sin: float64 tables laid out for the convention, broadcastable to
             (..., rotary_dim); any attention factor is already multiplied in.
 
-    Returns a Tensor of x's shape and dtype, computed in float64 then cast.
+    Returns a Tensor of x's shape and dtype, computed in float64 then cast: the float64
+    path of :meth:`RotaryEmbedding.apply` (float32 q and k take :func:`apply_rotary_float32`).
     """
     x = x if isinstance(x, Tensor) else Tensor(x)
     rd = cos.shape[-1]
@@ -351,6 +365,9 @@ class RotaryEmbedding(Module):
         apply: q (B, Hq, S, head_dim), k (B, Hk, S, head_dim) for layout 'bhsd', or
         (B, S, H, head_dim) for 'bshd' -> the same shapes and dtypes.
 
+    Precision: float32 q and k take the fused float32 path (fast; within 1e-5 of float64),
+    float64 ones the float64 path (exact); see the module docstring.
+
     Examples:
         >>> rope = RotaryEmbedding(8, scaling={"rope_type": "linear", "factor": 2.0})
         >>> x = np.random.default_rng(0).standard_normal((1, 1, 1, 8)).repeat(13, axis=2)
@@ -424,6 +441,8 @@ class RotaryEmbedding(Module):
         """Rotated (q, k): Tensors (or arrays) in, Tensors out, differentiable in q and k.
 
         positions: None (0..seq-1), (seq,) or (batch, seq) ints; shared by q and k.
+        q and k both float32: the fused float32 path; otherwise the float64 path, each
+        output in its input's dtype.
         """
         if layout not in _SEQ_AXIS:
             raise ValueError(f"layout must be one of {sorted(_SEQ_AXIS)}, got {layout!r}")
