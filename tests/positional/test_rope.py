@@ -16,6 +16,7 @@ import pytest
 
 from tinyembed.gradcheck import gradcheck
 from tinyembed.kernels import jit
+from tinyembed.kernels import threads as kernel_threads
 from tinyembed.positional import rope as rope_module
 from tinyembed.positional.rope import RotaryEmbedding
 from tinyembed.tensor import Tensor, cat
@@ -480,7 +481,11 @@ def test_float32_path_is_hugging_faces_float32_formula_to_the_bit(interleaved, f
 @pytest.mark.parametrize("rotary_dim", [None, 6])
 @pytest.mark.parametrize("interleaved", [False, True])
 @pytest.mark.parametrize("layout", ["bhsd", "bshd"])
-def test_compiled_and_numpy_float32_paths_agree_bit_for_bit(rotary_dim, interleaved, layout):
+@pytest.mark.parametrize("pieces", ["whole", "small"])
+def test_compiled_and_numpy_float32_paths_agree_bit_for_bit(rotary_dim, interleaved, layout, pieces, monkeypatch):
+    if pieces == "small":  # the NumPy path in pieces of 5 rows, spread over the threads
+        monkeypatch.setattr(kernel_threads, "CHUNK_BYTES", 5 * 16 * 4)
+        monkeypatch.setattr(kernel_threads, "PARALLEL_MIN_BYTES", 0)
     rope = RotaryEmbedding(16, rotary_dim=rotary_dim, interleaved=interleaved, scaling=YARN)
     rng = np.random.default_rng(23)
     q_shape, k_shape = LAYOUT_SHAPES[layout]

@@ -41,7 +41,7 @@ import math
 import numpy as np
 
 from ..checks import FLOAT_DTYPES, check_number, check_positive_int
-from ..kernels import jit
+from ..kernels import jit, threads
 from ..kernels.jit import prange
 from ..nn import Module
 from ..tensor import Tensor
@@ -248,21 +248,38 @@ def _float32_pairs(x: np.ndarray, half: int, interleaved: bool) -> tuple[np.ndar
 
 def _turn_float32_numpy(x: np.ndarray, out: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos: np.ndarray,
                         seq_axis: int, interleaved: bool) -> None:
-    """out = x turned: the compiled loop's operations in the same order, vectorised (bit-identical)."""
+    """out = x turned: the compiled loop's operations in the same order, vectorised (bit-identical).
+
+    Six ufuncs per piece of about ``threads.CHUNK_BYTES`` (the pieces still in cache from one
+    ufunc to the next), the pieces spread over the kernels' threads (NumPy releases the GIL).
+    """
+    if not x.size:
+        return
     half = cos.shape[1]
-    # (1 or B, S, half) -> a heads axis of 1: (.., 1, S, half) for bhsd, (.., S, 1, half) for bshd.
-    cos, sin = np.expand_dims(cos[pos], 3 - seq_axis), np.expand_dims(sin[pos], 3 - seq_axis)
-    for b in range(x.shape[0]):  # one batch row at a time keeps the temporary small
-        c, s = cos[b % len(cos)], sin[b % len(sin)]
-        (a1, a2), (o1, o2) = _float32_pairs(x[b], half, interleaved), _float32_pairs(out[b], half, interleaved)
-        tmp = np.empty(a1.shape, dtype=np.float32)
-        np.multiply(a1, c, out=o1)
-        np.multiply(a2, s, out=tmp)
-        np.subtract(o1, tmp, out=o1)  # a c - b s
-        np.multiply(a2, c, out=o2)
-        np.multiply(a1, s, out=tmp)
-        np.add(o2, tmp, out=o2)  # b c + a s
-        out[b, ..., 2 * half:] = x[b, ..., 2 * half:]  # the pass-through dims, copied
+    cos, sin = cos[pos], sin[pos]  # (1 or B, S, half), gathered once
+    batch, n1, n2, dim = x.shape  # bhsd: (B, H, S, D), positions on axis 2; bshd: (B, S, H, D), on axis 1
+    rows = max(1, threads.CHUNK_BYTES // (dim * x.itemsize))
+    step2 = min(n2, rows)
+    step1 = max(1, rows // n2) if step2 == n2 else 1
+    pieces = [(b, i, j) for b in range(batch) for i in range(0, n1, step1) for j in range(0, n2, step2)]
+
+    def work(first: int, last: int) -> None:
+        for b, i, j in pieces[first:last]:
+            along1, along2 = slice(i, i + step1), slice(j, j + step2)
+            c, s = cos[b % len(cos)], sin[b % len(sin)]  # (S, half)
+            c, s = (c[None, along2], s[None, along2]) if seq_axis == 2 else (c[along1, None], s[along1, None])
+            xs, os = x[b, along1, along2], out[b, along1, along2]
+            (a1, a2), (o1, o2) = _float32_pairs(xs, half, interleaved), _float32_pairs(os, half, interleaved)
+            tmp = np.empty(a1.shape, dtype=np.float32)
+            np.multiply(a1, c, out=o1)
+            np.multiply(a2, s, out=tmp)
+            np.subtract(o1, tmp, out=o1)  # a c - b s
+            np.multiply(a2, c, out=o2)
+            np.multiply(a1, s, out=tmp)
+            np.add(o2, tmp, out=o2)  # b c + a s
+            os[..., 2 * half:] = xs[..., 2 * half:]  # the pass-through dims, copied
+
+    threads.run_chunks(work, threads.chunks(len(pieces), step1 * step2 * dim * x.itemsize))
 
 
 @jit.kernel(parallel=True)
