@@ -121,8 +121,10 @@ needs_numba = pytest.mark.skipif(
 
 @pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
 def float32_path(request):
-    """Run the body with the compiled kernels on (where numba is) and off, then restore the setting."""
-    old = jit.set_enabled(request.param)
+    """Run the body with the compiled kernels as set (on where numba is, unless TINYEMBED_JIT=0) and
+    off, then restore the setting."""
+    old = jit.set_enabled(False)
+    jit.set_enabled(old and request.param)
     yield request.param
     jit.set_enabled(old)
 

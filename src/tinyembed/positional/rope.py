@@ -239,24 +239,27 @@ def _build_tables(inv_freq: np.ndarray, attention_factor: float, length: int, in
 _BLOCK = 64  # positions per work item: their table rows stay in L1 while every head of q and k reads them
 
 
-def _float32_pairs(x: np.ndarray, half: int, interleaved: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The views of the first and the second dim of every pair, (..., rotary_dim/2) each."""
-    if interleaved:
-        return x[..., 0:2 * half:2], x[..., 1:2 * half:2]
-    return x[..., :half], x[..., half:2 * half]
-
-
 def _turn_float32_numpy(x: np.ndarray, out: np.ndarray, cos: np.ndarray, sin: np.ndarray, pos: np.ndarray,
                         seq_axis: int, interleaved: bool) -> None:
-    """out = x turned: the compiled loop's operations in the same order, vectorised (bit-identical).
+    """out = x turned, vectorised: the compiled loop's bits, in whole-width ufuncs.
 
-    Six ufuncs per piece of about ``threads.CHUNK_BYTES`` (the pieces still in cache from one
-    ufunc to the next), the pieces spread over the kernels' threads (NumPy releases the GIL).
+    Each pair (a, b) is turned as (a, b) * (c, c) + (b, a) * (-s, s): the products are the
+    loop's a c, b c, a s and -(b s) (negating is exact), and adding -(b s) is subtracting
+    b s, so every value rounds as in the loop. Whole-width ufuncs run long inner loops where
+    the six half-width ones (a c, b s, ...) of a (rows, rotary_dim/2) view ran one short loop
+    per row: 1.3-2.5x faster measured. Pieces of about ``threads.CHUNK_BYTES`` stay in cache
+    from one ufunc to the next and spread over the kernels' threads (NumPy releases the GIL).
     """
     if not x.size:
         return
     half = cos.shape[1]
+    rotary = 2 * half
     cos, sin = cos[pos], sin[pos]  # (1 or B, S, half), gathered once
+    if interleaved:  # (c0, c0, c1, c1, ...) and (-s0, s0, -s1, s1, ...)
+        cos_wide = np.repeat(cos, 2, axis=-1)
+        sin_signed = np.stack([-sin, sin], axis=-1).reshape(cos_wide.shape)
+    else:  # (c, c) and (-s, s)
+        cos_wide, sin_signed = np.concatenate([cos, cos], axis=-1), np.concatenate([-sin, sin], axis=-1)
     batch, n1, n2, dim = x.shape  # bhsd: (B, H, S, D), positions on axis 2; bshd: (B, S, H, D), on axis 1
     rows = max(1, threads.CHUNK_BYTES // (dim * x.itemsize))
     step2 = min(n2, rows)
@@ -266,18 +269,19 @@ def _turn_float32_numpy(x: np.ndarray, out: np.ndarray, cos: np.ndarray, sin: np
     def work(first: int, last: int) -> None:
         for b, i, j in pieces[first:last]:
             along1, along2 = slice(i, i + step1), slice(j, j + step2)
-            c, s = cos[b % len(cos)], sin[b % len(sin)]  # (S, half)
+            c, s = cos_wide[b % len(cos_wide)], sin_signed[b % len(sin_signed)]  # (S, rotary)
             c, s = (c[None, along2], s[None, along2]) if seq_axis == 2 else (c[along1, None], s[along1, None])
             xs, os = x[b, along1, along2], out[b, along1, along2]
-            (a1, a2), (o1, o2) = _float32_pairs(xs, half, interleaved), _float32_pairs(os, half, interleaved)
-            tmp = np.empty(a1.shape, dtype=np.float32)
-            np.multiply(a1, c, out=o1)
-            np.multiply(a2, s, out=tmp)
-            np.subtract(o1, tmp, out=o1)  # a c - b s
-            np.multiply(a2, c, out=o2)
-            np.multiply(a1, s, out=tmp)
-            np.add(o2, tmp, out=o2)  # b c + a s
-            os[..., 2 * half:] = xs[..., 2 * half:]  # the pass-through dims, copied
+            turning, turned = xs[..., :rotary], os[..., :rotary]
+            swapped = np.empty(turning.shape, dtype=np.float32)  # each pair (a, b) as (b, a)
+            if interleaved:
+                swapped[..., 0::2], swapped[..., 1::2] = turning[..., 1::2], turning[..., 0::2]
+            else:
+                swapped[..., :half], swapped[..., half:] = turning[..., half:], turning[..., :half]
+            np.multiply(turning, c, out=turned)  # (a c, b c)
+            np.multiply(swapped, s, out=swapped)  # (-(b s), a s)
+            np.add(turned, swapped, out=turned)  # (a c - b s, b c + a s)
+            os[..., rotary:] = xs[..., rotary:]  # the pass-through dims, copied
 
     threads.run_chunks(work, threads.chunks(len(pieces), step1 * step2 * dim * x.itemsize))
 
