@@ -1,13 +1,22 @@
 """RotaryEmbedding: the relative-position property, both pairings, the scalings against
 formulas written here from the papers, a per-pair 2x2 rotation and a torch oracle,
-gradients, dtypes, the table cache and input errors."""
+gradients, dtypes, the table cache and input errors.
 
+float32 q and k take the fused float32 path (compiled, or NumPy without numba), float64 the
+float64 one: the parity tests run on both dtypes, float32 at a float32 tolerance, and the
+float32 path is checked against the float64 one (1e-5), against HF's float32 formula (to the
+bit), and compiled against NumPy (to the bit)."""
+
+import importlib.util
 import math
+import os
 
 import numpy as np
 import pytest
 
 from tinyembed.gradcheck import gradcheck
+from tinyembed.kernels import jit
+from tinyembed.kernels import threads as kernel_threads
 from tinyembed.positional import rope as rope_module
 from tinyembed.positional.rope import RotaryEmbedding
 from tinyembed.tensor import Tensor, cat
@@ -98,6 +107,28 @@ SCALINGS = [None, LINEAR, DYNAMIC, YARN, LLAMA3]
 SCALING_IDS = ["default", "linear", "dynamic", "yarn", "llama3"]
 
 
+DTYPES = [np.float64, np.float32]
+# How close a rotated float32 value is to the exact one: a few float32 roundings of values of
+# size ~1-5 (inputs are standard normal, YaRN's attention factor is ~1.14).
+F32_TOL = dict(rtol=1e-5, atol=1e-5)
+
+# numba is optional; CI installs it. TINYEMBED_JIT=0 runs everything on the NumPy path.
+needs_numba = pytest.mark.skipif(
+    (importlib.util.find_spec("numba") is None and not os.environ.get("CI"))
+    or os.environ.get("TINYEMBED_JIT") == "0",
+    reason="numba not installed, or the compiled kernels switched off with TINYEMBED_JIT=0")
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def float32_path(request):
+    """Run the body with the compiled kernels as set (on where numba is, unless TINYEMBED_JIT=0) and
+    off, then restore the setting."""
+    old = jit.set_enabled(False)
+    jit.set_enabled(old and request.param)
+    yield request.param
+    jit.set_enabled(old)
+
+
 def same_vector_everywhere(rng, seq, dim):
     return np.broadcast_to(rng.standard_normal(dim), (1, 1, seq, dim)).copy()
 
@@ -107,54 +138,64 @@ def same_vector_everywhere(rng, seq, dim):
 @pytest.mark.parametrize("rotary_dim", [None, 8])
 @pytest.mark.parametrize("interleaved", [False, True])
 @pytest.mark.parametrize("start", [0, 500])
-def test_rope_dot_product_depends_only_on_offset(scaling, rotary_dim, interleaved, start):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_dot_product_depends_only_on_offset(scaling, rotary_dim, interleaved, start, dtype):
     rng = np.random.default_rng(0)
     rope = RotaryEmbedding(16, rotary_dim=rotary_dim, interleaved=interleaved, scaling=scaling)
-    q, k = same_vector_everywhere(rng, 64, 16), same_vector_everywhere(rng, 64, 16)
+    q, k = same_vector_everywhere(rng, 64, 16).astype(dtype), same_vector_everywhere(rng, 64, 16).astype(dtype)
     # One call for all positions: 'dynamic' frequencies depend on the call's length.
     qr, kr = rope.apply(q, k, positions=np.arange(start, start + 64))
-    scores = qr.data[0, 0] @ kr.data[0, 0].T  # scores[m, n] = <R(m) q, R(n) k>
+    scores = qr.data[0, 0].astype(np.float64) @ kr.data[0, 0].T  # scores[m, n] = <R(m) q, R(n) k>
+    tol = 1e-9 if dtype == np.float64 else 1e-5
     for offset in (0, 3, -5, 40):
         values = [scores[m, m - offset] for m in range(64) if 0 <= m - offset < 64]
-        np.testing.assert_allclose(values, values[0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(values, values[0], rtol=tol, atol=tol)
     assert not np.isclose(scores[10, 7], scores[10, 6])  # the offset does matter
 
 
 @pytest.mark.parametrize("scaling", [None, LINEAR, DYNAMIC, LLAMA3], ids=["default", "linear", "dynamic", "llama3"])
 @pytest.mark.parametrize("rotary_dim", [None, 6])
 @pytest.mark.parametrize("interleaved", [False, True])
-def test_rope_preserves_norms_when_attention_scaling_is_one(scaling, rotary_dim, interleaved):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_preserves_norms_when_attention_scaling_is_one(scaling, rotary_dim, interleaved, dtype):
     rope = RotaryEmbedding(16, rotary_dim=rotary_dim, interleaved=interleaved, scaling=scaling)
     rng = np.random.default_rng(1)
-    q, k = rng.standard_normal((2, 3, 40, 16)), rng.standard_normal((2, 1, 40, 16))
+    q, k = rng.standard_normal((2, 3, 40, 16)).astype(dtype), rng.standard_normal((2, 1, 40, 16)).astype(dtype)
     qr, kr = rope.apply(q, k, positions=rng.integers(0, 5000, size=40))
     assert rope.attention_scaling == 1.0
-    np.testing.assert_allclose(np.linalg.norm(qr.data, axis=-1), np.linalg.norm(q, axis=-1), rtol=1e-12)
-    np.testing.assert_allclose(np.linalg.norm(kr.data, axis=-1), np.linalg.norm(k, axis=-1), rtol=1e-12)
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(np.linalg.norm(qr.data, axis=-1), np.linalg.norm(q, axis=-1), rtol=tol)
+    np.testing.assert_allclose(np.linalg.norm(kr.data, axis=-1), np.linalg.norm(k, axis=-1), rtol=tol)
 
 
-def test_yarn_scales_the_norm_of_the_rotated_dims_by_the_attention_factor():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_yarn_scales_the_norm_of_the_rotated_dims_by_the_attention_factor(dtype):
     rope = RotaryEmbedding(16, rotary_dim=8, scaling=YARN)
-    x = np.random.default_rng(2).standard_normal((1, 2, 30, 16))
+    x = np.random.default_rng(2).standard_normal((1, 2, 30, 16)).astype(dtype)
     out = rope.apply(x, x)[0].data
     assert rope.attention_scaling == pytest.approx(0.1 * math.log(4.0) + 1)
     np.testing.assert_allclose(np.linalg.norm(out[..., :8], axis=-1),
-                               rope.attention_scaling * np.linalg.norm(x[..., :8], axis=-1), rtol=1e-12)
+                               rope.attention_scaling * np.linalg.norm(x[..., :8], axis=-1),
+                               rtol=1e-12 if dtype == np.float64 else 1e-6)
 
 
 @pytest.mark.parametrize("rotary_dim", [None, 10])
-def test_rope_conventions_agree_up_to_a_fixed_permutation_of_dims(rotary_dim):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_conventions_agree_up_to_a_fixed_permutation_of_dims(rotary_dim, dtype):
     head_dim, rd = 16, rotary_dim or 16
     # Adjacent pair i = dims (2i, 2i+1) sits at dims (i, i + rd/2) in the half-split layout.
     perm = np.arange(head_dim)
     perm[: rd // 2], perm[rd // 2: rd] = np.arange(0, rd, 2), np.arange(1, rd, 2)
     rng = np.random.default_rng(3)
-    q, k = rng.standard_normal((2, 2, 9, head_dim)), rng.standard_normal((2, 2, 9, head_dim))
+    q, k = (rng.standard_normal((2, 2, 9, head_dim)).astype(dtype) for _ in range(2))
     pos = rng.integers(0, 3000, size=9)
     adjacent = RotaryEmbedding(head_dim, rotary_dim=rotary_dim, interleaved=True, scaling=YARN)
     half = RotaryEmbedding(head_dim, rotary_dim=rotary_dim, interleaved=False, scaling=YARN)
     qa, ka = adjacent.apply(q, k, pos)
     qh, kh = half.apply(q[..., perm], k[..., perm], pos)
+    if dtype == np.float32:  # one value per pair in both tables and the same products: the same bits
+        np.testing.assert_array_equal(qh.data, qa.data[..., perm])
+        np.testing.assert_array_equal(kh.data, ka.data[..., perm])
     np.testing.assert_allclose(qh.data, qa.data[..., perm], rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(kh.data, ka.data[..., perm], rtol=1e-14, atol=1e-14)
 
@@ -247,28 +288,31 @@ def test_yarn_keeps_fast_pairs_and_interpolates_slow_pairs_as_in_the_paper():
     (LLAMA3, ref_llama3(6, 10000.0, 8.0, 1.0, 4.0, 32), 1.0),
 ], ids=["default", "yarn", "llama3"])
 @pytest.mark.parametrize("interleaved", [False, True])
-def test_rotated_qk_match_a_per_pair_2x2_rotation(scaling, inv_freq, scale, interleaved):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotated_qk_match_a_per_pair_2x2_rotation(scaling, inv_freq, scale, interleaved, dtype, float32_path):
     rope = RotaryEmbedding(10, rotary_dim=6, interleaved=interleaved, scaling=scaling)
     rng = np.random.default_rng(5)
-    q, k = rng.standard_normal((2, 2, 5, 10)), rng.standard_normal((2, 1, 5, 10))
+    q, k = rng.standard_normal((2, 2, 5, 10)).astype(dtype), rng.standard_normal((2, 1, 5, 10)).astype(dtype)
     pos = [0, 1, 7, 300, 12345]
     qr, kr = rope.apply(q, k, np.array(pos))
-    np.testing.assert_allclose(qr.data, rotate_pairwise(q, pos, inv_freq, scale, interleaved, 6), atol=1e-12)
-    np.testing.assert_allclose(kr.data, rotate_pairwise(k, pos, inv_freq, scale, interleaved, 6), atol=1e-12)
+    tol = dict(atol=1e-12) if dtype == np.float64 else F32_TOL
+    np.testing.assert_allclose(qr.data, rotate_pairwise(q, pos, inv_freq, scale, interleaved, 6), **tol)
+    np.testing.assert_allclose(kr.data, rotate_pairwise(k, pos, inv_freq, scale, interleaved, 6), **tol)
 
 
 @pytest.mark.parametrize("interleaved", [False, True])
-def test_rotated_qk_match_torch_rotate_half_and_complex_multiplication(interleaved):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotated_qk_match_torch_rotate_half_and_complex_multiplication(interleaved, dtype, float32_path):
     torch = pytest.importorskip("torch")
     rope = RotaryEmbedding(64, base=500000.0, interleaved=interleaved, scaling=LLAMA3)
     rng = np.random.default_rng(6)
-    q, k = rng.standard_normal((2, 4, 33, 64)), rng.standard_normal((2, 2, 33, 64))
+    q, k = rng.standard_normal((2, 4, 33, 64)).astype(dtype), rng.standard_normal((2, 2, 33, 64)).astype(dtype)
     pos = rng.integers(0, 20000, size=33)
     inv_freq = torch.tensor(ref_llama3(64, 500000.0, 8.0, 1.0, 4.0, 32), dtype=torch.float64)
     angles = torch.outer(torch.tensor(pos, dtype=torch.float64), inv_freq)  # (S, 32)
 
-    def oracle(x):
-        x = torch.tensor(x)
+    def oracle(x):  # in float64, on the (float32 or float64) inputs
+        x = torch.tensor(x, dtype=torch.float64)
         if interleaved:  # RoFormer / Meta LLaMA: pairs as complex numbers times e^(i angle)
             pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2).contiguous())
             return torch.view_as_real(pairs * torch.polar(torch.ones_like(angles), angles)).flatten(-2)
@@ -277,14 +321,16 @@ def test_rotated_qk_match_torch_rotate_half_and_complex_multiplication(interleav
         return x * emb.cos() + rotated_half * emb.sin()
 
     qr, kr = rope.apply(q, k, pos)
-    np.testing.assert_allclose(qr.data, oracle(q).numpy(), atol=1e-11)
-    np.testing.assert_allclose(kr.data, oracle(k).numpy(), atol=1e-11)
+    tol = dict(atol=1e-11) if dtype == np.float64 else F32_TOL
+    np.testing.assert_allclose(qr.data, oracle(q).numpy(), **tol)
+    np.testing.assert_allclose(kr.data, oracle(k).numpy(), **tol)
 
 
-def test_layouts_bhsd_and_bshd_agree():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layouts_bhsd_and_bshd_agree(dtype, float32_path):
     rope = RotaryEmbedding(8, rotary_dim=6, scaling=YARN)
     rng = np.random.default_rng(7)
-    q, k = rng.standard_normal((2, 3, 5, 8)), rng.standard_normal((2, 1, 5, 8))
+    q, k = rng.standard_normal((2, 3, 5, 8)).astype(dtype), rng.standard_normal((2, 1, 5, 8)).astype(dtype)
     for pos in (None, np.array([4, 0, 9, 2, 30]), np.array([[0, 1, 2, 3, 4], [100, 101, 102, 103, 104]])):
         qb, kb = rope.apply(q, k, pos, layout="bhsd")
         qs, ks = rope.apply(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3), pos, layout="bshd")
@@ -293,11 +339,12 @@ def test_layouts_bhsd_and_bshd_agree():
 
 
 @pytest.mark.parametrize("layout", ["bhsd", "bshd"])
-def test_2d_positions_turn_each_batch_row_by_its_own_positions(layout):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_2d_positions_turn_each_batch_row_by_its_own_positions(layout, dtype, float32_path):
     rope = RotaryEmbedding(8, interleaved=True)
     rng = np.random.default_rng(8)
     shape = (3, 2, 4, 8) if layout == "bhsd" else (3, 4, 2, 8)
-    q, k = rng.standard_normal(shape), rng.standard_normal(shape)
+    q, k = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
     pos = np.array([[0, 1, 2, 3], [50, 7, 7, 0], [999, 1000, 1001, 1002]])
     qr, kr = rope.apply(q, k, pos, layout=layout)
     for b in range(3):
@@ -326,12 +373,14 @@ def test_rope_gradient_matches_finite_differences(scaling, rotary_dim, interleav
 
 
 @pytest.mark.parametrize("interleaved", [False, True])
-def test_rope_backward_is_the_inverse_rotation(interleaved):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rope_backward_is_the_inverse_rotation(interleaved, dtype, float32_path):
     rope = RotaryEmbedding(8, rotary_dim=6, interleaved=interleaved)
-    q = Tensor(np.random.default_rng(10).standard_normal((1, 2, 6, 8)), requires_grad=True)
+    q = Tensor(np.random.default_rng(10).standard_normal((1, 2, 6, 8)).astype(dtype), requires_grad=True)
     qr, _ = rope.apply(q, q.detach(), np.arange(6) * 17)
     qr.backward(qr.data)  # R^T (R q) = q for a rotation
-    np.testing.assert_allclose(q.grad, q.data, atol=1e-13)
+    assert q.grad.dtype == dtype
+    np.testing.assert_allclose(q.grad, q.data, atol=1e-13 if dtype == np.float64 else 1e-6)
 
 
 def test_float32_input_gives_float32_output_and_gradients():
@@ -343,6 +392,175 @@ def test_float32_input_gives_float32_output_and_gradients():
     np.testing.assert_allclose(qr.data, rope.apply(x, x)[0].data, rtol=1e-6, atol=1e-6)
     qr.sum().backward()
     assert q.grad.dtype == np.float32
+
+
+# -- the fused float32 path --------------------------------------------------------------------
+LAYOUT_SHAPES = {"bhsd": ((2, 3, 67, 16), (2, 1, 67, 16)), "bshd": ((2, 67, 3, 16), (2, 67, 1, 16))}
+
+
+def position_cases(rng, batch, seq):
+    """0..seq-1, a start offset, explicit scattered positions, and one row of positions per batch row."""
+    yield None
+    yield np.arange(700, 700 + seq)
+    yield rng.integers(0, 5000, size=seq)
+    yield rng.integers(0, 5000, size=(batch, seq))
+
+
+def float32_and_float64(rope, q, k, pos, layout):
+    """The float32 path on float32 q and k, and the float64 path on the same values."""
+    q32, k32 = q.astype(np.float32), k.astype(np.float32)
+    return rope.apply(q32, k32, pos, layout), rope.apply(q32.astype(np.float64), k32.astype(np.float64), pos, layout)
+
+
+@pytest.mark.parametrize("scaling", SCALINGS, ids=SCALING_IDS)
+@pytest.mark.parametrize("rotary_dim", [None, 6])
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+def test_float32_path_is_within_1e_5_of_the_float64_path(scaling, rotary_dim, interleaved, layout, float32_path):
+    # 67 positions: an odd length, and one whole block of 64 positions plus a partial one.
+    rope = RotaryEmbedding(16, rotary_dim=rotary_dim, interleaved=interleaved, scaling=scaling)
+    rng = np.random.default_rng(20)
+    q_shape, k_shape = LAYOUT_SHAPES[layout]
+    q, k = rng.standard_normal(q_shape), rng.standard_normal(k_shape)
+    for pos in position_cases(rng, 2, 67):
+        (q32, k32), (q64, k64) = float32_and_float64(rope, q, k, pos, layout)
+        assert q32.dtype == k32.dtype == np.float32 and q64.dtype == np.float64
+        np.testing.assert_allclose(q32.data, q64.data, **F32_TOL)
+        np.testing.assert_allclose(k32.data, k64.data, **F32_TOL)
+        rd = rotary_dim or 16
+        np.testing.assert_array_equal(q32.data[..., rd:], q.astype(np.float32)[..., rd:])  # passed through
+
+
+@pytest.mark.parametrize("scaling", [None, YARN, DYNAMIC], ids=["default", "yarn", "dynamic"])
+@pytest.mark.parametrize("rotary_dim", [None, 6])
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+def test_float32_backward_is_within_1e_5_of_the_float64_backward(scaling, rotary_dim, interleaved, layout,
+                                                                  float32_path):
+    rope = RotaryEmbedding(16, rotary_dim=rotary_dim, interleaved=interleaved, scaling=scaling)
+    rng = np.random.default_rng(21)
+    q_shape, k_shape = LAYOUT_SHAPES[layout]
+    x = rng.standard_normal(q_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
+    gq, gk = rng.standard_normal(q_shape), rng.standard_normal(k_shape)
+    for pos in position_cases(rng, 2, 67):
+        grads = {}
+        for dtype in (np.float32, np.float64):
+            q, k = (Tensor(a.astype(dtype), requires_grad=True) for a in x)
+            qr, kr = rope.apply(q, k, pos, layout)
+            qr.backward(gq.astype(dtype))
+            kr.backward(gk.astype(dtype))
+            grads[dtype] = q.grad, k.grad
+        for g32, g64 in zip(grads[np.float32], grads[np.float64], strict=True):
+            assert g32.dtype == np.float32
+            np.testing.assert_allclose(g32, g64, **F32_TOL)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_float32_path_is_hugging_faces_float32_formula_to_the_bit(interleaved, float32_path):
+    # Given the same float32 tables, a c - b s and b c + a s round as HF's q * cos + rotate_half(q) * sin
+    # (and GPT-J's rotate_every_two for adjacent pairs): one product, the other, their sum.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(22)
+    pos = rng.integers(0, 9000, size=37)
+    rope = RotaryEmbedding(64, base=500000.0, interleaved=interleaved, scaling=LLAMA3)
+    q, k = (rng.standard_normal((2, 4, 37, 64)).astype(np.float32) for _ in range(2))
+    cos, sin = (torch.from_numpy(t.astype(np.float32)) for t in rope.cos_sin(pos))  # HF's cached (S, 64) tables
+
+    def hf(x):
+        x = torch.from_numpy(x)
+        if interleaved:
+            turned = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+        else:
+            turned = torch.cat([-x[..., 32:], x[..., :32]], dim=-1)
+        return (x * cos + turned * sin).numpy()
+
+    qr, kr = rope.apply(q, k, pos)
+    np.testing.assert_array_equal(qr.data, hf(q))
+    np.testing.assert_array_equal(kr.data, hf(k))
+
+
+@needs_numba
+@pytest.mark.parametrize("rotary_dim", [None, 6])
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+@pytest.mark.parametrize("pieces", ["whole", "small"])
+def test_compiled_and_numpy_float32_paths_agree_bit_for_bit(rotary_dim, interleaved, layout, pieces, monkeypatch):
+    if pieces == "small":  # the NumPy path in pieces of 5 rows, spread over the threads
+        monkeypatch.setattr(kernel_threads, "CHUNK_BYTES", 5 * 16 * 4)
+        monkeypatch.setattr(kernel_threads, "PARALLEL_MIN_BYTES", 0)
+    rope = RotaryEmbedding(16, rotary_dim=rotary_dim, interleaved=interleaved, scaling=YARN)
+    rng = np.random.default_rng(23)
+    q_shape, k_shape = LAYOUT_SHAPES[layout]
+    q, k = rng.standard_normal(q_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
+    gq, gk = rng.standard_normal(q_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
+    for pos in position_cases(rng, 2, 67):
+        results = []
+        for enabled in (True, False):
+            old = jit.set_enabled(enabled)
+            try:
+                qt, kt = Tensor(q, requires_grad=True), Tensor(k, requires_grad=True)
+                qr, kr = rope.apply(qt, kt, pos, layout)
+                qr.backward(gq)
+                kr.backward(gk)
+                results.append((qr.data, kr.data, qt.grad, kt.grad))
+            finally:
+                jit.set_enabled(old)
+        for compiled, numpy in zip(*results, strict=True):
+            np.testing.assert_array_equal(compiled, numpy)
+
+
+def test_the_dtype_picks_the_path(monkeypatch):
+    rope = RotaryEmbedding(8, rotary_dim=6)
+    rng = np.random.default_rng(24)
+    x32, x64 = rng.standard_normal((1, 2, 5, 8)).astype(np.float32), rng.standard_normal((1, 2, 5, 8))
+    float64_calls, float64_path = [], rope_module.apply_rotary
+
+    def counting(x, *args):
+        float64_calls.append(x.dtype)
+        return float64_path(x, *args)
+
+    monkeypatch.setattr(rope_module, "apply_rotary", counting)
+    q, k = rope.apply(x32, x32)
+    assert float64_calls == [] and q.dtype == k.dtype == np.float32
+    q, k = rope.apply(x64, x64)
+    assert float64_calls == [np.float64] * 2
+    float64_calls.clear()
+    q, k = rope.apply(x32, x64)  # mixed: both take the float64 path and keep their own dtype
+    assert float64_calls == [np.float32, np.float64] and (q.dtype, k.dtype) == (np.float32, np.float64)
+
+
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+def test_float32_path_takes_views_other_batches_empty_and_read_only_inputs(layout, float32_path):
+    rope = RotaryEmbedding(8, interleaved=True, scaling=YARN)
+    rng = np.random.default_rng(25)
+    q = rng.standard_normal((2, 3, 5, 8)).astype(np.float32)
+    k = rng.standard_normal((1, 3, 5, 8)).astype(np.float32)  # another batch: positions shared (1-D)
+    k.setflags(write=False)
+    transposed = q.transpose(0, 2, 1, 3)  # a view, not contiguous
+    pos = np.array([9, 0, 4, 4, 2], dtype=np.uint16)
+    for a, b in ((q, k), (transposed, transposed.copy()), (q[:, :, :0], k[:, :, :0])):
+        seq = a.shape[2 if layout == "bhsd" else 1]
+        (a32, b32), (a64, b64) = float32_and_float64(rope, a, b, pos[:seq], layout)
+        assert a32.shape == a.shape and b32.shape == b.shape
+        np.testing.assert_allclose(a32.data, a64.data, **F32_TOL)
+        np.testing.assert_allclose(b32.data, b64.data, **F32_TOL)
+
+
+def test_float32_tables_are_rounded_once_from_the_float64_ones_and_follow_them():
+    dyn = {"rope_type": "dynamic", "factor": 4.0, "original_max_position_embeddings": 16}
+    for interleaved in (False, True):
+        rope = RotaryEmbedding(8, rotary_dim=6, interleaved=interleaved, scaling=dyn)
+        x = np.random.default_rng(26).standard_normal((1, 1, 40, 8)).astype(np.float32)
+        for length in (10, 12, 40, 30, 10):  # same, shorter, then new frequencies each time
+            q, _ = rope.apply(x[:, :, :length], x[:, :, :length])
+            cos, sin, neg_sin = rope._tables_float32(length)
+            first = slice(0, 6, 2) if interleaved else slice(0, 3)
+            np.testing.assert_array_equal(cos, rope._cos[:, first].astype(np.float32))
+            np.testing.assert_array_equal(sin, rope._sin[:, first].astype(np.float32))
+            np.testing.assert_array_equal(neg_sin, -sin)
+            fresh, _ = RotaryEmbedding(8, rotary_dim=6, interleaved=interleaved, scaling=dyn).apply(
+                x[:, :, :length], x[:, :, :length])
+            np.testing.assert_array_equal(q.data, fresh.data)  # never depends on earlier calls
 
 
 # -- the cos/sin cache ------------------------------------------------------------------------
