@@ -20,6 +20,16 @@ A row is decoded as ``code * scale + bias``. :class:`tinyembed.tables.QuantizedE
 stores its table in this layout, the memory planner and the profiler count bytes with
 :func:`storage_row_bytes`, and the compiled loops (:mod:`.jit`) read these same rows.
 
+Reading a stored table (every storage type, :data:`STORED_DTYPES` says what array holds it):
+
+* :func:`decode_rows`: stored rows -> float32, in NumPy; the definition of every decoding.
+* :func:`gather_decoded`: the lookup. The compiled loop fetches each row and decodes it
+  straight into the float32 output, in one pass and on every thread, with no float32
+  temporary: a table of narrower rows reads fewer bytes and is faster to look up than a
+  float32 one. It gives the bits :func:`decode_rows` gives.
+* :func:`attend_decoded`: scores of vectors against every row (``h @ table.T``), decoding
+  each row inside the loop, so the float32 table is never built.
+
 How FBGEMM rounds (``FloatOrHalfToFused8BitRowwiseQuantizedSBFloat`` and
 ``FloatOrHalfToFusedNBitRowwiseQuantizedSBHalf``), all in float32, codes rounded to
 nearest even:
@@ -34,12 +44,21 @@ nearest even:
 
 from __future__ import annotations
 
+import platform
+import threading
+import types
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
-__all__ = ["BITS", "STORAGE_TYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
-           "quantize_rows", "dequantize_rows"]
+from ..io.dtypes import DECODED_DTYPES
+from . import jit, threads
+from .ids import check_out
+from .jit import prange
+
+__all__ = ["BITS", "STORAGE_TYPES", "STORED_DTYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
+           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "attend_decoded"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
@@ -65,6 +84,18 @@ STORAGE_TYPES: dict[str, Callable[[int], int]] = {
     "float8_e4m3fn": lambda dim: dim,
     "int8": lambda dim: row_bytes(dim, 8),
     "int4": lambda dim: row_bytes(dim, 4),
+}
+
+
+# storage type -> dtype of the (V, width) array that holds the table: float16 as itself, bfloat16
+# and float8_e4m3fn as their raw bits (NumPy has no such types), int8/int4 as fused uint8 rows.
+STORED_DTYPES: dict[str, np.dtype] = {
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype("<u2"),
+    "float8_e4m3fn": np.dtype("u1"),
+    "int8": np.dtype("u1"),
+    "int4": np.dtype("u1"),
 }
 
 
@@ -145,3 +176,408 @@ def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
         rows = codes.astype(np.float32) * scale_bias[:, :1]
         rows += scale_bias[:, 1:]
     return rows
+
+
+# -- decoding: NumPy -------------------------------------------------------------------------------
+def _decode_float16(raw: np.ndarray) -> np.ndarray:
+    return raw.view("<f2").astype(np.float32)
+
+
+# storage type -> stored values (any shape) -> float32, exactly (every value of these types is a float32).
+_FLOAT_DECODERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "float16": _decode_float16,
+    "bfloat16": DECODED_DTYPES["BF16"],
+    "float8_e4m3fn": DECODED_DTYPES["F8_E4M3"],
+}
+
+
+def decode_rows(stored: np.ndarray, storage: str, dim: int) -> np.ndarray:
+    """(n, width) stored rows of ``storage`` (of :data:`STORED_DTYPES`) -> (n, dim) float32, in NumPy.
+
+    What every other path must give, bit for bit: float rows widened exactly, fused rows as
+    ``code * scale + bias`` (:func:`dequantize_rows`).
+    """
+    if storage == "float32":
+        return stored.astype(np.float32, copy=False)
+    if storage in _FLOAT_DECODERS:
+        return _FLOAT_DECODERS[storage](stored)
+    return dequantize_rows(stored, dim, 8 if storage == "int8" else 4)
+
+
+@cache
+def _float16_values() -> np.ndarray:
+    """float32 value of every float16 bit pattern (65536), as NumPy decodes them."""
+    return _decode_float16(np.arange(1 << 16, dtype=np.uint16))
+
+
+# -- the lookup ------------------------------------------------------------------------------------
+def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """float32 rows of a table stored as ``storage`` at validated ``ids``: its lookup.
+
+    Args:
+        stored: (V, width) C-contiguous array of ``STORED_DTYPES[storage]``: the table's values,
+            or its fused rows (int8, int4).
+        storage: one of :data:`STORAGE_TYPES`; dim: the decoded width D.
+        ids: int64 ids of any shape, validated (:func:`.ids.check_ids`): nothing checks bounds again.
+        out: optional (*ids.shape, dim) float32 C-contiguous array to write into.
+
+    Returns:
+        (*ids.shape, dim) float32, bit for bit what :func:`decode_rows` gives, on both paths: the
+        compiled one decodes each row as it copies it, the NumPy one gathers, then decodes.
+    """
+    shape = ids.shape + (dim,)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    else:
+        check_out(out, shape, np.dtype(np.float32))
+    flat = ids.reshape(-1)
+    out2d = out.reshape(flat.size, dim)
+    if storage == "float32":
+        from .gather import gather_rows  # noqa: PLC0415 - gather sits beside rows; imported late, no cycle
+
+        gather_rows(stored, flat, out=out2d)
+        return out
+    if flat.size and dim and _compiled_ok(stored):
+        _run(_GATHERS[storage], flat.size * dim * 4, *_gather_args(stored, storage, flat, out2d))
+        return out
+    if flat.size:
+        step = max(1, threads.CHUNK_BYTES // (dim * 4))  # decode a cache-sized chunk at a time
+        for a in range(0, flat.size, step):
+            rows = np.take(stored, flat[a:a + step], axis=0, mode="clip")
+            out2d[a:a + len(rows)] = decode_rows(rows, storage, dim)
+    return out
+
+
+def _gather_args(stored, storage, flat, out2d) -> tuple:
+    if storage == "bfloat16":
+        return stored, flat, out2d.view(np.uint32)
+    if storage == "float16":
+        return stored.view(np.uint16), flat, _float16_values(), out2d
+    return stored, flat, out2d
+
+
+def _compiled_ok(stored: np.ndarray, namespace: dict | None = None) -> bool:
+    """The compiled kernels are on and can read this table as it is; the kernels of ``namespace`` (a
+    module's globals, this one's by default) then have their helpers (:func:`_install_helpers`)."""
+    if not (stored.ndim == 2 and stored.flags.c_contiguous and jit.available()):
+        return False
+    _install_helpers(globals() if namespace is None else namespace)
+    return True
+
+
+def _run(kernels: tuple[jit.Kernel, jit.Kernel], work_bytes: int, *args) -> None:
+    """Run the parallel kernel of a (parallel, serial) pair, or the serial one for small work: a
+    parallel launch waits for every pool thread, which costs milliseconds on a busy machine."""
+    parallel, serial = kernels
+    (parallel if work_bytes >= threads.PARALLEL_MIN_BYTES and threads.get_num_threads() > 1 else serial)(*args)
+
+
+# -- attend: scores against every row --------------------------------------------------------------
+# Up to this many vectors, the loop that decodes each row once and takes its dot product with each
+# of them wins; beyond, decoding a chunk of rows and handing it to BLAS does (measured, see attend_decoded).
+ATTEND_LOOP_MAX = 4
+# Rows decoded at a time for BLAS: about 4 MiB of float32 (the chunk stays in cache for the product).
+_ATTEND_CHUNK_BYTES = 1 << 22
+
+
+def attend_decoded(stored: np.ndarray, storage: str, dim: int, h: np.ndarray, out: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Scores of each of ``h``'s vectors against every row of a stored table: ``h @ table.T``.
+
+    The float32 table is never built: a few vectors (at most :data:`ATTEND_LOOP_MAX`) meet each
+    row as the compiled loop decodes it, reading only the stored bytes (a quarter of float32's for
+    int8); more vectors get BLAS on a chunk of decoded rows at a time. Sums are taken in another
+    order than NumPy's, so scores equal ``h @ decode_rows(stored).T`` up to float32 rounding.
+
+    Args:
+        stored, storage, dim: as :func:`gather_decoded`.
+        h: (n, dim) float32.
+        out: optional (n, V) float32 C-contiguous array to write into.
+
+    Returns:
+        (n, V) float32.
+    """
+    num = stored.shape[0]
+    h = np.ascontiguousarray(h, dtype=np.float32)
+    if out is None:
+        out = np.empty((h.shape[0], num), np.float32)
+    else:
+        check_out(out, (h.shape[0], num), np.dtype(np.float32))
+    if out.size == 0:
+        return out
+    if dim == 0:
+        out[...] = 0
+        return out
+    if h.shape[0] <= ATTEND_LOOP_MAX and storage in _ATTENDS and _compiled_ok(stored):
+        kernel = _ATTENDS[storage]
+        if storage == "float16":
+            kernel(stored.view(np.uint16), h, out)
+        else:
+            kernel(stored, h, out)
+        return out
+    step = max(1, _ATTEND_CHUNK_BYTES // (4 * dim))
+    buf = np.empty((min(step, num), dim), np.float32)
+    for a in range(0, num, step):
+        rows = buf[:min(num, a + step) - a]
+        gather_decoded(stored, storage, dim, np.arange(a, a + len(rows)), out=rows)
+        np.matmul(h, rows.T, out=out[:, a:a + len(rows)])
+    return out
+
+
+# -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+# Helpers the kernels call (here and in .bags). Here they are plain Python, exactly what they compute;
+# before a module's first kernel compiles, _install_helpers puts in its globals what numba compiles
+# in their place: an LLVM bitcast, the CPU's float16 conversion, a numba function.
+def _bits_to_float(bits):
+    """The float32 whose bits are the uint32 ``bits`` (compiled: a bitcast, no instruction)."""
+    return np.uint32(bits).view(np.float32)
+
+
+def _half_to_float(bits):
+    """The float32 value of the float16 whose bits are the uint16 ``bits``, exactly (compiled: the
+    CPU's conversion, F16C's vcvtph2ps, which also quiets a signalling NaN; a table lookup on CPUs
+    without one)."""
+    return np.float32(np.uint16(bits).view(np.float16))
+
+
+_helpers_lock = threading.Lock()
+_helpers: dict[str, object] = {}        # name -> what numba compiles in its place, once built
+_helped: set[str] = set()               # modules (by __name__) whose kernels have them
+
+
+def _has_half_conversion() -> bool:
+    """The CPU converts float16 to float32 in hardware and numba compiles for this CPU."""
+    import numba  # noqa: PLC0415 - only once the compiled kernels are in use
+
+    # numba.config sets its NUMBA_* settings from the environment at run time, where mypy cannot see them.
+    if getattr(numba.config, "CPU_NAME", None) is not None:  # a portable build (NUMBA_CPU_NAME): no F16C assumed
+        return False
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return True
+    if machine not in ("x86_64", "amd64"):
+        return False
+    try:
+        from llvmlite import binding  # noqa: PLC0415
+
+        return bool(binding.get_host_cpu_features().get("f16c", False))
+    except (RuntimeError, ImportError):
+        return False
+
+
+# The helpers above, by name; a module whose kernels call them imports them under these names.
+HELPER_NAMES = ("_bits_to_float", "_half_to_float", "_float8_value")
+
+
+def _install_helpers(namespace: dict) -> None:
+    """Before a module's kernels first compile, put in its globals what numba compiles in place of each
+    helper: LLVM instructions for the two conversions, numba functions for the rest (once per module)."""
+    name = namespace["__name__"]
+    if name in _helped:
+        return
+    with _helpers_lock:
+        if name in _helped:
+            return
+        if not _helpers:
+            _build_helpers()
+        for helper in HELPER_NAMES:
+            namespace[helper] = _helpers[helper]
+        _helped.add(name)
+
+
+def _build_helpers() -> None:
+    import numba  # noqa: PLC0415 - only once the compiled kernels are in use
+    from llvmlite import ir  # noqa: PLC0415
+    from numba.extending import intrinsic  # noqa: PLC0415
+
+    @intrinsic
+    def bits_to_float(typingctx, bits):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.FloatType())
+        return numba.types.float32(numba.types.uint32), codegen
+
+    @intrinsic
+    def half_to_float(typingctx, bits):
+        def codegen(context, builder, signature, args):
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        return numba.types.float32(numba.types.uint16), codegen
+
+    module = globals()
+    _helpers["_bits_to_float"] = module["_bits_to_float"] = bits_to_float
+    values = _float16_values()
+    # _float8_value calls _half_to_float: this module's name must be the compiled one first.
+    _helpers["_half_to_float"] = module["_half_to_float"] = (
+        half_to_float if _has_half_conversion() else numba.njit(lambda bits: values[bits]))
+    _helpers["_float8_value"] = module["_float8_value"] = numba.njit(_float8_value)
+    _helped.add(__name__)
+
+
+def _with_serial(kernel: jit.Kernel) -> tuple[jit.Kernel, jit.Kernel]:
+    """(the parallel kernel, the same loop compiled without threads). The copy has its own name, so
+    numba's cache, which keys a function by its name and code but not by ``parallel``, keeps both."""
+    fn = kernel.fn
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + "_serial"
+    copy.__doc__ = fn.__doc__
+    return kernel, jit.Kernel(copy, parallel=False)
+
+
+@jit.kernel(parallel=True)
+def _gather_float16(weight, ids, values, out):
+    # The CPU's conversion quiets a signalling NaN, NumPy's does not: rows holding any NaN are
+    # decoded again from the table of NumPy's values (never a row of a table built from floats).
+    dim = out.shape[1]
+    for t in prange(ids.shape[0]):
+        row, o = weight[ids[t]], out[t]
+        nan = False
+        for d in range(dim):
+            x = _half_to_float(row[d])
+            o[d] = x
+            nan |= x != x
+        if nan:
+            for d in range(dim):
+                o[d] = values[row[d]]
+
+
+@jit.kernel(parallel=True)
+def _gather_bfloat16(weight, ids, out_bits):
+    # bfloat16 is the high half of a float32: the bits shift into place, exactly.
+    dim = out_bits.shape[1]
+    for t in prange(ids.shape[0]):
+        row, o = weight[ids[t]], out_bits[t]
+        for d in range(dim):
+            o[d] = np.uint32(row[d]) << 16
+
+
+@jit.kernel(parallel=True)
+def _gather_float8(weight, ids, out):
+    dim = out.shape[1]
+    for t in prange(ids.shape[0]):
+        row, o = weight[ids[t]], out[t]
+        for d in range(dim):
+            o[d] = _float8_value(row[d])
+
+
+def _float8_value(code):
+    """float32 of a float8_e4m3fn byte, exactly, as io.dtypes decodes it: its bits moved into a float16
+    (4 exponent bits of bias 7 into 5 of bias 15: the value over 2^8, subnormals included), converted,
+    times 2^8. The NaN codes 0x7F and 0xFF decode to the positive quiet NaN, as NumPy's table has them."""
+    magnitude = code & 0x7F
+    bits = np.uint16(0x7E00) if magnitude == 0x7F else np.uint16((magnitude << 7) | ((code & 0x80) << 8))
+    return _half_to_float(bits) * np.float32(256.0)
+
+
+@jit.kernel(parallel=True)
+def _gather_int8(fused, ids, out):
+    # Rounding as dequantize_rows: code * scale, then + bias (no fused multiply-add).
+    dim = out.shape[1]
+    for t in prange(ids.shape[0]):
+        row, o = fused[ids[t]], out[t]
+        scale_bias = row[dim:dim + 8].view(np.float32)  # float32 words at any byte offset
+        scale, bias = scale_bias[0], scale_bias[1]
+        for d in range(dim):
+            o[d] = np.float32(row[d]) * scale + bias
+
+
+@jit.kernel(parallel=True)
+def _gather_int4(fused, ids, out):
+    dim = out.shape[1]
+    half, packed = dim // 2, (dim + 1) // 2
+    for t in prange(ids.shape[0]):
+        row, o = fused[ids[t]], out[t]
+        scale_bias = row[packed:packed + 4].view(np.uint16)
+        scale, bias = _half_to_float(scale_bias[0]), _half_to_float(scale_bias[1])
+        for k in range(half):  # two columns a byte, the even one in the low nibble
+            byte = row[k]
+            o[2 * k] = np.float32(byte & 15) * scale + bias
+            o[2 * k + 1] = np.float32(byte >> 4) * scale + bias
+        if dim % 2:
+            o[dim - 1] = np.float32(row[half] & 15) * scale + bias
+
+
+# storage type -> (parallel, serial) lookup kernels; float32 is gather.gather_rows.
+_GATHERS = {"float16": _with_serial(_gather_float16), "bfloat16": _with_serial(_gather_bfloat16),
+            "float8_e4m3fn": _with_serial(_gather_float8), "int8": _with_serial(_gather_int8),
+            "int4": _with_serial(_gather_int4)}
+
+# Dot products in vector registers: the sums are reassociated (and multiply-adds fused).
+_DOT_MATH = ("reassoc", "contract")
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_float16(weight, h, out):
+    n, dim = h.shape
+    for v in prange(weight.shape[0]):
+        row = weight[v]
+        for b in range(n):
+            hb = h[b]
+            acc = np.float32(0.0)
+            for d in range(dim):
+                acc += hb[d] * _half_to_float(row[d])
+            out[b, v] = acc
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_bfloat16(weight, h, out):
+    n, dim = h.shape
+    for v in prange(weight.shape[0]):
+        row = weight[v]
+        for b in range(n):
+            hb = h[b]
+            acc = np.float32(0.0)
+            for d in range(dim):
+                acc += hb[d] * _bits_to_float(np.uint32(row[d]) << 16)
+            out[b, v] = acc
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_float8(weight, h, out):
+    n, dim = h.shape
+    for v in prange(weight.shape[0]):
+        row = weight[v]
+        for b in range(n):
+            hb = h[b]
+            acc = np.float32(0.0)
+            for d in range(dim):
+                acc += hb[d] * _float8_value(row[d])
+            out[b, v] = acc
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_int8(fused, h, out):
+    n, dim = h.shape
+    for v in prange(fused.shape[0]):
+        row = fused[v]
+        scale_bias = row[dim:dim + 8].view(np.float32)
+        scale, bias = scale_bias[0], scale_bias[1]
+        for b in range(n):
+            hb = h[b]
+            acc = np.float32(0.0)
+            for d in range(dim):
+                acc += hb[d] * (np.float32(row[d]) * scale + bias)
+            out[b, v] = acc
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_int4(fused, h, out):
+    n, dim = h.shape
+    half, packed = dim // 2, (dim + 1) // 2
+    for v in prange(fused.shape[0]):
+        row = fused[v]
+        scale_bias = row[packed:packed + 4].view(np.uint16)
+        scale, bias = _half_to_float(scale_bias[0]), _half_to_float(scale_bias[1])
+        for b in range(n):
+            hb = h[b]
+            acc = np.float32(0.0)
+            for k in range(half):
+                byte = row[k]
+                acc += hb[2 * k] * (np.float32(byte & 15) * scale + bias)
+                acc += hb[2 * k + 1] * (np.float32(byte >> 4) * scale + bias)
+            if dim % 2:
+                acc += hb[dim - 1] * (np.float32(row[half] & 15) * scale + bias)
+            out[b, v] = acc
+
+
+_ATTENDS = {"float16": _attend_float16, "bfloat16": _attend_bfloat16, "float8_e4m3fn": _attend_float8,
+            "int8": _attend_int8, "int4": _attend_int4}
