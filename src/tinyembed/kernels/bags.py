@@ -16,7 +16,21 @@ from . import jit, threads
 from .gather import gather_rows
 from .jit import prange
 from .norms import frequency_scale
-from .rows import _bits_to_float, _compiled_ok, _float8_value, _half_to_float, _run, _with_serial, gather_decoded
+from .rows import (
+    _bits_to_float,
+    _compiled_ok,
+    _float8_value,
+    _half_to_float,
+    _high_nibble,
+    _load_float16,
+    _load_float32,
+    _low_nibble,
+    _prefetch_row,
+    _run,
+    _with_serial,
+    gather_decoded,
+    prefetch_distance,
+)
 from .segments import segment_reduce, segment_sum_rows
 
 __all__ = ["bag_pool", "bag_pool_fused", "bag_pool_decoded", "pool_rows", "pool_segments", "bag_pool_backward"]
@@ -63,7 +77,8 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         if threads.jit_ok(weight):
             out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
             _run(_BAG_SUM, len(ids) * weight.shape[1] * weight.itemsize, weight, ids, bounds,
-                 _weights_or_none(per_sample_weights, weight.dtype), mode == "mean", out)
+                 _weights_or_none(per_sample_weights, weight.dtype), mode == "mean",
+                 prefetch_distance(weight.strides[0]), out)
             return out, None
         return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
                          ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
@@ -160,9 +175,10 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
     if dim and _compiled_ok(stored, globals()):
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
-        table = stored.view(np.uint16) if storage == "float16" else stored
+        table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
-             _weights_or_none(per_sample_weights, np.float32), mode == "mean", out)
+             _weights_or_none(per_sample_weights, np.float32), mode == "mean", prefetch_distance(stored.strides[0]),
+             out)
         return out
     return pool_rows(lambda at, buf: gather_decoded(stored, storage, dim, at, out=buf), ids, bounds, dim,
                      np.float32, mode, per_sample_weights)
@@ -261,14 +277,16 @@ def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray
 # Each kernel adds a bag's rows left to right into its output row (zeroed first), in the output's
 # dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype.
 @jit.kernel(parallel=True)
-def _bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
+def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
         acc[:] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
             row = weight[ids[j]]
             if weighted:
                 w = per_sample_weights[j]
@@ -283,14 +301,16 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_float16(weight, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
+def _bag_sum_float16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
         acc[:] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
             row = weight[ids[j]]
             if weighted:
                 w = per_sample_weights[j]
@@ -306,14 +326,16 @@ def _bag_sum_float16(weight, ids, bounds, per_sample_weights, mean, out):
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_bfloat16(weight, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
+def _bag_sum_bfloat16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
         acc[:] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
             row = weight[ids[j]]
             if weighted:
                 w = per_sample_weights[j]
@@ -329,14 +351,16 @@ def _bag_sum_bfloat16(weight, ids, bounds, per_sample_weights, mean, out):
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_float8(weight, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
+def _bag_sum_float8(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
         acc[:] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
             row = weight[ids[j]]
             if weighted:
                 w = per_sample_weights[j]
@@ -352,17 +376,18 @@ def _bag_sum_float8(weight, ids, bounds, per_sample_weights, mean, out):
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
+def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
         acc[:] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(fused, ids[j + ahead])
             row = fused[ids[j]]
-            scale_bias = row[dim:dim + 8].view(np.float32)  # float32 words at any byte offset
-            scale, bias = scale_bias[0], scale_bias[1]
+            scale, bias = _load_float32(row, dim), _load_float32(row, dim + 4)
             if weighted:
                 w = per_sample_weights[j]
                 for d in range(dim):
@@ -377,8 +402,8 @@ def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, out):
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
+def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     half, packed = dim // 2, (dim + 1) // 2
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
@@ -386,24 +411,25 @@ def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, out):
         acc = out[b]
         acc[:] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(fused, ids[j + ahead])
             row = fused[ids[j]]
-            scale_bias = row[packed:packed + 4].view(np.uint16)
-            scale, bias = _half_to_float(scale_bias[0]), _half_to_float(scale_bias[1])
+            scale, bias = _load_float16(row, packed), _load_float16(row, packed + 2)
             if weighted:
                 w = per_sample_weights[j]
                 for k in range(half):  # two columns a byte, the even one in the low nibble
                     byte = row[k]
-                    acc[2 * k] += (np.float32(byte & 15) * scale + bias) * w
-                    acc[2 * k + 1] += (np.float32(byte >> 4) * scale + bias) * w
+                    acc[2 * k] += (_low_nibble(byte) * scale + bias) * w
+                    acc[2 * k + 1] += (_high_nibble(byte) * scale + bias) * w
                 if dim % 2:
-                    acc[dim - 1] += (np.float32(row[half] & 15) * scale + bias) * w
+                    acc[dim - 1] += (_low_nibble(row[half]) * scale + bias) * w
             else:
                 for k in range(half):
                     byte = row[k]
-                    acc[2 * k] += np.float32(byte & 15) * scale + bias
-                    acc[2 * k + 1] += np.float32(byte >> 4) * scale + bias
+                    acc[2 * k] += _low_nibble(byte) * scale + bias
+                    acc[2 * k + 1] += _high_nibble(byte) * scale + bias
                 if dim % 2:
-                    acc[dim - 1] += np.float32(row[half] & 15) * scale + bias
+                    acc[dim - 1] += _low_nibble(row[half]) * scale + bias
         if mean and stop > start:
             count = np.float32(stop - start)
             for d in range(dim):
