@@ -146,6 +146,9 @@ def pool_rows(fetch, ids: np.ndarray, bounds: np.ndarray, dim: int, dtype, mode:
                 out[s:e] = pool_segments(rows, bounds[s:e + 1] - lo, "sum")
 
     threads.run_chunks(work, threads.chunks(num_bags, row_bytes * mean_rows))
+    # The reductions start from a bag's first row, the compiled loops (and torch) from zero: they differ
+    # only where a sum is -0.0, which adding +0.0 makes +0.0, the same bits on both paths.
+    out += 0
     if mode == "mean":
         full = counts > 0
         out[full] /= counts[full, None].astype(dtype)

@@ -172,7 +172,9 @@ def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
         nibbles[:, 1::2] = fused[:, :packed] >> 4
         codes = nibbles[:, :dim]
         scale_bias = _decode_float16(np.ascontiguousarray(fused[:, packed:packed + 4]).view("<u2"))
-    with np.errstate(invalid="ignore"):  # inf scale, -inf bias (4-bit rows beyond float16): NaN, as FBGEMM
+    # inf scale, -inf bias (4-bit rows beyond float16): NaN, as FBGEMM; a scale near float32's largest
+    # times 255 overflows to inf, as in FBGEMM and the compiled loops.
+    with np.errstate(invalid="ignore", over="ignore"):
         rows = codes.astype(np.float32) * scale_bias[:, :1]
         rows += scale_bias[:, 1:]
     return rows
