@@ -19,8 +19,8 @@ from table_files import rewrite
 
 import tinyembed as te
 from tinyembed.io import safetensors
+from tinyembed.kernels import rows
 from tinyembed.nn import TABLE_TYPES
-from tinyembed.nn import table as table_module
 from tinyembed.nn.table import EmbeddingTable, as_float_table, load_table
 from tinyembed.positional import EmbeddingLayer
 
@@ -257,7 +257,7 @@ class _RowsOfIds(EmbeddingTable):
 
 
 def test_default_attend_takes_a_chunk_of_rows_at_a_time_never_the_dense_table(monkeypatch):
-    monkeypatch.setattr(table_module, "_ATTEND_CHUNK_BYTES", 8 * 3 * 4)  # 8 rows of 3 float32
+    monkeypatch.setattr(rows, "_ATTEND_CHUNK_BYTES", 8 * 3 * 4)  # 8 rows of 3 float32
     table = _RowsOfIds(20)
     h = np.array([[1.0, 0.0, 0.0], [0.5, 0.25, -1.0]], np.float32)
     np.testing.assert_array_equal(table.attend(h), h @ table.to_dense().T)

@@ -14,7 +14,8 @@ modes and compiled loops that never test a bound.
                bag_pool_decoded: bags of a table stored in a narrower type, decoded as they are added
     rows       how rows are stored: the storage types, FBGEMM's fused quantized rows (quantize_rows,
                dequantize_rows), and reading any of them: decode_rows, gather_decoded (the lookup,
-               decoded straight into its output), attend_decoded (scores against every row)
+               decoded straight into its output), attend_decoded (scores against every row),
+               scores_by_chunks (h @ table.T a chunk of rows at a time)
     jit        compiled loops (numba, optional): each written beside the NumPy path it replaces
 """
 
@@ -23,7 +24,7 @@ from .bags import bag_pool, bag_pool_backward, bag_pool_decoded, bag_pool_fused,
 from .gather import gather_add_rows, gather_rows
 from .ids import bag_bounds, check_ids, check_offsets, check_out
 from .norms import frequency_scale, renorm_rows_, row_norms
-from .rows import attend_decoded, decode_rows, gather_decoded
+from .rows import attend_decoded, decode_rows, gather_decoded, scores_by_chunks
 from .segments import scatter_add_rows, segment_reduce, segment_sum_rows
 from .threads import get_num_threads, set_num_threads
 
@@ -32,5 +33,5 @@ __all__ = [
     "gather_rows", "gather_add_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows",
     "row_norms", "renorm_rows_", "frequency_scale", "bag_pool", "pool_rows", "pool_segments",
     "bag_pool_backward", "bag_pool_fused", "bag_pool_decoded", "decode_rows", "gather_decoded", "attend_decoded",
-    "jit", "rows",
+    "scores_by_chunks", "jit", "rows",
 ]

@@ -58,7 +58,7 @@ from .ids import check_out
 from .jit import prange
 
 __all__ = ["BITS", "STORAGE_TYPES", "STORED_DTYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
-           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "attend_decoded"]
+           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "attend_decoded", "scores_by_chunks"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
@@ -321,12 +321,38 @@ def attend_decoded(stored: np.ndarray, storage: str, dim: int, h: np.ndarray, ou
         kernel = _ATTENDS[storage]
         kernel(stored.view(np.uint16) if storage == "float16" else stored, h, out)
         return out
-    step = max(1, _ATTEND_CHUNK_BYTES // (4 * dim))
-    buf = np.empty((min(step, num), dim), np.float32)
+    return scores_by_chunks(lambda a, b, buf: gather_decoded(stored, storage, dim, np.arange(a, b), out=buf),
+                            num, h, out)
+
+
+def scores_by_chunks(fetch: Callable[[int, int, np.ndarray], object], num: int, h: np.ndarray,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """``h @ table.T`` for a table of ``num`` rows that ``fetch(a, b, buf)`` writes as float32 into
+    ``buf`` ((b - a, D)), a chunk of about 4 MiB at a time: BLAS multiplies each chunk while it is in
+    cache, and the whole float32 table never exists.
+
+    Args:
+        h: (n, D) float32; out: optional (n, num) float32 C-contiguous array.
+
+    Returns:
+        (n, num) float32.
+    """
+    n, dim = h.shape
+    if out is None:
+        out = np.empty((n, num), np.float32)
+    else:
+        check_out(out, (n, num), np.dtype(np.float32))
+    step = max(1, min(num, _ATTEND_CHUNK_BYTES // (4 * max(dim, 1))))
+    buf = np.empty((step, dim), np.float32)
+    scores = np.empty((step, n), np.float32)
     for a in range(0, num, step):
-        rows = buf[:min(num, a + step) - a]
-        gather_decoded(stored, storage, dim, np.arange(a, a + len(rows)), out=rows)
-        np.matmul(h, rows.T, out=out[:, a:a + len(rows)])
+        b = min(num, a + step)
+        rows = buf[:b - a]
+        fetch(a, b, rows)
+        # rows @ h.T into a contiguous array: BLAS then writes it directly (a strided `out` made
+        # NumPy's matmul take its slow loop, 2x slower here), and the copy is n * (b - a) values.
+        np.matmul(rows, h.T, out=scores[:b - a])
+        out[:, a:b] = scores[:b - a].T
     return out
 
 

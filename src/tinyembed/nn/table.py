@@ -37,8 +37,6 @@ TABLE_TYPES: dict[str, type[EmbeddingTable]] = {}
 
 _METADATA_TYPE = "tinyembed.table"
 _METADATA_CONFIG = "tinyembed.config"
-# attend's default decodes this many bytes of float32 rows at a time (the chunk stays in cache for BLAS).
-_ATTEND_CHUNK_BYTES = 1 << 22
 
 
 _Table = TypeVar("_Table", bound="EmbeddingTable")
@@ -147,13 +145,8 @@ class EmbeddingTable:
     def _scores(self, h: np.ndarray) -> np.ndarray:
         """(n, V) float32 scores of a (n, D) float32 array against every row. This default takes a chunk
         of rows at a time (about 4 MiB of float32, never the whole table) and multiplies it with BLAS."""
-        num, dim = self.num_embeddings, self.embedding_dim
-        out = np.empty((h.shape[0], num), np.float32)
-        step = max(1, _ATTEND_CHUNK_BYTES // (4 * max(dim, 1)))
-        for a in range(0, num, step):
-            b = min(num, a + step)
-            np.matmul(h, self._rows(np.arange(a, b)).T, out=out[:, a:b])
-        return out
+        return kernels.scores_by_chunks(lambda a, b, buf: np.copyto(buf, self._rows(np.arange(a, b))),
+                                        self.num_embeddings, h)
 
     # -- what every table gets -----------------------------------------------------------
     def lookup(self, ids, out: np.ndarray | None = None) -> np.ndarray:
