@@ -22,6 +22,7 @@ from .rows import (
     _float8_value,
     _half_to_float,
     _high_nibble,
+    _install_helpers,
     _load_float16,
     _load_float32,
     _low_nibble,
@@ -75,6 +76,7 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
     if mode != "max":
         if threads.jit_ok(weight):
+            _install_helpers(globals())
             out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
             _run(_BAG_SUM, len(ids) * weight.shape[1] * weight.itemsize, weight, ids, bounds,
                  _weights_or_none(per_sample_weights, weight.dtype), mode == "mean",
@@ -272,9 +274,12 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 
 
 # -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+_NO_WEIGHTS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
 def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray:
     """The kernels take an empty array for "no per-sample weights" (one compiled signature)."""
-    return np.empty(0, dtype=dtype) if per_sample_weights is None else per_sample_weights
+    return _NO_WEIGHTS[np.dtype(dtype)] if per_sample_weights is None else per_sample_weights
 
 
 # Each kernel adds a bag's rows left to right into its output row (zeroed first), in the output's
