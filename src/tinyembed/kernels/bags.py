@@ -274,7 +274,7 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 
 
 # -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
-_NO_WEIGHTS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+_NO_WEIGHTS: dict[np.dtype, np.ndarray] = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
 def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray:
