@@ -144,7 +144,8 @@ class EmbeddingTable:
 
     def _scores(self, h: np.ndarray) -> np.ndarray:
         """(n, V) float32 scores of a (n, D) float32 array against every row. This default takes a chunk
-        of rows at a time (about 4 MiB of float32, never the whole table) and multiplies it with BLAS."""
+        of rows at a time (16 MiB of float32, :func:`tinyembed.kernels.scores_by_chunks`) and multiplies
+        it with BLAS."""
         return kernels.scores_by_chunks(lambda a, b, buf: np.copyto(buf, self._rows(np.arange(a, b))),
                                         self.num_embeddings, h)
 
