@@ -282,8 +282,9 @@ def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray
     return _NO_WEIGHTS[np.dtype(dtype)] if per_sample_weights is None else per_sample_weights
 
 
-# Each kernel adds a bag's rows left to right into its output row (zeroed first), in the output's
-# dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype.
+# Each kernel adds a bag's rows left to right into its output row (zeroed first, by a loop: acc[:] = 0
+# is a call to memset for every bag), in the output's dtype, as the NumPy path does: identical bags.
+# A mean divides by the count in that dtype.
 @jit.kernel(parallel=True)
 def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     n, dim = ids.shape[0], out.shape[1]
@@ -291,7 +292,8 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
-        acc[:] = 0
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
             if j + ahead < n:
                 _prefetch_row(weight, ids[j + ahead])
@@ -315,7 +317,8 @@ def _bag_sum_float16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
-        acc[:] = 0
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
             if j + ahead < n:
                 _prefetch_row(weight, ids[j + ahead])
@@ -340,7 +343,8 @@ def _bag_sum_bfloat16(weight, ids, bounds, per_sample_weights, mean, ahead, out)
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
-        acc[:] = 0
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
             if j + ahead < n:
                 _prefetch_row(weight, ids[j + ahead])
@@ -365,7 +369,8 @@ def _bag_sum_float8(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
-        acc[:] = 0
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
             if j + ahead < n:
                 _prefetch_row(weight, ids[j + ahead])
@@ -390,7 +395,8 @@ def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, ahead, out):
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
-        acc[:] = 0
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
             if j + ahead < n:
                 _prefetch_row(fused, ids[j + ahead])
@@ -417,7 +423,8 @@ def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, ahead, out):
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         acc = out[b]
-        acc[:] = 0
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
             if j + ahead < n:
                 _prefetch_row(fused, ids[j + ahead])
