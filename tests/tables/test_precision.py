@@ -2,16 +2,17 @@
 against torch 2.13's conversions. The protocol every table offers (lookup, bag, save/load,
 EmbeddingLayer, ...) is test_protocol.py."""
 
-import dataclasses
 import re
 import sys
 
 import numpy as np
 import pytest
+from jit_paths import needs_numba, on_numpy_path
 from table_files import rewrite
 
 from tinyembed.io import safetensors as st
 from tinyembed.io.assets import minilm_tensor
+from tinyembed.kernels import rows
 from tinyembed.nn import Embedding
 from tinyembed.nn.table import load_table
 from tinyembed.tables import precision
@@ -85,14 +86,25 @@ def table(request):
     return ReducedPrecisionEmbedding(weight, dtype=request.param)
 
 
-def test_lookup_converts_only_the_rows_looked_up(table, monkeypatch):
-    fmt = FORMATS[table.dtype]
-    converted = []
-    monkeypatch.setitem(FORMATS, table.dtype, dataclasses.replace(
-        fmt, decode=lambda raw: converted.append(raw.shape) or fmt.decode(raw)))
-    table.lookup([[4, 4, 9]])
-    table.bag([1, 2, 3, 0], [0, 1], include_last_offset=True)
-    assert converted == [(1, 3, table.embedding_dim), (1, table.embedding_dim)]
+def test_lookup_and_bag_decode_only_the_rows_they_read_on_the_numpy_path(table, monkeypatch):
+    decoded = []
+    real = rows.decode_rows
+    monkeypatch.setattr(rows, "decode_rows", lambda raw, storage, dim: decoded.append(raw.shape) or
+                        real(raw, storage, dim))
+    monkeypatch.setattr(ReducedPrecisionEmbedding, "to_dense", lambda self: pytest.fail("built the dense table"))
+    on_numpy_path(table.lookup, [[4, 4, 9]])
+    on_numpy_path(table.bag, [1, 2, 3, 0], [0, 1], include_last_offset=True)  # only the first id is in a bag
+    assert decoded == [(3, table.embedding_dim), (1, table.embedding_dim)]
+
+
+@needs_numba
+def test_compiled_lookup_bag_and_attend_decode_inside_the_kernels(table, monkeypatch):
+    expected = [table.to_dense()[[4, 4, 9]], table.to_dense()[[1]], np.ones((1, 10), np.float32) @ table.to_dense().T]
+    monkeypatch.setattr(rows, "decode_rows", lambda *args: pytest.fail("decoded in NumPy"))
+    monkeypatch.setattr(ReducedPrecisionEmbedding, "to_dense", lambda self: pytest.fail("built the dense table"))
+    np.testing.assert_array_equal(table.lookup([4, 4, 9]), expected[0])
+    np.testing.assert_array_equal(table.bag([1, 2, 3, 0], [0, 1], include_last_offset=True), expected[1])
+    np.testing.assert_allclose(table.attend(np.ones((1, 10), np.float32)), expected[2], rtol=1e-5)
 
 
 def test_bag_equals_torch_embedding_bag_on_the_rounded_table(table):

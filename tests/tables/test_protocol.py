@@ -19,6 +19,7 @@ from table_files import rewrite
 
 import tinyembed as te
 from tinyembed.io import safetensors
+from tinyembed.kernels import rows
 from tinyembed.nn import TABLE_TYPES
 from tinyembed.nn.table import EmbeddingTable, as_float_table, load_table
 from tinyembed.positional import EmbeddingLayer
@@ -79,6 +80,23 @@ def test_lookup_has_the_ids_shape_and_equals_to_dense_rows(table, case):
             np.testing.assert_allclose(rows, dense[ids], **ROUNDING, err_msg=f"ids of shape {shape}")
         else:
             np.testing.assert_array_equal(rows, dense[ids], err_msg=f"ids of shape {shape}")
+
+
+def test_lookup_into_out_writes_the_lookup_rows_there_and_returns_it(table):
+    rng = np.random.default_rng(3)
+    for shape in ID_SHAPES:
+        ids = rng.integers(0, table.num_embeddings, size=shape)
+        out = np.full(shape + (table.embedding_dim,), np.nan, np.float32)
+        assert table.lookup(ids, out=out) is out, shape
+        np.testing.assert_array_equal(out, table.lookup(ids), err_msg=f"ids of shape {shape}")
+
+
+def test_lookup_refuses_an_out_of_another_shape_dtype_or_layout(table):
+    ids, dim = np.array([[1, 0, 1]]), table.embedding_dim
+    for out in (np.zeros((3, dim), np.float32), np.zeros((1, 3, dim + 1), np.float32),
+                np.zeros((1, 3, dim), np.float64), np.zeros((1, 3, 2 * dim), np.float32)[..., ::2], [[0.0]]):
+        with pytest.raises(ValueError, match="out must be"):
+            table.lookup(ids, out=out)
 
 
 def test_calling_the_table_gives_a_tensor_of_the_lookup_rows(table, case):
@@ -153,6 +171,109 @@ def test_bag_refuses_other_modes_and_weights_with_mean(table):
         table.bag([[0, 1]], mode="max")
     with pytest.raises(ValueError, match="per_sample_weights is only supported with mode='sum'"):
         table.bag([[0, 1]], mode="mean", per_sample_weights=[1.0, 2.0])
+
+
+# -- attend ----------------------------------------------------------------------------------------
+ATTEND_SHAPES = [(), (1,), (3,), (2, 3)]  # the leading shape of h: one vector, a batch of one, batches
+
+
+def _scores(result) -> np.ndarray:
+    return result.data if isinstance(result, te.Tensor) else result
+
+
+def assert_scores_close(scores, h, dense):
+    """1e-5 relative: each score's error against sum_d |h_d| |row_d| (a dot product may cancel to near 0)."""
+    h64, dense64 = h.astype(np.float64), dense.astype(np.float64)
+    error = np.abs(scores - h64 @ dense64.T)
+    np.testing.assert_array_less(error, 1e-5 * (np.abs(h64) @ np.abs(dense64).T) + 1e-30)
+
+
+def test_attend_equals_h_times_the_dense_table_for_one_vector_and_batches(table):
+    dense, rng = table.to_dense(), np.random.default_rng(4)
+    for lead in ATTEND_SHAPES:
+        h = rng.standard_normal(lead + (table.embedding_dim,)).astype(np.float32)
+        result = table.attend(h)
+        scores = _scores(result)
+        assert scores.shape == lead + (table.num_embeddings,), lead
+        assert_scores_close(scores, h, dense)
+        if _trainable(table):  # differentiable, in the parameters' dtype
+            assert isinstance(result, te.Tensor) and result.requires_grad, lead
+            assert scores.dtype == next(iter(table.parameters())).dtype
+        else:
+            assert isinstance(result, np.ndarray) and scores.dtype == np.float32, lead
+
+
+def test_attend_takes_lists_float64_and_tensors(table):
+    h = np.random.default_rng(5).standard_normal((2, table.embedding_dim))
+    expected = _scores(table.attend(h.astype(np.float32)))
+    for given in (h.astype(np.float32).tolist(), te.Tensor(h.astype(np.float32))):
+        np.testing.assert_allclose(_scores(table.attend(given)), expected, rtol=1e-6, atol=1e-6)
+    assert_scores_close(_scores(table.attend(h)), h, table.to_dense())
+
+
+def test_attend_refuses_input_of_another_width(table):
+    dim = table.embedding_dim
+    for h in (np.ones(dim + 1, np.float32), np.ones((2, dim - 1), np.float32), np.float32(1.0)):
+        with pytest.raises(ValueError, match=rf"attend needs \(\.\.\., {dim}\) input, got shape"):
+            table.attend(h)
+
+
+def test_attend_of_a_trainable_table_has_the_gradients_of_h_times_its_rows(table):
+    if not _trainable(table):
+        pytest.skip("a frozen table's attend is a plain array")
+    _perturb(table)
+    params = list(table.parameters())
+    dtype = params[0].dtype
+    rng = np.random.default_rng(6)
+    h = te.Tensor(rng.standard_normal((3, table.embedding_dim)).astype(dtype), requires_grad=True)
+    upstream = rng.standard_normal((3, table.num_embeddings)).astype(dtype)
+
+    def gradients(scores):
+        for p in params:
+            p.grad = None
+        h.grad = None
+        (scores * te.Tensor(upstream)).sum().backward()
+        dense_grads = [p.grad.to_dense() if hasattr(p.grad, "to_dense") else p.grad for p in params]
+        return [np.zeros(p.shape) if g is None else g for p, g in zip(params, dense_grads, strict=True)] + [h.grad]
+
+    ours = gradients(table.attend(h))
+    reference = gradients(h @ table(np.arange(table.num_embeddings)).T)  # through the forward's rows
+    scale = 1e-5 if dtype == np.float32 else 1e-10
+    for name, a, b in zip([n for n, _ in table.named_parameters()] + ["h"], ours, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=scale, atol=scale * np.abs(b).max(), err_msg=name)
+    if dtype == np.float64:  # finite differences need float64
+        te.gradcheck(lambda *args: table.attend(h), params)
+
+
+class _RowsOfIds(EmbeddingTable):
+    """A frozen table of the protocol's defaults only: row i is (i, 2i, 3i); it records each _rows call."""
+
+    def __init__(self, num):
+        self.num_embeddings, self.embedding_dim, self.calls = num, 3, []
+
+    def _rows(self, ids):
+        self.calls.append(ids.size)
+        return ids[..., None].astype(np.float32) * np.float32([1, 2, 3])
+
+
+def test_default_attend_takes_a_chunk_of_rows_at_a_time_never_the_dense_table(monkeypatch):
+    monkeypatch.setattr(rows, "_ATTEND_CHUNK_BYTES", 8 * 3 * 4)  # 8 rows of 3 float32
+    table = _RowsOfIds(20)
+    h = np.array([[1.0, 0.0, 0.0], [0.5, 0.25, -1.0]], np.float32)
+    np.testing.assert_array_equal(table.attend(h), h @ table.to_dense().T)
+    assert table.calls[:3] == [8, 8, 4] and table.calls[3] == 20  # then to_dense, for the reference
+    np.testing.assert_array_equal(table.attend(h[0]), table.attend(h)[0])
+
+
+def test_default_lookup_into_out_copies_the_rows():
+    table, out = _RowsOfIds(5), np.empty((2, 3), np.float32)
+    assert table.lookup([4, 1], out=out) is out
+    np.testing.assert_array_equal(out, [[4, 8, 12], [1, 2, 3]])
+
+
+def test_attend_of_no_vectors_is_empty(table):
+    scores = _scores(table.attend(np.zeros((0, table.embedding_dim), np.float32)))
+    assert scores.shape == (0, table.num_embeddings)
 
 
 # -- sizes -----------------------------------------------------------------------------------------

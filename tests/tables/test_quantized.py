@@ -4,10 +4,11 @@ The protocol every table offers (lookup, bag, save/load, EmbeddingLayer, ...) is
 
 import numpy as np
 import pytest
+from jit_paths import needs_numba, on_numpy_path
 from table_files import rewrite
 
 from tinyembed.io.assets import minilm_tensor
-from tinyembed.kernels import bags as bag_kernels
+from tinyembed.kernels import jit, rows
 from tinyembed.nn import Embedding
 from tinyembed.tables.quantized import QuantizedEmbedding
 
@@ -135,11 +136,22 @@ def test_to_dense_equals_torch_unpack(bits):
     np.testing.assert_array_less(np.abs(ours - ref).max(axis=1), 1e-6 * np.abs(ref).max(axis=1))
 
 
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def path(request):
+    """Run the test on the compiled kernels, then on the NumPy path."""
+    if request.param and not jit.available():
+        pytest.skip("the compiled kernels are off")
+    old = jit.set_enabled(request.param)
+    yield request.param
+    jit.set_enabled(old)
+
+
 @pytest.mark.parametrize("bits", [8, 4])
 @pytest.mark.parametrize("seed", range(10))
-def test_bag_sum_equals_torch_quantized_embedding_bag(bits, seed):
+def test_bag_sum_equals_torch_quantized_embedding_bag(bits, seed, path):
     rng = np.random.default_rng(100 + seed)
-    num, dim = int(rng.integers(1, 40)), int(rng.integers(1, 40)) * 2
+    # torch's 4-bit bags need an even width; its 8-bit ones take any
+    num, dim = int(rng.integers(1, 40)), int(rng.integers(1, 40)) * 2 - (seed % 2 if bits == 8 else 0)
     table = QuantizedEmbedding.from_float(rng.standard_normal((num, dim)) * 10.0 ** rng.uniform(-3, 3), bits)
     ids, offsets = random_bags(rng, num, int(rng.integers(0, 50)), int(rng.integers(1, 8)))
     bounds = np.append(offsets, len(ids))
@@ -156,7 +168,7 @@ def test_bag_sum_equals_torch_quantized_embedding_bag(bits, seed):
 
 
 @pytest.mark.parametrize("bits", [8, 4])
-def test_bag_mean_equals_torch_sum_divided_by_bag_size(bits):
+def test_bag_mean_equals_torch_sum_divided_by_bag_size(bits, path):
     # torch 2.13's quantized bags ignore `mode` (the C++ signature leaves it unnamed):
     # mode=1 returns the sum. The mean is that sum over the bag's size.
     rng = np.random.default_rng(7)
@@ -169,6 +181,23 @@ def test_bag_mean_equals_torch_sum_divided_by_bag_size(bits):
     sizes = np.maximum(np.diff(bounds), 1)[:, None].astype(np.float32)
     assert_pooled_close(table.bag(ids, offsets, mode="mean"), torch_sum / sizes,
                         bag_magnitudes(table, ids, bounds) / sizes[:, 0])
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("dim", [64, 130])
+def test_many_bags_on_every_thread_equal_torch(bits, dim, path):
+    # Enough bags for the parallel loops and the prefetching (a table larger than a chunk of bags).
+    rng = np.random.default_rng(dim)
+    table = QuantizedEmbedding.from_float(rng.standard_normal((5000, dim)).astype(np.float32), bits)
+    ids = rng.integers(0, 5000, 512 * 24)
+    offsets = np.arange(0, ids.size, 24)
+    bounds = np.append(offsets, ids.size)
+    weights = rng.standard_normal(ids.size).astype(np.float32)
+    for psw in (None, weights):
+        assert_pooled_close(table.bag(ids, offsets, per_sample_weights=psw), torch_bag(table, ids, offsets, psw),
+                            bag_magnitudes(table, ids, bounds, psw))
+    assert_pooled_close(table.bag(ids, offsets, mode="mean"), torch_bag(table, ids, offsets) / np.float32(24),
+                        bag_magnitudes(table, ids, bounds) / 24)
 
 
 # -- decoding, bags and sizes --------------------------------------------------------
@@ -197,15 +226,25 @@ def test_to_dense_equals_brute_force_decoding_of_the_bytes(table):
     np.testing.assert_array_equal(table.to_dense(), brute_force_dequantize(table))
 
 
-def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table(table, monkeypatch):
+def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table_on_the_numpy_path(table, monkeypatch):
     decoded = []
-    real = bag_kernels.dequantize_rows
-    monkeypatch.setattr(bag_kernels, "dequantize_rows",
-                        lambda fused, dim, bits: decoded.append(len(fused)) or real(fused, dim, bits))
+    real = rows.decode_rows
+    monkeypatch.setattr(rows, "decode_rows", lambda fused, storage, dim: decoded.append(len(fused)) or
+                        real(fused, storage, dim))
     monkeypatch.setattr(QuantizedEmbedding, "to_dense", lambda self: pytest.fail("bag built the dense table"))
     ids = np.array([3, 3, 5, 1, 0, 2])
-    table.bag(ids, np.array([0, 2]), include_last_offset=True, mode="mean")  # only ids[:2] are in a bag
+    on_numpy_path(table.bag, ids, np.array([0, 2]), include_last_offset=True, mode="mean")  # only ids[:2] in a bag
     assert decoded == [2]
+
+
+@needs_numba
+def test_compiled_lookup_bag_and_attend_decode_inside_the_kernels(table, monkeypatch):
+    dense, h = table.to_dense(), np.ones((1, table.embedding_dim), np.float32)
+    monkeypatch.setattr(rows, "decode_rows", lambda *args: pytest.fail("decoded in NumPy"))
+    monkeypatch.setattr(QuantizedEmbedding, "to_dense", lambda self: pytest.fail("built the dense table"))
+    np.testing.assert_array_equal(table.lookup([4, 4, 9]), dense[[4, 4, 9]])
+    np.testing.assert_array_equal(table.bag([1, 2, 3, 0], [0, 1], include_last_offset=True), dense[[1]])
+    np.testing.assert_allclose(table.attend(h), h @ dense.T, rtol=1e-5)
 
 
 def test_nbytes_is_the_fused_row_bytes_and_num_parameters_codes_scales_and_biases(table):

@@ -2,7 +2,10 @@
 
 A bag's rows are added straight into its sum (the compiled loop), or fetched a
 cache-sized chunk of bags at a time (:func:`pool_rows`): gathering every row first
-and pooling after would write and re-read an (n, D) temporary from memory.
+and pooling after would write and re-read an (n, D) temporary from memory. Tables stored
+in a narrower type (:mod:`.rows`) are decoded inside the compiled loop as their rows are
+added (:func:`bag_pool_decoded`). Small batches of bags run on the calling thread: a
+parallel launch waits for every pool thread, which costs more than small work itself.
 """
 
 from __future__ import annotations
@@ -13,26 +16,43 @@ from . import jit, threads
 from .gather import gather_rows
 from .jit import prange
 from .norms import frequency_scale
-from .rows import dequantize_rows
+from .rows import (
+    _bits_to_float,
+    _compiled_ok,
+    _float8_value,
+    _half_to_float,
+    _high_nibble,
+    _install_helpers,
+    _load_float16,
+    _load_float32,
+    _low_nibble,
+    _prefetch_row,
+    _run,
+    _with_serial,
+    gather_decoded,
+    prefetch_distance,
+)
 from .segments import segment_reduce, segment_sum_rows
 
-__all__ = ["bag_pool", "bag_pool_fused", "pool_rows", "pool_segments", "bag_pool_backward"]
+__all__ = ["bag_pool", "bag_pool_fused", "bag_pool_decoded", "pool_rows", "pool_segments", "bag_pool_backward"]
 
 
-def _bag_entries(ids, bounds, per_sample_weights, padding_idx):
+def _bag_entries(ids, bounds, per_sample_weights, padding_idx, positions: bool = False):
     """The entries that belong to a bag: those before the last bound, padding left out.
 
     Returns (ids, bounds, per_sample_weights, positions): bounds moved to the kept
-    entries, positions the kept entries' places in the input.
+    entries, positions the kept entries' places in the input (None unless asked for).
     """
     end = bounds[-1]
-    ids = ids[:end]
-    weights = None if per_sample_weights is None else per_sample_weights[:end]
+    if end != len(ids):
+        ids = ids[:end]
+        per_sample_weights = None if per_sample_weights is None else per_sample_weights[:end]
     if padding_idx is None:
-        return ids, bounds, weights, np.arange(end)
+        return ids, bounds, per_sample_weights, (np.arange(end) if positions else None)
     keep = ids != padding_idx
     moved = np.concatenate([[0], np.cumsum(keep)])[bounds]
-    return ids[keep], moved, (None if weights is None else weights[keep]), np.flatnonzero(keep)
+    return (ids[keep], moved, (None if per_sample_weights is None else per_sample_weights[keep]),
+            (np.flatnonzero(keep) if positions else None))
 
 
 def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str = "mean",
@@ -56,8 +76,11 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
     if mode != "max":
         if threads.jit_ok(weight):
+            _install_helpers(globals())
             out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
-            _bag_sum(weight, ids, bounds, _weights_or_none(per_sample_weights, weight.dtype), mode == "mean", out)
+            _run(_BAG_SUM, len(ids) * weight.shape[1] * weight.itemsize, weight, ids, bounds,
+                 _weights_or_none(per_sample_weights, weight.dtype), mode == "mean",
+                 prefetch_distance(weight.strides[0]), out)
             return out, None
         return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
                          ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
@@ -125,36 +148,51 @@ def pool_rows(fetch, ids: np.ndarray, bounds: np.ndarray, dim: int, dtype, mode:
                 out[s:e] = pool_segments(rows, bounds[s:e + 1] - lo, "sum")
 
     threads.run_chunks(work, threads.chunks(num_bags, row_bytes * mean_rows))
+    # The reductions start from a bag's first row, the compiled loops (and torch) from zero: they differ
+    # only where a sum is -0.0, which adding +0.0 makes +0.0, the same bits on both paths.
+    out += 0
     if mode == "mean":
         full = counts > 0
         out[full] /= counts[full, None].astype(dtype)
     return out
 
 
-def bag_pool_fused(fused: np.ndarray, dim: int, bits: int, ids: np.ndarray, bounds: np.ndarray,
-                   mode: str = "sum", per_sample_weights: np.ndarray | None = None) -> np.ndarray:
-    """Sum or mean of each bag over a quantized table in the fused layout (:mod:`.rows`), decoding
-    only the rows in the bags.
+def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray, bounds: np.ndarray,
+                     mode: str = "sum", per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum or mean of each bag over a table stored as ``storage`` (:mod:`.rows`), decoding only the
+    rows in the bags: the compiled loop decodes each row as it adds it into its bag's sum.
+
+    Rows are decoded as :func:`.rows.decode_rows` decodes them and added left to right in float32
+    (times their weight first, if any), so both paths give the same bits.
 
     Args:
-        fused: (V, row_bytes(dim, bits)) uint8 rows; dim: decoded width; bits: 8 or 4.
+        stored: (V, width) array of ``STORED_DTYPES[storage]``; storage: one of
+            :data:`.rows.STORAGE_TYPES`; dim: decoded width.
         ids: (n,) validated ids; bounds: (B + 1,) bag boundaries.
-        per_sample_weights: (n,) float32 or None.
+        mode: 'sum' or 'mean'; per_sample_weights: (n,) float32 or None.
 
     Returns:
         (B, dim) float32; empty bags give zeros.
     """
-    # 8-bit rows whose scale and bias sit on float32 words are decoded inside the compiled bag loop.
-    if bits == 8 and dim % 4 == 0 and jit.available():
+    if storage == "float32":
+        return bag_pool(stored, ids, bounds, mode, per_sample_weights)[0]
+    if per_sample_weights is not None:
+        per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
+    if dim and _compiled_ok(stored, globals()):
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
-        _bag_sum_int8(fused, fused.view(np.float32), ids, bounds, _weights_or_none(per_sample_weights, np.float32),
-                      mode == "mean", out)
+        table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
+        _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
+             _weights_or_none(per_sample_weights, np.float32), mode == "mean", prefetch_distance(stored.strides[0]),
+             out)
         return out
+    return pool_rows(lambda at, buf: gather_decoded(stored, storage, dim, at, out=buf), ids, bounds, dim,
+                     np.float32, mode, per_sample_weights)
 
-    def fetch(at, buf):
-        np.copyto(buf, dequantize_rows(gather_rows(fused, at), dim, bits))
 
-    return pool_rows(fetch, ids, bounds, dim, np.float32, mode, per_sample_weights)
+def bag_pool_fused(fused: np.ndarray, dim: int, bits: int, ids: np.ndarray, bounds: np.ndarray,
+                   mode: str = "sum", per_sample_weights: np.ndarray | None = None) -> np.ndarray:
+    """:func:`bag_pool_decoded` of a quantized table in the fused layout (:mod:`.rows`): ``bits`` 8 or 4."""
+    return bag_pool_decoded(fused, f"int{bits}", dim, ids, bounds, mode, per_sample_weights)
 
 
 def pool_segments(rows: np.ndarray, bounds: np.ndarray, mode: str = "sum") -> np.ndarray:
@@ -196,7 +234,7 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
     """
     n_all = len(ids)
     dim = grad_out.shape[1]
-    ids_used, bounds, psw, kept = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
+    ids_used, bounds, psw, kept = _bag_entries(ids, bounds, per_sample_weights, padding_idx, positions=True)
     if mode == "max":
         if argmax is None:
             raise ValueError("bag_pool_backward: mode 'max' needs the argmax that bag_pool returned")
@@ -236,20 +274,29 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 
 
 # -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+_NO_WEIGHTS: dict[np.dtype, np.ndarray] = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
+
+
 def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray:
     """The kernels take an empty array for "no per-sample weights" (one compiled signature)."""
-    return np.empty(0, dtype=dtype) if per_sample_weights is None else per_sample_weights
+    return _NO_WEIGHTS[np.dtype(dtype)] if per_sample_weights is None else per_sample_weights
 
 
+# Each kernel adds a bag's rows left to right into its output row (zeroed first, by a loop: acc[:] = 0
+# is a call to memset for every bag), in the output's dtype, as the NumPy path does: identical bags.
+# A mean divides by the count in that dtype.
 @jit.kernel(parallel=True)
-def _bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
-    # A bag's rows are added left to right in the table's dtype, as the NumPy path does: identical bags.
-    dim = out.shape[1]
+def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
-        acc = np.zeros(dim, dtype=out.dtype)  # a private row: the compiler can vectorize it
+        acc = out[b]
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
             row = weight[ids[j]]
             if weighted:
                 w = per_sample_weights[j]
@@ -260,22 +307,101 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, out):
                     acc[d] += row[d]
         if mean and stop > start:
             for d in range(dim):
-                acc[d] /= stop - start
-        out[b] = acc
+                acc[d] /= stop - start  # in float64 and rounded: the same bits as in the table's dtype
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_int8(codes, scale_bias, ids, bounds, per_sample_weights, mean, out):
-    dim = out.shape[1]
-    at = dim // 4  # scale and bias are float32 words dim/4 and dim/4 + 1 of a fused row (kernels.rows)
+def _bag_sum_float16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
-        acc = np.zeros(dim, dtype=np.float32)
+        acc = out[b]
+        for d in range(dim):
+            acc[d] = 0
         for j in range(start, stop):
-            r = ids[j]
-            row = codes[r]
-            scale, bias = scale_bias[r, at], scale_bias[r, at + 1]
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
+            row = weight[ids[j]]
+            if weighted:
+                w = per_sample_weights[j]
+                for d in range(dim):
+                    acc[d] += _half_to_float(row[d]) * w
+            else:
+                for d in range(dim):
+                    acc[d] += _half_to_float(row[d])
+        if mean and stop > start:
+            count = np.float32(stop - start)
+            for d in range(dim):
+                acc[d] /= count
+
+
+@jit.kernel(parallel=True)
+def _bag_sum_bfloat16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    weighted = per_sample_weights.size > 0
+    for b in prange(out.shape[0]):
+        start, stop = bounds[b], bounds[b + 1]
+        acc = out[b]
+        for d in range(dim):
+            acc[d] = 0
+        for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
+            row = weight[ids[j]]
+            if weighted:
+                w = per_sample_weights[j]
+                for d in range(dim):
+                    acc[d] += _bits_to_float(np.uint32(row[d]) << 16) * w
+            else:
+                for d in range(dim):
+                    acc[d] += _bits_to_float(np.uint32(row[d]) << 16)
+        if mean and stop > start:
+            count = np.float32(stop - start)
+            for d in range(dim):
+                acc[d] /= count
+
+
+@jit.kernel(parallel=True)
+def _bag_sum_float8(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    weighted = per_sample_weights.size > 0
+    for b in prange(out.shape[0]):
+        start, stop = bounds[b], bounds[b + 1]
+        acc = out[b]
+        for d in range(dim):
+            acc[d] = 0
+        for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(weight, ids[j + ahead])
+            row = weight[ids[j]]
+            if weighted:
+                w = per_sample_weights[j]
+                for d in range(dim):
+                    acc[d] += _float8_value(row[d]) * w
+            else:
+                for d in range(dim):
+                    acc[d] += _float8_value(row[d])
+        if mean and stop > start:
+            count = np.float32(stop - start)
+            for d in range(dim):
+                acc[d] /= count
+
+
+@jit.kernel(parallel=True)
+def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    weighted = per_sample_weights.size > 0
+    for b in prange(out.shape[0]):
+        start, stop = bounds[b], bounds[b + 1]
+        acc = out[b]
+        for d in range(dim):
+            acc[d] = 0
+        for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(fused, ids[j + ahead])
+            row = fused[ids[j]]
+            scale, bias = _load_float32(row, dim), _load_float32(row, dim + 4)
             if weighted:
                 w = per_sample_weights[j]
                 for d in range(dim):
@@ -284,6 +410,49 @@ def _bag_sum_int8(codes, scale_bias, ids, bounds, per_sample_weights, mean, out)
                 for d in range(dim):
                     acc[d] += np.float32(row[d]) * scale + bias
         if mean and stop > start:
+            count = np.float32(stop - start)
             for d in range(dim):
-                acc[d] /= stop - start
-        out[b] = acc
+                acc[d] /= count
+
+
+@jit.kernel(parallel=True)
+def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    half, packed = dim // 2, (dim + 1) // 2
+    weighted = per_sample_weights.size > 0
+    for b in prange(out.shape[0]):
+        start, stop = bounds[b], bounds[b + 1]
+        acc = out[b]
+        for d in range(dim):
+            acc[d] = 0
+        for j in range(start, stop):
+            if j + ahead < n:
+                _prefetch_row(fused, ids[j + ahead])
+            row = fused[ids[j]]
+            scale, bias = _load_float16(row, packed), _load_float16(row, packed + 2)
+            if weighted:
+                w = per_sample_weights[j]
+                for k in range(half):  # two columns a byte, the even one in the low nibble
+                    byte = row[k]
+                    acc[2 * k] += (_low_nibble(byte) * scale + bias) * w
+                    acc[2 * k + 1] += (_high_nibble(byte) * scale + bias) * w
+                if dim % 2:
+                    acc[dim - 1] += (_low_nibble(row[half]) * scale + bias) * w
+            else:
+                for k in range(half):
+                    byte = row[k]
+                    acc[2 * k] += _low_nibble(byte) * scale + bias
+                    acc[2 * k + 1] += _high_nibble(byte) * scale + bias
+                if dim % 2:
+                    acc[dim - 1] += _low_nibble(row[half]) * scale + bias
+        if mean and stop > start:
+            count = np.float32(stop - start)
+            for d in range(dim):
+                acc[d] /= count
+
+
+_BAG_SUM = _with_serial(_bag_sum)
+# storage type -> (parallel, serial) kernels; float32 tables take _BAG_SUM.
+_BAG_SUMS = {"float16": _with_serial(_bag_sum_float16), "bfloat16": _with_serial(_bag_sum_bfloat16),
+             "float8_e4m3fn": _with_serial(_bag_sum_float8), "int8": _with_serial(_bag_sum_int8),
+             "int4": _with_serial(_bag_sum_int4)}

@@ -69,7 +69,7 @@ class Kernel:
     """A Python loop that numba compiles on its first call; calls take turns and use the thread
     count :func:`set_num_threads` asked for."""
 
-    def __init__(self, fn: Callable, parallel: bool, fastmath: bool = False):
+    def __init__(self, fn: Callable, parallel: bool, fastmath: frozenset[str] = frozenset()):
         self.fn, self.parallel, self.fastmath = fn, parallel, fastmath
         self._compiled: Callable | None = None
         functools.update_wrapper(self, fn)
@@ -83,8 +83,8 @@ class Kernel:
                 if self._compiled is None:
                     self.fn.__globals__["prange"] = numba.prange  # the kernel's module sees numba's loop
                     # cache=True keeps the machine code between runs; nogil lets other threads run meanwhile.
-                    self._compiled = numba.njit(parallel=self.parallel, fastmath=self.fastmath, cache=True,
-                                                nogil=True)(self.fn)
+                    self._compiled = numba.njit(parallel=self.parallel, fastmath=set(self.fastmath) or False,
+                                                cache=True, nogil=True)(self.fn)
         return self._compiled
 
     def __call__(self, *args):
@@ -94,11 +94,11 @@ class Kernel:
             return compiled(*args)
 
 
-def kernel(*, parallel: bool = False, fastmath: bool = False) -> Callable[[Callable], Kernel]:
+def kernel(*, parallel: bool = False, fastmath: tuple[str, ...] = ()) -> Callable[[Callable], Kernel]:
     """Decorator: the function is a loop numba compiles on first use (``parallel``: its ``prange``
-    runs on the kernels' threads; ``fastmath``: sums may be reassociated, so a dot product
-    vectorizes, for kernels whose results need not match a NumPy path bit for bit)."""
-    return lambda fn: Kernel(fn, parallel, fastmath)
+    runs on the kernels' threads; ``fastmath``: LLVM's fast-math flags, ``("reassoc",)`` lets a float
+    sum be vectorized, in another order than the loop's)."""
+    return lambda fn: Kernel(fn, parallel, frozenset(fastmath))
 
 
 def set_num_threads(n: int) -> None:

@@ -20,6 +20,16 @@ A row is decoded as ``code * scale + bias``. :class:`tinyembed.tables.QuantizedE
 stores its table in this layout, the memory planner and the profiler count bytes with
 :func:`storage_row_bytes`, and the compiled loops (:mod:`.jit`) read these same rows.
 
+Reading a stored table (every storage type, :data:`STORED_DTYPES` says what array holds it):
+
+* :func:`decode_rows`: stored rows -> float32, in NumPy; the definition of every decoding.
+* :func:`gather_decoded`: the lookup. The compiled loop fetches each row and decodes it
+  straight into the float32 output, in one pass and on every thread, with no float32
+  temporary: a table of narrower rows reads fewer bytes and is faster to look up than a
+  float32 one. It gives the bits :func:`decode_rows` gives.
+* :func:`attend_decoded`: scores of vectors against every row (``h @ table.T``), decoding
+  each row inside the loop, so the float32 table is never built.
+
 How FBGEMM rounds (``FloatOrHalfToFused8BitRowwiseQuantizedSBFloat`` and
 ``FloatOrHalfToFusedNBitRowwiseQuantizedSBHalf``), all in float32, codes rounded to
 nearest even:
@@ -34,12 +44,21 @@ nearest even:
 
 from __future__ import annotations
 
+import platform
+import threading
+import types
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
-__all__ = ["BITS", "STORAGE_TYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
-           "quantize_rows", "dequantize_rows"]
+from ..io.dtypes import DECODED_DTYPES
+from . import jit, threads
+from .ids import check_out
+from .jit import prange
+
+__all__ = ["BITS", "STORAGE_TYPES", "STORED_DTYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
+           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "attend_decoded", "scores_by_chunks"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
@@ -65,6 +84,18 @@ STORAGE_TYPES: dict[str, Callable[[int], int]] = {
     "float8_e4m3fn": lambda dim: dim,
     "int8": lambda dim: row_bytes(dim, 8),
     "int4": lambda dim: row_bytes(dim, 4),
+}
+
+
+# storage type -> dtype of the (V, width) array that holds the table: float16 as itself, bfloat16
+# and float8_e4m3fn as their raw bits (NumPy has no such types), int8/int4 as fused uint8 rows.
+STORED_DTYPES: dict[str, np.dtype] = {
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+    "bfloat16": np.dtype("<u2"),
+    "float8_e4m3fn": np.dtype("u1"),
+    "int8": np.dtype("u1"),
+    "int4": np.dtype("u1"),
 }
 
 
@@ -140,8 +171,585 @@ def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
         nibbles[:, 0::2] = fused[:, :packed] & 0x0F
         nibbles[:, 1::2] = fused[:, :packed] >> 4
         codes = nibbles[:, :dim]
-        scale_bias = np.ascontiguousarray(fused[:, packed:packed + 4]).view("<f2").astype(np.float32)
-    with np.errstate(invalid="ignore"):  # inf scale, -inf bias (4-bit rows beyond float16): NaN, as FBGEMM
+        scale_bias = _decode_float16(np.ascontiguousarray(fused[:, packed:packed + 4]).view("<u2"))
+    # inf scale, -inf bias (4-bit rows beyond float16): NaN, as FBGEMM; a scale near float32's largest
+    # times 255 overflows to inf, as in FBGEMM and the compiled loops.
+    with np.errstate(invalid="ignore", over="ignore"):
         rows = codes.astype(np.float32) * scale_bias[:, :1]
         rows += scale_bias[:, 1:]
     return rows
+
+
+# -- decoding: NumPy -------------------------------------------------------------------------------
+def _decode_float16(raw: np.ndarray) -> np.ndarray:
+    """float16 -> float32 as the CPU's conversion does it (F16C's vcvtph2ps, ARM's fcvt): exactly, a
+    signalling NaN made quiet (NumPy's own conversion keeps it signalling; no finite value differs)."""
+    return _float16_values()[raw.view("<u2")]
+
+
+# storage type -> stored values (any shape) -> float32, exactly (every value of these types is a float32).
+_FLOAT_DECODERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "float16": _decode_float16,
+    "bfloat16": DECODED_DTYPES["BF16"],
+    "float8_e4m3fn": DECODED_DTYPES["F8_E4M3"],
+}
+
+
+def decode_rows(stored: np.ndarray, storage: str, dim: int) -> np.ndarray:
+    """(n, width) stored rows of ``storage`` (of :data:`STORED_DTYPES`) -> (n, dim) float32, in NumPy.
+
+    What every other path must give, bit for bit: float rows widened exactly, fused rows as
+    ``code * scale + bias`` (:func:`dequantize_rows`).
+    """
+    if storage == "float32":
+        return stored.astype(np.float32, copy=False)
+    if storage in _FLOAT_DECODERS:
+        return _FLOAT_DECODERS[storage](stored)
+    return dequantize_rows(stored, dim, 8 if storage == "int8" else 4)
+
+
+@cache
+def _float16_values() -> np.ndarray:
+    """float32 value of every float16 bit pattern (65536), NaNs quiet, as the CPU converts them."""
+    values = np.arange(1 << 16, dtype=np.uint16).view("<f2").astype(np.float32)
+    values.view(np.uint32)[np.isnan(values)] |= np.uint32(0x00400000)
+    values.flags.writeable = False
+    return values
+
+
+# -- the lookup ------------------------------------------------------------------------------------
+def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """float32 rows of a table stored as ``storage`` at validated ``ids``: its lookup.
+
+    Args:
+        stored: (V, width) C-contiguous array of ``STORED_DTYPES[storage]``: the table's values,
+            or its fused rows (int8, int4).
+        storage: one of :data:`STORAGE_TYPES`; dim: the decoded width D.
+        ids: int64 ids of any shape, validated (:func:`.ids.check_ids`): nothing checks bounds again.
+        out: optional (*ids.shape, dim) float32 C-contiguous array to write into.
+
+    Returns:
+        (*ids.shape, dim) float32, bit for bit what :func:`decode_rows` gives, on both paths: the
+        compiled one decodes each row as it copies it, the NumPy one gathers, then decodes.
+    """
+    shape = ids.shape + (dim,)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    else:
+        check_out(out, shape, np.dtype(np.float32))
+    flat = ids.reshape(-1)
+    out2d = out.reshape(flat.size, dim)
+    if storage == "float32":
+        from .gather import gather_rows  # noqa: PLC0415 - gather sits beside rows; imported late, no cycle
+
+        gather_rows(stored, flat, out=out2d)
+        return out
+    if flat.size and dim and _compiled_ok(stored):
+        _run(_GATHERS[storage], flat.size * dim * 4, *_gather_args(stored, storage, flat, out2d))
+        return out
+    if flat.size:
+        step = max(1, threads.CHUNK_BYTES // (dim * 4))  # decode a cache-sized chunk at a time
+        for a in range(0, flat.size, step):
+            rows = np.take(stored, flat[a:a + step], axis=0, mode="clip")
+            out2d[a:a + len(rows)] = decode_rows(rows, storage, dim)
+    return out
+
+
+def _gather_args(stored, storage, flat, out2d) -> tuple:
+    ahead = prefetch_distance(stored.strides[0])
+    if storage == "bfloat16":
+        return stored, flat, ahead, out2d.view(np.uint32)
+    if storage == "float16":
+        return stored.view(np.uint16), flat, ahead, out2d
+    return stored, flat, ahead, out2d
+
+
+def _compiled_ok(stored: np.ndarray, namespace: dict | None = None) -> bool:
+    """The compiled kernels are on and can read this table as it is; the kernels of ``namespace`` (a
+    module's globals, this one's by default) then have their helpers (:func:`_install_helpers`)."""
+    if not (stored.ndim == 2 and stored.flags.c_contiguous and jit.available()):
+        return False
+    _install_helpers(globals() if namespace is None else namespace)
+    return True
+
+
+def _run(kernels: tuple[jit.Kernel, jit.Kernel], work_bytes: int, *args) -> None:
+    """Run the parallel kernel of a (parallel, serial) pair, or the serial one for small work: a
+    parallel launch waits for every pool thread, which costs milliseconds on a busy machine.
+
+    The serial kernel is called straight: it launches no threads, so it needs neither the launch
+    lock nor the thread count that a parallel launch sets first (together 3-13 us a call, measured)."""
+    parallel, serial = kernels
+    if work_bytes >= threads.PARALLEL_MIN_BYTES and threads.get_num_threads() > 1:
+        parallel(*args)
+    else:
+        serial.compiled()(*args)
+
+
+# -- attend: scores against every row --------------------------------------------------------------
+# Up to this many vectors, the compiled loop (each row decoded once, then met by every vector) is
+# faster than decoding chunks of rows for BLAS; beyond, BLAS's blocked product wins. Measured on
+# (50257, 768) int8 with 64 vectors: loop 0.66x of the float32 BLAS product, chunks 0.40x.
+ATTEND_LOOP_MAX = 64
+# Rows a thread takes at a time in the attend loops.
+_ATTEND_BLOCK = 64
+# Rows decoded at a time for BLAS: 16 MiB of float32. Each BLAS call has a fixed cost (its threads
+# wake up): 64 vectors against (50257, 768) took 1.7 s in 4 MiB chunks, 0.6 s in 16 MiB, 0.7 s in 64.
+_ATTEND_CHUNK_BYTES = 1 << 24
+
+
+def attend_decoded(stored: np.ndarray, storage: str, dim: int, h: np.ndarray, out: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Scores of each of ``h``'s vectors against every row of a stored table: ``h @ table.T``.
+
+    The float32 table is never built: up to :data:`ATTEND_LOOP_MAX` vectors meet each row as the
+    compiled loop decodes it, reading only the stored bytes (a quarter of float32's for int8); more
+    vectors get BLAS on a chunk of decoded rows at a time. Sums are taken in another
+    order than NumPy's, so scores equal ``h @ decode_rows(stored).T`` up to float32 rounding.
+
+    Args:
+        stored, storage, dim: as :func:`gather_decoded`.
+        h: (n, dim) float32.
+        out: optional (n, V) float32 C-contiguous array to write into.
+
+    Returns:
+        (n, V) float32.
+    """
+    num = stored.shape[0]
+    h = np.ascontiguousarray(h, dtype=np.float32)
+    if out is None:
+        out = np.empty((h.shape[0], num), np.float32)
+    else:
+        check_out(out, (h.shape[0], num), np.dtype(np.float32))
+    if out.size == 0:
+        return out
+    if dim == 0:
+        out[...] = 0
+        return out
+    if h.shape[0] <= ATTEND_LOOP_MAX and storage in _ATTENDS and _compiled_ok(stored):
+        kernel = _ATTENDS[storage]
+        kernel(stored.view(np.uint16) if storage == "float16" else stored, h, out)
+        return out
+    return scores_by_chunks(lambda a, b, buf: gather_decoded(stored, storage, dim, np.arange(a, b), out=buf),
+                            num, h, out)
+
+
+def scores_by_chunks(fetch: Callable[[int, int, np.ndarray], object], num: int, h: np.ndarray,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """``h @ table.T`` for a table of ``num`` rows that ``fetch(a, b, buf)`` writes as float32 into
+    ``buf`` ((b - a, D)), a chunk of 16 MiB at a time: BLAS multiplies each chunk, and the whole
+    float32 table never exists (unless it is smaller than a chunk).
+
+    Args:
+        h: (n, D) float32; out: optional (n, num) float32 C-contiguous array.
+
+    Returns:
+        (n, num) float32.
+    """
+    n, dim = h.shape
+    if out is None:
+        out = np.empty((n, num), np.float32)
+    else:
+        check_out(out, (n, num), np.dtype(np.float32))
+    step = max(1, min(num, _ATTEND_CHUNK_BYTES // (4 * max(dim, 1))))
+    buf = np.empty((step, dim), np.float32)
+    scores = np.empty((step, n), np.float32)
+    for a in range(0, num, step):
+        b = min(num, a + step)
+        rows = buf[:b - a]
+        fetch(a, b, rows)
+        # rows @ h.T into a contiguous array: BLAS then writes it directly (a strided `out` made
+        # NumPy's matmul take its slow loop, 2x slower here), and the copy is n * (b - a) values.
+        np.matmul(rows, h.T, out=scores[:b - a])
+        out[:, a:b] = scores[:b - a].T
+    return out
+
+
+# -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
+# Helpers the kernels call (here and in .bags). Here they are plain Python, exactly what they compute;
+# before a module's first kernel compiles, _install_helpers puts in its globals what numba compiles
+# in their place: an LLVM bitcast, the CPU's float16 conversion, a numba function.
+def _bits_to_float(bits):
+    """The float32 whose bits are the uint32 ``bits`` (compiled: a bitcast, no instruction)."""
+    return np.uint32(bits).view(np.float32)
+
+
+def _half_to_float(bits):
+    """The float32 value of the float16 whose bits are the uint16 ``bits``, exactly (compiled: the
+    CPU's conversion, F16C's vcvtph2ps, which also quiets a signalling NaN; a table lookup on CPUs
+    without one)."""
+    return np.float32(np.uint16(bits).view(np.float16))
+
+
+def _float8_value(code):
+    """float32 of a float8_e4m3fn byte, exactly, as io.dtypes decodes it: its bits moved into a float16
+    (4 exponent bits of bias 7 into 5 of bias 15: the value over 2^8, subnormals included), converted,
+    times 2^8. The NaN codes 0x7F and 0xFF decode to the positive quiet NaN, as io.dtypes' table has them."""
+    code = int(code)
+    magnitude = code & 0x7F
+    bits = np.uint16((magnitude << 7) | ((code & 0x80) << 8))
+    return _half_to_float(np.uint16(0x7E00) if magnitude == 0x7F else bits) * np.float32(256.0)
+
+
+def _low_nibble(byte):
+    """The low 4 bits of a byte, as float32 (a 4-bit row's even column)."""
+    return np.float32(int(byte) & 15)
+
+
+def _high_nibble(byte):
+    """The high 4 bits of a byte, as float32 (a 4-bit row's odd column)."""
+    return np.float32(int(byte) >> 4)
+
+
+def _prefetch(table, row, offset):
+    """Ask the CPU to start loading byte ``offset`` of row ``row`` of a 2-D table into cache (compiled:
+    LLVM's prefetch; here, nothing). Bags and lookups fetch rows at random: prefetching the rows a
+    few ids ahead overlaps their cache misses (measured 3-5x faster on tables beyond the cache)."""
+
+
+def _prefetch_row(table, row):
+    """:func:`_prefetch` the first :data:`_PREFETCH_BYTES` of a row (the CPU streams the rest itself)."""
+    for offset in range(0, min(table.strides[0], _PREFETCH_BYTES), 64):
+        _prefetch(table, row, offset)
+
+
+def _dot_rows(h, row, out, v):
+    """``out[b, v] = h[b] . row`` for every vector ``b`` of ``h`` (``row``: one decoded float32 row)."""
+    for b in range(h.shape[0]):
+        hb = h[b]
+        acc = np.float32(0.0)
+        for d in range(row.shape[0]):
+            acc += hb[d] * row[d]
+        out[b, v] = acc
+
+
+def _load_float32(row, at):
+    """The little-endian float32 in bytes ``row[at:at + 4]``, at any offset (the scale and bias of
+    an 8-bit row). Unsigned indices: numba then adds no negative-index fix-up to each byte's load,
+    and LLVM merges the four into one."""
+    i = np.uint64(at)
+    return _bits_to_float(np.uint32(np.uint32(row[i]) | (np.uint32(row[i + np.uint64(1)]) << np.uint32(8))
+                                    | (np.uint32(row[i + np.uint64(2)]) << np.uint32(16))
+                                    | (np.uint32(row[i + np.uint64(3)]) << np.uint32(24))))
+
+
+def _load_float16(row, at):
+    """The little-endian float16 in bytes ``row[at:at + 2]``, at any offset, as float32 (a 4-bit row's
+    scale and bias)."""
+    i = np.uint64(at)
+    return _half_to_float(np.uint16(np.uint16(row[i]) | (np.uint16(row[i + np.uint64(1)]) << np.uint16(8))))
+
+
+_helpers_lock = threading.Lock()
+_helpers: dict[str, object] = {}        # name -> what numba compiles in its place, once built
+_helped: set[str] = set()               # modules (by __name__) whose kernels have them
+
+
+def _has_half_conversion() -> bool:
+    """The CPU converts float16 to float32 in hardware and numba compiles for this CPU."""
+    import numba  # noqa: PLC0415 - only once the compiled kernels are in use
+
+    # numba.config sets its NUMBA_* settings from the environment at run time, where mypy cannot see them.
+    if getattr(numba.config, "CPU_NAME", None) is not None:  # a portable build (NUMBA_CPU_NAME): no F16C assumed
+        return False
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return True
+    if machine not in ("x86_64", "amd64"):
+        return False
+    try:
+        from llvmlite import binding  # noqa: PLC0415
+
+        return bool(binding.get_host_cpu_features().get("f16c", False))
+    except (RuntimeError, ImportError):
+        return False
+
+
+# The helpers above, by name; a module whose kernels call them imports them under these names.
+HELPER_NAMES = ("_bits_to_float", "_half_to_float", "_float8_value", "_low_nibble", "_high_nibble", "_prefetch",
+                "_prefetch_row", "_dot_rows", "_load_float32", "_load_float16")
+# How far ahead, in bytes of rows, the kernels prefetch; and at most how much of each row.
+_PREFETCH_AHEAD = 4096
+_PREFETCH_BYTES = 1024
+
+
+def prefetch_distance(row_bytes: int) -> int:
+    """Rows ahead to prefetch for rows of ``row_bytes``: about 4 KiB ahead, between 4 and 16 rows
+    (measured on bags of int8 rows of 72 to 776 bytes: 4 rows ahead best for 776, 8-16 for 136)."""
+    ahead = _PREFETCH_AHEAD // row_bytes if row_bytes > 0 else 16
+    return 16 if ahead > 16 else 4 if ahead < 4 else ahead
+
+
+def _install_helpers(namespace: dict) -> None:
+    """Before a module's kernels first compile, put in its globals what numba compiles in place of each
+    helper: LLVM instructions for the two conversions, numba functions for the rest (once per module)."""
+    name = namespace["__name__"]
+    if name in _helped:
+        return
+    with _helpers_lock:
+        if name in _helped:
+            return
+        if not _helpers:
+            _build_helpers()
+        for helper in HELPER_NAMES:
+            namespace[helper] = _helpers[helper]
+        _helped.add(name)
+
+
+def _build_helpers() -> None:
+    import numba  # noqa: PLC0415 - only once the compiled kernels are in use
+    from llvmlite import binding, ir  # noqa: PLC0415
+    from numba.core import cgutils  # noqa: PLC0415
+    from numba.extending import intrinsic  # noqa: PLC0415
+
+    # Written in LLVM's own types: numba would widen every small integer to 64 bits, and vectors of
+    # 64-bit lanes decode a quarter as many values an instruction as 16-bit ones (measured 1.6x slower).
+    f32, f16, i8, i16, i32 = ir.FloatType(), ir.HalfType(), ir.IntType(8), ir.IntType(16), ir.IntType(32)
+    # LLVM names an intrinsic by its pointer argument's type: typed pointers until LLVM 15 (numba 0.60).
+    prefetch_name = "llvm.prefetch.p0" if binding.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
+
+    @intrinsic
+    def bits_to_float(typingctx, bits):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], f32)
+        return numba.types.float32(numba.types.uint32), codegen
+
+    @intrinsic
+    def half_to_float(typingctx, bits):
+        def codegen(context, builder, signature, args):
+            return builder.fpext(builder.bitcast(args[0], f16), f32)
+        return numba.types.float32(numba.types.uint16), codegen
+
+    @intrinsic
+    def float8_value(typingctx, code):
+        def codegen(context, builder, signature, args):
+            code = builder.zext(args[0], i16)
+            magnitude = builder.and_(code, ir.Constant(i16, 0x7F))
+            bits = builder.or_(builder.shl(magnitude, ir.Constant(i16, 7)),
+                               builder.shl(builder.and_(code, ir.Constant(i16, 0x80)), ir.Constant(i16, 8)))
+            nan = builder.icmp_unsigned("==", magnitude, ir.Constant(i16, 0x7F))
+            bits = builder.select(nan, ir.Constant(i16, 0x7E00), bits)
+            return builder.fmul(builder.fpext(builder.bitcast(bits, f16), f32), ir.Constant(f32, 256.0))
+        return numba.types.float32(numba.types.uint8), codegen
+
+    @intrinsic
+    def prefetch(typingctx, table, row, offset):
+        def codegen(context, builder, signature, args):
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            stride = cgutils.unpack_tuple(builder, array.strides, signature.args[0].ndim)[0]
+            data = builder.bitcast(array.data, i8.as_pointer())
+            address = builder.gep(data, [builder.add(builder.mul(args[1], stride), args[2])])
+            # read, keep in every cache level, data (not instructions)
+            kind = ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, kind, prefetch_name)
+            builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+        return numba.types.none(table, numba.types.intp, numba.types.intp), codegen
+
+    def nibble(high: bool):
+        @intrinsic
+        def value(typingctx, byte):
+            def codegen(context, builder, signature, args):
+                code = builder.lshr(args[0], ir.Constant(i8, 4)) if high else builder.and_(args[0], ir.Constant(i8, 15))
+                return builder.uitofp(code, f32)
+            return numba.types.float32(numba.types.uint8), codegen
+        return value
+
+    module = globals()
+    hardware = _has_half_conversion()
+    values = _float16_values()
+    compiled = {
+        "_bits_to_float": bits_to_float,
+        "_half_to_float": half_to_float if hardware else numba.njit(lambda bits: values[bits]),
+        "_low_nibble": nibble(False), "_high_nibble": nibble(True), "_prefetch": prefetch,
+    }
+    module.update(compiled)  # the functions below call these: this module's names must be compiled first
+    compiled["_float8_value"] = float8_value if hardware else numba.njit(inline="always")(_float8_value)
+    # inlined by numba (LLVM left the calls; inlined, _dot_rows also takes its caller's fast-math flags)
+    for name in ("_prefetch_row", "_dot_rows", "_load_float32", "_load_float16"):
+        compiled[name] = numba.njit(inline="always")(module[name])
+    module.update(compiled)
+    _helpers.update(compiled)
+    _helped.add(__name__)
+
+
+def _with_serial(kernel: jit.Kernel) -> tuple[jit.Kernel, jit.Kernel]:
+    """(the parallel kernel, the same loop compiled without threads). The copy has its own name, so
+    numba's cache, which keys a function by its name and code but not by ``parallel``, keeps both."""
+    fn = kernel.fn
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + "_serial"
+    copy.__doc__ = fn.__doc__
+    return kernel, jit.Kernel(copy, parallel=False)
+
+
+@jit.kernel(parallel=True)
+def _gather_float16(weight, ids, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(weight, ids[t + ahead])
+        row, o = weight[ids[t]], out[t]
+        for d in range(dim):
+            o[d] = _half_to_float(row[d])
+
+
+@jit.kernel(parallel=True)
+def _gather_bfloat16(weight, ids, ahead, out_bits):
+    # bfloat16 is the high half of a float32: the bits shift into place, exactly.
+    n, dim = ids.shape[0], out_bits.shape[1]
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(weight, ids[t + ahead])
+        row, o = weight[ids[t]], out_bits[t]
+        for d in range(dim):
+            o[d] = np.uint32(row[d]) << 16
+
+
+@jit.kernel(parallel=True)
+def _gather_float8(weight, ids, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(weight, ids[t + ahead])
+        row, o = weight[ids[t]], out[t]
+        for d in range(dim):
+            o[d] = _float8_value(row[d])
+
+
+@jit.kernel(parallel=True)
+def _gather_int8(fused, ids, ahead, out):
+    # Rounding as dequantize_rows: code * scale, then + bias (no fused multiply-add).
+    n, dim = ids.shape[0], out.shape[1]
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(fused, ids[t + ahead])
+        row, o = fused[ids[t]], out[t]
+        scale, bias = _load_float32(row, dim), _load_float32(row, dim + 4)
+        for d in range(dim):
+            o[d] = np.float32(row[d]) * scale + bias
+
+
+@jit.kernel(parallel=True)
+def _gather_int4(fused, ids, ahead, out):
+    n, dim = ids.shape[0], out.shape[1]
+    half, packed = dim // 2, (dim + 1) // 2
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(fused, ids[t + ahead])
+        row, o = fused[ids[t]], out[t]
+        scale, bias = _load_float16(row, packed), _load_float16(row, packed + 2)
+        for k in range(half):  # two columns a byte, the even one in the low nibble
+            byte = row[k]
+            o[2 * k] = _low_nibble(byte) * scale + bias
+            o[2 * k + 1] = _high_nibble(byte) * scale + bias
+        if dim % 2:
+            o[dim - 1] = _low_nibble(row[half]) * scale + bias
+
+
+# storage type -> (parallel, serial) lookup kernels; float32 is gather.gather_rows.
+_GATHERS = {"float16": _with_serial(_gather_float16), "bfloat16": _with_serial(_gather_bfloat16),
+            "float8_e4m3fn": _with_serial(_gather_float8), "int8": _with_serial(_gather_int8),
+            "int4": _with_serial(_gather_int4)}
+
+# Dot products in vector registers: the sums are reassociated (and multiply-adds fused).
+_DOT_MATH = ("reassoc", "contract")
+
+
+# Each kernel takes the table a block of rows at a time (one block a thread at a time) and decodes
+# each row once: for one vector straight into its dot product, for more into a row of scratch that
+# every vector then meets (decoding per vector made 16 vectors cost 16 decodes of the table).
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_float16(weight, h, out):
+    num, n, dim = weight.shape[0], h.shape[0], h.shape[1]
+    for block in prange((num + _ATTEND_BLOCK - 1) // _ATTEND_BLOCK):
+        decoded = np.empty(dim, np.float32)
+        for v in range(block * _ATTEND_BLOCK, min(num, (block + 1) * _ATTEND_BLOCK)):
+            row = weight[v]
+            if n == 1:
+                acc, h0 = np.float32(0.0), h[0]
+                for d in range(dim):
+                    acc += h0[d] * _half_to_float(row[d])
+                out[0, v] = acc
+            else:
+                for d in range(dim):
+                    decoded[d] = _half_to_float(row[d])
+                _dot_rows(h, decoded, out, v)
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_bfloat16(weight, h, out):
+    num, n, dim = weight.shape[0], h.shape[0], h.shape[1]
+    for block in prange((num + _ATTEND_BLOCK - 1) // _ATTEND_BLOCK):
+        decoded = np.empty(dim, np.float32)
+        for v in range(block * _ATTEND_BLOCK, min(num, (block + 1) * _ATTEND_BLOCK)):
+            row = weight[v]
+            if n == 1:
+                acc, h0 = np.float32(0.0), h[0]
+                for d in range(dim):
+                    acc += h0[d] * _bits_to_float(np.uint32(row[d]) << 16)
+                out[0, v] = acc
+            else:
+                for d in range(dim):
+                    decoded[d] = _bits_to_float(np.uint32(row[d]) << 16)
+                _dot_rows(h, decoded, out, v)
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_float8(weight, h, out):
+    num, n, dim = weight.shape[0], h.shape[0], h.shape[1]
+    for block in prange((num + _ATTEND_BLOCK - 1) // _ATTEND_BLOCK):
+        decoded = np.empty(dim, np.float32)
+        for v in range(block * _ATTEND_BLOCK, min(num, (block + 1) * _ATTEND_BLOCK)):
+            row = weight[v]
+            if n == 1:
+                acc, h0 = np.float32(0.0), h[0]
+                for d in range(dim):
+                    acc += h0[d] * _float8_value(row[d])
+                out[0, v] = acc
+            else:
+                for d in range(dim):
+                    decoded[d] = _float8_value(row[d])
+                _dot_rows(h, decoded, out, v)
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_int8(fused, h, out):
+    num, n, dim = fused.shape[0], h.shape[0], h.shape[1]
+    for block in prange((num + _ATTEND_BLOCK - 1) // _ATTEND_BLOCK):
+        decoded = np.empty(dim, np.float32)
+        for v in range(block * _ATTEND_BLOCK, min(num, (block + 1) * _ATTEND_BLOCK)):
+            row = fused[v]
+            scale, bias = _load_float32(row, dim), _load_float32(row, dim + 4)
+            if n == 1:
+                acc, h0 = np.float32(0.0), h[0]
+                for d in range(dim):
+                    acc += h0[d] * (np.float32(row[d]) * scale + bias)
+                out[0, v] = acc
+            else:
+                for d in range(dim):
+                    decoded[d] = np.float32(row[d]) * scale + bias
+                _dot_rows(h, decoded, out, v)
+
+
+@jit.kernel(parallel=True, fastmath=_DOT_MATH)
+def _attend_int4(fused, h, out):
+    num, dim = fused.shape[0], h.shape[1]
+    half, packed = dim // 2, (dim + 1) // 2
+    for block in prange((num + _ATTEND_BLOCK - 1) // _ATTEND_BLOCK):
+        decoded = np.empty(dim, np.float32)
+        for v in range(block * _ATTEND_BLOCK, min(num, (block + 1) * _ATTEND_BLOCK)):
+            row = fused[v]
+            scale, bias = _load_float16(row, packed), _load_float16(row, packed + 2)
+            for k in range(half):
+                byte = row[k]
+                decoded[2 * k] = _low_nibble(byte) * scale + bias
+                decoded[2 * k + 1] = _high_nibble(byte) * scale + bias
+            if dim % 2:
+                decoded[dim - 1] = _low_nibble(row[half]) * scale + bias
+            _dot_rows(h, decoded, out, v)
+
+
+_ATTENDS = {"float16": _attend_float16, "bfloat16": _attend_bfloat16, "float8_e4m3fn": _attend_float8,
+            "int8": _attend_int8, "int4": _attend_int4}

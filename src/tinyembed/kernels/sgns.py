@@ -72,8 +72,8 @@ def sgd_pairs(w_in: np.ndarray, w_out: np.ndarray, inputs: np.ndarray, outputs: 
     return float(losses.sum())
 
 
-# fastmath: the dot products vectorize (their sums reassociate); SGD is no bit-exact reference.
-@jit.kernel(parallel=True, fastmath=True)
+# fastmath (all of LLVM's flags, as measured): the dot products vectorize; SGD is no bit-exact reference.
+@jit.kernel(parallel=True, fastmath=("fast",))
 def _sgd_pairs(w_in, w_out, inputs, outputs, negative, noise_prob, noise_alias, lr_first, lr_last, seeds,
                sigmoid, log_sigmoid, bounds, losses):
     dim, num_words = w_in.shape[1], np.uint64(w_out.shape[0])

@@ -116,10 +116,11 @@ class Embedding(_TableModule, EmbeddingTable):
 
     def attend(self, h) -> Tensor:
         """Scores of ``h`` against every row, ``h @ weight.T``: the output projection of a
-        tied model (Flax's ``Embed.attend``). Its gradient adds into the same weight.
+        tied model (Flax's ``Embed.attend``). Differentiable: its gradient adds into the same
+        weight (and reaches ``h``, a Tensor). One BLAS product on the weight as it is stored.
 
         Shape:
-            h (*, embedding_dim) -> (*, num_embeddings).
+            h (*, embedding_dim) -> (*, num_embeddings), the weight's dtype.
         """
         h = h if isinstance(h, Tensor) else Tensor(h)
         if h.ndim == 0 or h.shape[-1] != self.embedding_dim:
@@ -149,6 +150,12 @@ class Embedding(_TableModule, EmbeddingTable):
     # -- the table protocol (tinyembed.tables): rows without autograd, stored arrays --
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return kernels.gather_rows(self.weight.data, ids).astype(np.float32, copy=False)
+
+    def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
+        if self.weight.dtype == np.float32:  # straight into the output, no temporary
+            kernels.gather_rows(self.weight.data, ids, out=out)
+        else:
+            np.copyto(out, self._rows(ids))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"weight": self.weight.data}

@@ -9,9 +9,12 @@ Everything else is written once, here, in terms of two methods a table defines:
 * ``state_arrays()`` / ``config()`` / ``_from_state(arrays, config)``: what it
   stores (arrays) and how it was built (JSON-able numbers and strings).
 
-From those come ``lookup``, ``nbytes``, ``compression_ratio``, ``to_dense``,
-``bag`` (sum or mean pooling that gathers only the rows in the bags), and
-``save`` / ``load`` in safetensors with the config in the file's metadata.
+From those come ``lookup`` (into a preallocated output too), ``nbytes``,
+``compression_ratio``, ``to_dense``, ``bag`` (sum or mean pooling that gathers only the
+rows in the bags), ``attend`` (scores against every row, the tied output projection),
+and ``save`` / ``load`` in safetensors with the config in the file's metadata. A table
+may override the hooks behind them where it knows a faster way: ``_rows_into`` (rows
+decoded straight into the output), ``_pool`` (bags), ``_scores`` (attend).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from .. import kernels
 from ..checks import FLOAT_DTYPES, check_finite
 from ..io import safetensors
 
-__all__ = ["EmbeddingTable", "TABLE_TYPES", "as_float_table", "load_table", "pretrained_weight", "register_table",
-           "take_array"]
+__all__ = ["EmbeddingTable", "TABLE_TYPES", "as_float_table", "attend_input", "load_table", "pretrained_weight",
+           "register_table", "take_array"]
 
 # class name -> class; `load_table` reads the name from a file's metadata.
 TABLE_TYPES: dict[str, type[EmbeddingTable]] = {}
@@ -77,6 +80,21 @@ def as_float_table(table, dtype=np.float32, what: str = "table") -> np.ndarray:
         raise ValueError(f"{e} (after conversion to {np.dtype(dtype)})") from None
 
 
+def attend_input(h, embedding_dim: int):
+    """``h`` checked for ``attend``: its last axis must be ``embedding_dim``. Returns (h as a Tensor if it
+    is one, else a float32 array; the leading shape ``h.shape[:-1]``)."""
+    from ..tensor import Tensor
+
+    if not isinstance(h, Tensor):
+        h = np.asarray(h)
+        if h.dtype.kind not in "fiu":
+            raise TypeError(f"attend needs floating point input, got dtype {h.dtype}")
+        h = h.astype(np.float32, copy=False)
+    if h.ndim == 0 or h.shape[-1] != embedding_dim:
+        raise ValueError(f"attend needs (..., {embedding_dim}) input, got shape {h.shape}")
+    return h, tuple(h.shape[:-1])
+
+
 def pretrained_weight(embeddings) -> np.ndarray:
     """A (V, D) float array of trained rows, checked: 2-D, floating point, every value finite
     (the error names the first bad value).
@@ -119,10 +137,47 @@ class EmbeddingTable:
     def _from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> EmbeddingTable:
         raise NotImplementedError
 
+    def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
+        """Write the rows of validated ids into ``out``, a C-contiguous (*ids.shape, D) float32 array.
+        This default copies ``_rows``; tables that can write the rows in place override it."""
+        np.copyto(out, self._rows(ids))
+
+    def _scores(self, h: np.ndarray) -> np.ndarray:
+        """(n, V) float32 scores of a (n, D) float32 array against every row. This default takes a chunk
+        of rows at a time (16 MiB of float32, :func:`tinyembed.kernels.scores_by_chunks`) and multiplies
+        it with BLAS."""
+        return kernels.scores_by_chunks(lambda a, b, buf: np.copyto(buf, self._rows(np.arange(a, b))),
+                                        self.num_embeddings, h)
+
     # -- what every table gets -----------------------------------------------------------
-    def lookup(self, ids) -> np.ndarray:
-        """float32 rows of ``ids`` (any shape): (*ids.shape, embedding_dim)."""
-        return self._rows(kernels.check_ids(ids, self.num_embeddings))
+    def lookup(self, ids, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 rows of ``ids`` (any shape): (*ids.shape, embedding_dim).
+
+        ``out``: a preallocated C-contiguous (*ids.shape, embedding_dim) float32 array to write the
+        rows into (and return), as Embedding's forward takes one; nothing else is allocated for them.
+        """
+        ids = kernels.check_ids(ids, self.num_embeddings)
+        if out is None:
+            return self._rows(ids)
+        kernels.check_out(out, ids.shape + (self.embedding_dim,), np.dtype(np.float32))
+        self._rows_into(ids, out)
+        return out
+
+    def attend(self, h):
+        """Scores of ``h`` against every row, ``h @ to_dense().T``: the output projection of a model
+        whose input and output embeddings are tied (Flax's ``Embed.attend``).
+
+        Frozen tables return a float32 array, computed without building the dense table (a chunk
+        of rows at a time, or decoding each row inside a compiled loop). Trainable tables override
+        this with a differentiable Tensor computed through their structure (their docstrings say how).
+
+        Shape:
+            h (*, embedding_dim) -> (*, num_embeddings).
+        """
+        h, lead = attend_input(h, self.embedding_dim)
+        h = h.data.astype(np.float32, copy=False) if not isinstance(h, np.ndarray) else h
+        scores = self._scores(np.ascontiguousarray(h.reshape(-1, self.embedding_dim)))
+        return scores.reshape(lead + (self.num_embeddings,))
 
     @property
     def nbytes(self) -> int:

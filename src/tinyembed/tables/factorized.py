@@ -18,7 +18,7 @@ from .. import kernels
 from ..checks import check_float_dtype, check_int, check_positive_int
 from ..nn import Module, Parameter
 from ..nn.functional import embedding
-from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
+from ..nn.table import EmbeddingTable, as_float_table, attend_input, register_table, take_array
 from ..tensor import Tensor
 
 __all__ = ["FactorizedEmbedding"]
@@ -126,6 +126,18 @@ class FactorizedEmbedding(Module, EmbeddingTable):
         ids = kernels.check_ids(ids, self.num_embeddings)
         inner = embedding(ids.reshape(-1), self.A)  # (N, r)
         return (inner @ self.B).reshape(ids.shape + (self.embedding_dim,))  # (*ids, D)
+
+    def attend(self, h) -> Tensor:
+        """Scores of ``h`` against every row, ``h @ (A @ B).T``, computed as ``(h @ B.T) @ A.T``: (r + V)
+        numbers a vector instead of D per row, and no dense table. Differentiable: gradients reach
+        A, B and ``h`` (a Tensor).
+
+        Shape:
+            h (*, embedding_dim) -> (*, num_embeddings).
+        """
+        h, _ = attend_input(h, self.embedding_dim)
+        h = h if isinstance(h, Tensor) else Tensor(h)
+        return (h @ self.B.T) @ self.A.T
 
     def extra_repr(self) -> str:
         dtype = "" if self.A.dtype == np.float32 else f", dtype={self.A.dtype}"

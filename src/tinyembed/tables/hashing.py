@@ -32,7 +32,7 @@ from ..nn import Module, Parameter
 from ..nn.functional import embedding
 from ..nn.init import get as get_initializer
 from ..nn.init import normal
-from ..nn.table import EmbeddingTable, register_table, take_array
+from ..nn.table import EmbeddingTable, attend_input, register_table, take_array
 from ..tensor import Tensor, cat
 
 __all__ = ["HashedEmbedding", "QREmbedding", "MERSENNE_61", "universal_hash", "draw_hash_params"]
@@ -232,6 +232,29 @@ class HashedEmbedding(Module, EmbeddingTable):
             out /= self.num_hashes
         return out.astype(np.float32, copy=False)
 
+    def attend(self, h) -> Tensor:
+        """Scores of ``h`` against every id's row, ``h @ to_dense().T``, through the buckets: the scores
+        against the B bucket rows (``h @ weight.T``), then for each id the (signed) sum of its k
+        buckets' scores (their mean for 'mean'). No dense table; differentiable: gradients reach the
+        bucket table and ``h`` (a Tensor).
+
+        Shape:
+            h (*, embedding_dim) -> (*, num_embeddings).
+        """
+        h, _ = attend_input(h, self.embedding_dim)
+        h = h if isinstance(h, Tensor) else Tensor(h)
+        ids = np.arange(self.num_embeddings, dtype=np.int64)
+        buckets, signs = self._bucket_ids(ids), self._signs(ids)  # (V, k) each
+        per_bucket = h @ self.weight.T  # (*, B)
+        scores = None
+        for k in range(self.num_hashes):
+            part = per_bucket[..., buckets[:, k]]  # (*, V)
+            if self.signed:
+                part = part * Tensor(signs[:, k])
+            scores = part if scores is None else scores + part
+        assert scores is not None  # num_hashes >= 1
+        return scores * (1.0 / self.num_hashes) if self.combiner == "mean" else scores
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weight": self.weight.data, "hash_params": self.hash_params}
         if self.signed:
@@ -366,6 +389,29 @@ class QREmbedding(Module, EmbeddingTable):
         else:
             out = np.concatenate([xq, xr], axis=-1)
         return out.astype(np.float32, copy=False)
+
+    def attend(self, h) -> Tensor:
+        """Scores of ``h`` against every id's row, ``h @ to_dense().T``, through the two tables: id
+        ``q * m + r`` scores ``sum_d h_d Q[q, d] R[r, d]`` ('mult': ``(h * Q) @ R.T``, a (*, ceil(V/m), D)
+        temporary), ``h @ Q[q] + h @ R[r]`` ('add') or ``h[:d] @ Q[q] + h[d:] @ R[r]`` ('concat'), laid
+        out as a (*, ceil(V/m), m) grid whose first V entries are the ids in order. No dense table;
+        differentiable: gradients reach both tables and ``h`` (a Tensor).
+
+        Shape:
+            h (*, embedding_dim) -> (*, num_embeddings).
+        """
+        h, lead = attend_input(h, self.embedding_dim)
+        h = h if isinstance(h, Tensor) else Tensor(h)
+        q, r = self.quotient_weight, self.remainder_weight
+        if self.combiner == "mult":
+            grid = (h.unsqueeze(-2) * q) @ r.T                                    # (*, nq, m)
+        elif self.combiner == "add":
+            grid = (h @ q.T).unsqueeze(-1) + (h @ r.T).unsqueeze(-2)
+        else:
+            half = self.embedding_dim // 2
+            grid = (h[..., :half] @ q.T).unsqueeze(-1) + (h[..., half:] @ r.T).unsqueeze(-2)
+        flat = grid.reshape(*lead, self.num_quotients * self.num_collisions)
+        return flat[..., :self.num_embeddings]
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"quotient_weight": self.quotient_weight.data, "remainder_weight": self.remainder_weight.data}

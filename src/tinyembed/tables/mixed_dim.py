@@ -35,8 +35,8 @@ from .. import kernels
 from ..checks import check_float_dtype, check_int, check_number, check_positive, check_positive_int
 from ..nn import Module, Parameter
 from ..nn.functional import embedding
-from ..nn.table import EmbeddingTable, register_table, take_array
-from ..tensor import Tensor
+from ..nn.table import EmbeddingTable, attend_input, register_table, take_array
+from ..tensor import Tensor, cat
 
 __all__ = ["MixedDimEmbedding", "power_law_dims"]
 
@@ -272,6 +272,21 @@ class MixedDimEmbedding(Module, EmbeddingTable):
             positions.append(pos)
         out = _interleave_rows(parts, positions, flat.size, self.embedding_dim, self._weights[0].dtype)  # (N, D)
         return out.reshape(ids.shape + (self.embedding_dim,))
+
+    def attend(self, h) -> Tensor:
+        """Scores of ``h`` against every row, ``h @ to_dense().T``, block by block: ``(h @ P_k.T) @ W_k.T``
+        (``h @ W_k.T`` for a full-width block), so a narrow block costs its own width, and no dense table
+        is built. The blocks' scores, in rank order, are put back in id order. Differentiable: gradients
+        reach every block's weight and projection, and ``h`` (a Tensor).
+
+        Shape:
+            h (*, embedding_dim) -> (*, num_embeddings).
+        """
+        h, _ = attend_input(h, self.embedding_dim)
+        h = h if isinstance(h, Tensor) else Tensor(h)
+        blocks = [(h if p is None else h @ p.T) @ w.T for w, p in zip(self._weights, self._projections, strict=True)]
+        by_rank = blocks[0] if len(blocks) == 1 else cat(blocks, dim=-1)  # (*, V): column r is rank r
+        return by_rank[..., self.id_rank.astype(np.int64)]
 
     def extra_repr(self) -> str:
         dtype = "" if self._weights[0].dtype == np.float32 else f", dtype={self._weights[0].dtype}"

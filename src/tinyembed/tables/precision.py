@@ -18,6 +18,11 @@ Rounding float32 into bfloat16 and float8 uses the ``ml_dtypes`` package, import
 only when such a table is built (``pip install 'tinyembed[precision]'``). Widening
 back needs nothing but NumPy (the decoders of :mod:`tinyembed.io.dtypes`), so a
 saved table loads and looks up without ml_dtypes.
+
+Lookups, bags and ``attend`` decode inside the compiled loops of
+:mod:`tinyembed.kernels.rows` when numba is there (each row widened as it is read, never a
+float32 copy of the table): a narrower table is then faster to look up than a float32 one.
+Without numba they gather the stored rows, then decode them with the same bits.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import check_positive_int
-from ..io.dtypes import DECODED_DTYPES
+from ..kernels.rows import attend_decoded, decode_rows, gather_decoded
 from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
@@ -59,11 +64,11 @@ class _Format:
 # name -> format. Adding a type is adding one entry.
 FORMATS: dict[str, _Format] = {
     "float16": _Format(np.dtype("<f2"), lambda x: x.astype("<f2"),
-                       lambda raw: raw.astype(np.float32), 65504.0),
+                       lambda raw: decode_rows(raw, "float16", raw.shape[-1]), 65504.0),
     "bfloat16": _Format(np.dtype("<u2"), lambda x: x.astype(_ml_dtypes().bfloat16).view("<u2"),
-                        DECODED_DTYPES["BF16"], 3.3895313892515355e38),
+                        lambda raw: decode_rows(raw, "bfloat16", raw.shape[-1]), 3.3895313892515355e38),
     "float8_e4m3fn": _Format(np.dtype("u1"), lambda x: x.astype(_ml_dtypes().float8_e4m3fn).view("u1"),
-                             DECODED_DTYPES["F8_E4M3"], 448.0),
+                             lambda raw: decode_rows(raw, "float8_e4m3fn", raw.shape[-1]), 448.0),
 }
 
 
@@ -120,7 +125,16 @@ class ReducedPrecisionEmbedding(EmbeddingTable, Module):
 
     # -- the table protocol -----------------------------------------------------------
     def _rows(self, ids: np.ndarray) -> np.ndarray:
-        return FORMATS[self.dtype].decode(kernels.gather_rows(self.weight, ids))
+        return gather_decoded(self.weight, self.dtype, self.embedding_dim, ids)
+
+    def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
+        gather_decoded(self.weight, self.dtype, self.embedding_dim, ids, out=out)
+
+    def _pool(self, ids, bounds, mode, weights):
+        return kernels.bag_pool_decoded(self.weight, self.dtype, self.embedding_dim, ids, bounds, mode, weights)
+
+    def _scores(self, h: np.ndarray) -> np.ndarray:
+        return attend_decoded(self.weight, self.dtype, self.embedding_dim, h)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"weight": self.weight}

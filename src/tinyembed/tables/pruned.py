@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..checks import check_int, check_nonnegative_int, check_positive_int
 from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
@@ -176,6 +177,13 @@ class PrunedEmbedding(EmbeddingTable, Module):
     # -- the table protocol --------------------------------------------------------------------
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         return self.weight[self.id_map[ids]]  # (*ids, D)
+
+    def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
+        kernels.gather_rows(self.weight, self.id_map[ids], out=out)
+
+    def _scores(self, h: np.ndarray) -> np.ndarray:
+        # The scores against the K + B stored rows, then each id takes its row's: no dense table.
+        return np.take(h @ self.weight.T, self.id_map, axis=1)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"weight": self.weight, "id_map": self.id_map}

@@ -1,8 +1,11 @@
 """Row-wise quantized tables in FBGEMM's fused layout: 8-bit and 4-bit codes per row.
 
 The layout and the rounding are FBGEMM's, stated once in :mod:`tinyembed.kernels.rows`.
-Only rows looked up are ever decoded: ``_rows`` gathers their byte rows and decodes
-those, and ``bag`` pools rows as it decodes them, so no dense table is built.
+Only rows looked up are ever decoded, and no dense table is built: with numba, a lookup
+decodes each fused row straight into the float32 output, ``bag`` adds rows into their
+bag's sum as it decodes them, and ``attend`` decodes each row inside its dot products
+(:mod:`tinyembed.kernels.rows`, :mod:`tinyembed.kernels.bags`); without numba, the byte rows
+are gathered and then decoded, a cache-sized chunk at a time, to the same bits.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import check_positive_int
-from ..kernels.rows import check_bits, dequantize_rows, quantize_rows, row_bytes
+from ..kernels.rows import attend_decoded, check_bits, gather_decoded, quantize_rows, row_bytes
 from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
@@ -76,11 +79,16 @@ class QuantizedEmbedding(EmbeddingTable, Module):
 
     # -- the table protocol -----------------------------------------------------------
     def _rows(self, ids: np.ndarray) -> np.ndarray:
-        fused = kernels.gather_rows(self.fused, ids.reshape(-1))               # (n, row_bytes)
-        return dequantize_rows(fused, self.embedding_dim, self.bits).reshape(ids.shape + (self.embedding_dim,))
+        return gather_decoded(self.fused, self.storage, self.embedding_dim, ids)
+
+    def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
+        gather_decoded(self.fused, self.storage, self.embedding_dim, ids, out=out)
 
     def _pool(self, ids, bounds, mode, weights):
-        return kernels.bag_pool_fused(self.fused, self.embedding_dim, self.bits, ids, bounds, mode, weights)
+        return kernels.bag_pool_decoded(self.fused, self.storage, self.embedding_dim, ids, bounds, mode, weights)
+
+    def _scores(self, h: np.ndarray) -> np.ndarray:
+        return attend_decoded(self.fused, self.storage, self.embedding_dim, h)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"fused": self.fused}

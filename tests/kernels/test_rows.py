@@ -1,0 +1,246 @@
+"""kernels.rows and the decoding bags: every storage type read by the compiled loops gives the bits the
+NumPy path gives (lookups and bags), and attend equals the product with the decoded table."""
+
+import importlib.util
+import os
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from tinyembed import kernels
+from tinyembed.io.dtypes import DECODED_DTYPES
+from tinyembed.kernels import jit, rows, threads
+from tinyembed.kernels.rows import STORAGE_TYPES, STORED_DTYPES, decode_rows, gather_decoded, quantize_rows
+
+needs_numba = pytest.mark.skipif(
+    (importlib.util.find_spec("numba") is None and not os.environ.get("CI"))
+    or os.environ.get("TINYEMBED_JIT") == "0",
+    reason="numba not installed, or the compiled kernels switched off with TINYEMBED_JIT=0")
+
+STORED = [s for s in STORAGE_TYPES if s != "float32"]
+DIMS = [1, 2, 3, 7, 16, 33, 64, 100]
+ID_SHAPES = [(), (0,), (1,), (9,), (3, 4), (2, 0, 3)]
+
+
+def store(weight: np.ndarray, storage: str) -> np.ndarray:
+    """A (V, D) float32 table as ``storage`` keeps it (STORED_DTYPES)."""
+    if storage in ("int8", "int4"):
+        return quantize_rows(weight, 8 if storage == "int8" else 4)
+    kind = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16,
+            "float8_e4m3fn": ml_dtypes.float8_e4m3fn}[storage]
+    return weight.astype(kind).view(STORED_DTYPES[storage])
+
+
+def table(storage: str, num: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((num, dim)) * 10.0 ** rng.uniform(-3, 2, (num, 1))  # magnitudes apart
+    return store(np.clip(weight, -400, 400).astype(np.float32), storage)  # within float8's range
+
+
+def numpy_path(fn, *args, **kwargs):
+    old = jit.set_enabled(False)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        jit.set_enabled(old)
+
+
+def assert_same_bits(a: np.ndarray, b: np.ndarray, msg: str = "") -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32, msg
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32), err_msg=msg)
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def launch(request, monkeypatch):
+    """Small work runs serially, large in parallel: force each, on two threads."""
+    monkeypatch.setattr(threads, "PARALLEL_MIN_BYTES", 1 << 62 if request.param == "serial" else 1)
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(2)
+    yield request.param
+    kernels.set_num_threads(before)
+
+
+# -- the lookup ------------------------------------------------------------------------------------
+@needs_numba
+@pytest.mark.parametrize("storage", STORED)
+@pytest.mark.parametrize("dim", DIMS)
+def test_compiled_lookup_gives_the_bits_of_the_numpy_path(storage, dim, launch):
+    stored = table(storage, 40, dim, seed=dim)
+    rng = np.random.default_rng(dim)
+    for shape in ID_SHAPES:
+        ids = rng.integers(0, 40, size=shape)
+        ids.reshape(-1)[:2] = 5  # a repeated id
+        compiled = gather_decoded(stored, storage, dim, ids)
+        plain = numpy_path(gather_decoded, stored, storage, dim, ids)
+        assert compiled.shape == shape + (dim,), shape
+        assert_same_bits(compiled, plain, f"{storage} D={dim} ids {shape}")
+        assert_same_bits(plain, decode_rows(stored[ids.reshape(-1)], storage, dim).reshape(plain.shape))
+
+
+@pytest.mark.parametrize("storage", STORED)
+def test_lookup_into_out_writes_there_on_both_paths(storage):
+    stored, ids = table(storage, 30, 5), np.array([[3, 3, 0], [29, 1, 7]])
+    expected = decode_rows(stored[ids.reshape(-1)], storage, 5).reshape(2, 3, 5)
+    for enabled in (True, False):
+        old = jit.set_enabled(enabled)
+        try:
+            out = np.full((2, 3, 5), np.nan, np.float32)
+            assert gather_decoded(stored, storage, 5, ids, out=out) is out
+            assert_same_bits(out, expected, f"compiled={enabled}")
+            with pytest.raises(ValueError, match="out must be"):
+                gather_decoded(stored, storage, 5, ids, out=np.empty((2, 3, 5), np.float64))
+        finally:
+            jit.set_enabled(old)
+
+
+def _every_pattern(storage: str) -> np.ndarray:
+    bits = 16 if storage in ("float16", "bfloat16") else 8
+    patterns = np.arange(1 << bits, dtype=np.uint16 if bits == 16 else np.uint8)
+    return patterns.reshape(-1, 16).view(STORED_DTYPES[storage])
+
+
+@pytest.mark.parametrize("storage", ["float16", "bfloat16", "float8_e4m3fn"])
+def test_every_bit_pattern_decodes_alike_on_both_paths_and_as_the_type_defines_it(storage):
+    stored = _every_pattern(storage)
+    ids = np.arange(len(stored))
+    plain = numpy_path(gather_decoded, stored, storage, 16, ids)
+    if jit.available():
+        assert_same_bits(gather_decoded(stored, storage, 16, ids), plain, storage)
+    flat, raw = plain.reshape(-1), stored.reshape(-1)
+    if storage == "float16":  # IEEE widening; a NaN keeps its payload and comes out quiet, as the CPU's
+        expected = raw.astype(np.float32)
+        finite = ~np.isnan(expected)
+        assert_same_bits(flat[finite], expected[finite])
+        nan_bits = expected.view(np.uint32)[~finite] | np.uint32(0x00400000)
+        np.testing.assert_array_equal(flat.view(np.uint32)[~finite], nan_bits)
+    else:
+        decoder = DECODED_DTYPES["BF16" if storage == "bfloat16" else "F8_E4M3"]
+        assert_same_bits(flat, decoder(raw))
+
+
+@pytest.mark.parametrize("storage", ["int8", "int4"])
+@pytest.mark.parametrize("dim", [1, 4, 5, 8, 13])
+def test_any_fused_bytes_decode_alike_on_both_paths(storage, dim):
+    # Random bytes are valid fused rows: scales and biases of every magnitude, inf and NaN included.
+    width = rows.row_bytes(dim, 8 if storage == "int8" else 4)
+    stored = np.random.default_rng(dim).integers(0, 256, (300, width), dtype=np.uint8)
+    ids = np.arange(300)
+    plain = numpy_path(gather_decoded, stored, storage, dim, ids)
+    np.testing.assert_array_equal(plain, decode_rows(stored, storage, dim))
+    if jit.available():
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.testing.assert_array_equal(gather_decoded(stored, storage, dim, ids), plain)  # NaN where NaN
+
+
+def test_float32_storage_is_the_plain_gather():
+    weight = np.random.default_rng(0).standard_normal((20, 6)).astype(np.float32)
+    ids = np.array([[4, 19], [0, 4]])
+    np.testing.assert_array_equal(gather_decoded(weight, "float32", 6, ids), weight[ids])
+    np.testing.assert_array_equal(decode_rows(weight, "float32", 6), weight)
+
+
+def test_stored_dtypes_name_every_storage_type_and_their_row_bytes():
+    assert set(STORED_DTYPES) == set(STORAGE_TYPES)
+    for storage in STORAGE_TYPES:
+        stored = table(storage, 3, 10)
+        assert stored.dtype == STORED_DTYPES[storage]
+        assert stored.shape[1] * stored.itemsize == rows.storage_row_bytes(storage, 10), storage
+
+
+# -- bags ------------------------------------------------------------------------------------------
+def _bags(rng, num_bags, max_len, vocab):
+    lengths = rng.integers(0, max_len + 1, num_bags)
+    lengths[num_bags // 2] = 0  # an empty bag
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return rng.integers(0, vocab, bounds[-1]), bounds
+
+
+def _brute_force(dense, ids, bounds, mode, weights):
+    """Left to right in float32, each row times its weight first: what both paths promise."""
+    out = np.zeros((len(bounds) - 1, dense.shape[1]), np.float32)
+    for b in range(len(bounds) - 1):
+        for j in range(bounds[b], bounds[b + 1]):
+            out[b] += dense[ids[j]] if weights is None else dense[ids[j]] * weights[j]
+        if mode == "mean" and bounds[b + 1] > bounds[b]:
+            out[b] /= np.float32(bounds[b + 1] - bounds[b])
+    return out
+
+
+@needs_numba
+@pytest.mark.parametrize("storage", STORED)
+@pytest.mark.parametrize("dim", [1, 3, 16, 33])
+@pytest.mark.parametrize("mode, weighted", [("sum", False), ("mean", False), ("sum", True)])
+def test_compiled_bags_give_the_bits_of_the_numpy_path(storage, dim, mode, weighted, launch):
+    stored = table(storage, 50, dim, seed=dim)
+    rng = np.random.default_rng(dim)
+    ids, bounds = _bags(rng, 25, 9, 50)
+    weights = rng.standard_normal(ids.size).astype(np.float32) if weighted else None
+    compiled = kernels.bag_pool_decoded(stored, storage, dim, ids, bounds, mode, weights)
+    plain = numpy_path(kernels.bag_pool_decoded, stored, storage, dim, ids, bounds, mode, weights)
+    assert_same_bits(compiled, plain, f"{storage} D={dim} {mode} weighted={weighted}")
+    assert_same_bits(plain, _brute_force(decode_rows(stored, storage, dim), ids, bounds, mode, weights))
+
+
+def test_bags_of_no_ids_and_no_bags():
+    stored = table("int4", 10, 6)
+    for ids, bounds in ((np.zeros(0, np.int64), np.array([0, 0, 0])), (np.zeros(0, np.int64), np.array([0]))):
+        for enabled in (True, False):
+            old = jit.set_enabled(enabled)
+            try:
+                out = kernels.bag_pool_decoded(stored, "int4", 6, ids, bounds, "mean")
+            finally:
+                jit.set_enabled(old)
+            assert out.shape == (len(bounds) - 1, 6) and not out.any()
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_bags_are_alike_serial_and_parallel(dtype, monkeypatch):
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((60, 9)).astype(dtype)
+    ids, bounds = _bags(rng, 40, 7, 60)
+    results = []
+    for threshold in (1 << 62, 1):
+        monkeypatch.setattr(threads, "PARALLEL_MIN_BYTES", threshold)
+        results.append(kernels.bag_pool(weight, ids, bounds, "mean")[0])
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+# -- attend ----------------------------------------------------------------------------------------
+def assert_scores_close(scores, h, dense):
+    h64, dense64 = h.astype(np.float64), dense.astype(np.float64)
+    np.testing.assert_array_less(np.abs(scores - h64 @ dense64.T), 1e-5 * (np.abs(h64) @ np.abs(dense64).T) + 1e-30)
+
+
+@pytest.mark.parametrize("storage", STORED)
+@pytest.mark.parametrize("dim", [1, 7, 64])
+@pytest.mark.parametrize("batch", [1, 3, 70])  # the compiled loop takes up to 64 vectors, BLAS more
+def test_attend_equals_h_times_the_decoded_table(storage, dim, batch):
+    stored = table(storage, 300, dim, seed=dim)
+    h = np.random.default_rng(batch).standard_normal((batch, dim)).astype(np.float32)
+    dense = decode_rows(stored, storage, dim)
+    scores = kernels.attend_decoded(stored, storage, dim, h)
+    assert scores.shape == (batch, 300) and scores.dtype == np.float32
+    assert_scores_close(scores, h, dense)
+    assert_scores_close(numpy_path(kernels.attend_decoded, stored, storage, dim, h), h, dense)
+
+
+def test_attend_decodes_a_chunk_of_rows_at_a_time_beyond_the_loop(monkeypatch):
+    monkeypatch.setattr(rows, "_ATTEND_CHUNK_BYTES", 4 * 5 * 16)  # 16 rows of D=5
+    monkeypatch.setattr(rows, "ATTEND_LOOP_MAX", 0)
+    calls = []
+    real = rows.gather_decoded
+    monkeypatch.setattr(rows, "gather_decoded", lambda *a, **k: calls.append(a[3].size) or real(*a, **k))
+    stored = table("int8", 40, 5)
+    h = np.ones((2, 5), np.float32)
+    assert_scores_close(kernels.attend_decoded(stored, "int8", 5, h), h, decode_rows(stored, "int8", 5))
+    assert calls == [16, 16, 8]
+
+
+def test_serial_copies_of_kernels_have_their_own_names():
+    # numba's cache keys a function by its name and code, not by `parallel`: the copies must differ.
+    for parallel, serial in rows._GATHERS.values():
+        assert parallel.parallel and not serial.parallel
+        assert serial.fn.__qualname__ == parallel.fn.__qualname__ + "_serial"
+        assert serial.fn.__code__ is parallel.fn.__code__
