@@ -14,6 +14,7 @@ The packages, from the bottom up (each imports only those listed before it):
     train             skip-gram and a small language model, on real text
     plan              estimates: published models, memory, the Zipf law, sharding plans
     profile           measurements: timing, the machine, access patterns, caches, bench, compression
+    study             questions answered by training and timing: the capacity study (IsoFLOPs)
     report            the `tinyembed report` page: document, rendering, sections, figures
     cli               the `tinyembed` command
 """
