@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tinyembed.study.capacity import (
     CapacityConfig,
+    finding,
     isoflops,
     learning_rate,
     pareto_front,
@@ -56,6 +57,18 @@ def test_the_isoflops_optimum_is_each_budgets_lowest_tied_point():
     assert vocabulary_trend([1024, 4096]) == "the best vocabulary grows with the budget here"
     assert vocabulary_trend([4096, 1024]) == "the best vocabulary shrinks as the budget grows here"
     assert vocabulary_trend([1024, 4096, 2048]) == "the best vocabulary does not move one way with the budget here"
+
+
+def test_the_finding_states_each_budgets_lead_and_the_optima_at_the_grids_edge():
+    points = [dict(budget=b, tied=True, vocab_size=v, embedding_dim=d, bits_per_byte=bpb, tokenizer=f"v{v}")
+              for b, v, d, bpb in [(1e9, 256, 8, 3.0), (1e9, 1024, 16, 2.9), (3e9, 256, 8, 2.8), (3e9, 1024, 8, 2.5),
+                                   (3e9, 1024, 16, 2.6)]]
+    text = finding(isoflops(points), widths=(8, 16, 32), vocab_sizes=(256, 1024))
+    assert "1e+09 FLOPs -> v1024 (V=1024, D=16, 2.900 bits/byte, 0.100 ahead of v256)" in text
+    assert "3e+09 FLOPs -> v1024 (V=1024, D=8, 2.500 bits/byte, 0.300 ahead of v256)" in text
+    assert "the best vocabulary is the same at every budget here (1024 -> 1024)" in text
+    assert "the best width is at the edge of the grid at 3e+09 FLOPs" in text
+    assert "the best vocabulary is at the edge of the grid at 1e+09, 3e+09 FLOPs" in text
 
 
 @given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=30))

@@ -354,6 +354,9 @@ def capacity_by_vocabulary(document: dict) -> Figure:
         ax.scatter([best["vocab_size"]], [best["bits_per_byte"]], s=120, marker="*", color=line.get_color(),
                    edgecolors="black", zorder=3)
     ax.set_xscale("log", base=2)
+    sizes = sorted({p["vocab_size"] for p in document["points"]})
+    ax.set_xticks(sizes, [str(v) for v in sizes])
+    ax.minorticks_off()
     ax.legend(fontsize=8)
     return _done(fig, title, "A star marks each budget's best vocabulary: if the stars move right as the budget "
                              "grows, larger budgets want larger vocabularies.")

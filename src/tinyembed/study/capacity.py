@@ -305,13 +305,31 @@ def vocabulary_trend(sizes: list[int]) -> str:
     return "the best vocabulary does not move one way with the budget here"
 
 
-def finding(budgets: list[dict]) -> str:
-    """One paragraph: the best vocabulary at each budget, and whether it grows with the budget."""
-    parts = [f"{b['budget']:.2g} FLOPs -> {b['best']['tokenizer']} (V={b['best']['vocab_size']}, "
-             f"D={b['best']['embedding_dim']}, {b['best']['bits_per_byte']:.3f} bits/byte)" for b in budgets]
+def finding(budgets: list[dict], widths: list[int] | tuple[int, ...] = (),
+            vocab_sizes: list[int] | tuple[int, ...] = ()) -> str:
+    """One paragraph: each budget's best vocabulary and its lead over the next best vocabulary, whether the
+    best vocabulary grows with the budget, and which optima sit at an edge of the grid (``widths``,
+    ``vocab_sizes``: the grid's, where a wider grid could move them)."""
+    parts = []
+    for b in budgets:
+        best = b["best"]
+        others = [p for v, p in b["by_vocabulary"].items() if int(v) != best["vocab_size"]]
+        runner = min(others, key=lambda p: p["bits_per_byte"]) if others else None
+        lead = (f", {runner['bits_per_byte'] - best['bits_per_byte']:.3f} ahead of {runner['tokenizer']}"
+                if runner else "")
+        parts.append(f"{b['budget']:.2g} FLOPs -> {best['tokenizer']} (V={best['vocab_size']}, "
+                     f"D={best['embedding_dim']}, {best['bits_per_byte']:.3f} bits/byte{lead})")
     sizes = [b["best"]["vocab_size"] for b in budgets]
-    return (f"Best vocabulary by budget: {'; '.join(parts)}: {vocabulary_trend(sizes)} "
+    text = (f"Best vocabulary by budget: {'; '.join(parts)}: {vocabulary_trend(sizes)} "
             f"({' -> '.join(map(str, sizes))}).")
+    edges = []
+    for name, key, bounds in (("width", "embedding_dim", widths), ("vocabulary", "vocab_size", vocab_sizes)):
+        at_edge = [f"{b['budget']:.2g}" for b in budgets if bounds and b["best"][key] in (min(bounds), max(bounds))]
+        if at_edge:
+            edges.append(f"the best {name} is at the edge of the grid at {', '.join(at_edge)} FLOPs")
+    if edges:
+        text += f" Note: {'; '.join(edges)}, so a wider grid could move those optima."
+    return text
 
 
 def _point(run: PlannedRun, config: CapacityConfig, model: WindowLM, train_tokens: int, held: dict,
@@ -404,7 +422,7 @@ def run_capacity_study(config: CapacityConfig | None = None, *, text: str | None
                      "budget": r.budget, "tied": r.tied, "reason": r.skipped} for r in runs if r.skipped],
         "isoflops": [{"budget": b["budget"], "best": b["best"],
                       "by_vocabulary": {str(v): p for v, p in b["by_vocabulary"].items()}} for b in budgets],
-        "finding": finding(budgets),
+        "finding": finding(budgets, config.widths, [t.vocab_size for t in tokenizers.values()]),
         "trend": vocabulary_trend([b["best"]["vocab_size"] for b in budgets]),
         "pareto": {"total_parameters": [tied[i] for i in pareto_front([records[i] for i in tied], "total_parameters")],
                    "table_bytes_float32": [tied[i] for i in pareto_front([records[i] for i in tied],

@@ -75,6 +75,13 @@ def describe(document: dict) -> str:
                      f"{document['config']['max_epochs']} times: "
                      + ", ".join(f"{s['tokenizer']} D={s['embedding_dim']} @ {s['budget']:.2g}" for s in skipped)
                      + ".")
+    points = document["points"]
+    flops, seconds = sum(p["flops"] for p in points), sum(p["train_seconds"] for p in points)
+    slow, fast = (f(points, key=lambda p: p["train_flops_per_s"]) for f in (min, max))
+    lines.append(f"Training spent {flops:.3g} FLOPs in {seconds / 60:.1f} min ({flops / seconds / 1e9:.1f} GFLOP/s "
+                 f"overall; per run from {slow['train_flops_per_s'] / 1e9:.1f} GFLOP/s, {slow['tokenizer']} "
+                 f"D={slow['embedding_dim']}, to {fast['train_flops_per_s'] / 1e9:.1f}, {fast['tokenizer']} "
+                 f"D={fast['embedding_dim']}); scoring the rest of the time.")
     t = document["step_throughput"]
     lines.append(f"Training step at the largest point (V={t['vocab_size']}, D={t['embedding_dim']}, batch "
                  f"{t['batch_size']}): {t['step_flops_per_s'] / 1e9:.1f} GFLOP/s; this machine's float32 matmul "
