@@ -89,3 +89,12 @@ def test_ruff_finds_nothing():
 def test_mypy_finds_nothing_in_the_library():
     result = _run("-m", "mypy", "--no-incremental")
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_no_file_keeps_a_merge_conflict():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    left = [f"{name}:{i}" for name in tracked if (ROOT / name).suffix in {".py", ".md", ".toml", ".ipynb", ".cfg"}
+            for i, line in enumerate((ROOT / name).read_text(errors="replace").splitlines(), 1)
+            if line.startswith(markers)]
+    assert not left, f"merge conflict markers at {left}"

@@ -160,3 +160,61 @@ def test_sparse_adam_refuses_a_dense_grad_naming_the_parameter_index():
         opt.step()
     np.testing.assert_array_equal(a.data, 0)
     assert opt.state == {}
+
+
+def _whole_array_adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, beta1, beta2, eps,
+                      weight_decay, decoupled_weight_decay, maximize):
+    """adam_step's formula on whole arrays, one NumPy expression per line (the form before blocking)."""
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    w = exp_avg.dtype.type(1 - beta1)
+    if abs(w) < 0.5:
+        exp_avg += w * (g - exp_avg)
+    else:
+        exp_avg[...] = g - (g - exp_avg) * (exp_avg.dtype.type(1) - w)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    second = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    param += (-lr / (1 - beta1**step)) * exp_avg / (np.sqrt(second) / (1 - beta2**step) ** 0.5 + eps)
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_CONFIGS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5,), (300, 7), (1 << 19,)])  # one block, several, several per thread
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_step_in_cache_sized_blocks_equals_the_whole_array_formula_to_the_bit(name, dtype, shape, decoupled):
+    from tinyembed.optim import adam_step
+
+    kw = dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False)
+    kw.update(NAMED_CONFIGS[name])
+    rng = np.random.default_rng(0)
+    param, grad, exp_avg = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    exp_avg_sq = np.abs(rng.standard_normal(shape)).astype(dtype)
+    states = [[a.copy() for a in (param, grad, exp_avg, exp_avg_sq, exp_avg_sq * 1.5)] for _ in range(2)]
+    for fn, (p, g, m, v, vmax) in zip((adam_step, _whole_array_adam), states, strict=True):
+        fn(p, g, m, v, vmax if kw["amsgrad"] else None, 3, lr=kw["lr"], beta1=kw["betas"][0], beta2=kw["betas"][1],
+           eps=kw["eps"], weight_decay=kw["weight_decay"], decoupled_weight_decay=decoupled, maximize=kw["maximize"])
+    for ours, reference in zip(*states, strict=True):
+        np.testing.assert_array_equal(ours, reference)
+
+
+def test_adamw_step_on_a_column_major_gradient_equals_the_row_major_one():
+    from tinyembed.optim import adam_step
+
+    rng = np.random.default_rng(1)
+    param, grad = rng.standard_normal((2, 600, 9)).astype(np.float32)
+    runs = []
+    for g in (grad, np.asfortranarray(grad)):
+        p, m, v = param.copy(), np.zeros_like(param), np.zeros_like(param)
+        adam_step(p, g, m, v, None, 1, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                  decoupled_weight_decay=True, maximize=False)
+        runs.append((p, m, v))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tinyembed.gradcheck import gradcheck
+from tinyembed.nn import functional as F
 from tinyembed.tensor import Tensor
 from tinyembed.text.tokenizers import BPETokenizer, ByteTokenizer
 from tinyembed.train.lm import (
@@ -35,6 +36,39 @@ def test_output_projection_is_the_token_table():
     assert sum(p is table for p in model.parameters()) == 1  # one matrix, counted once
     h = Tensor(np.ones((1, 8), np.float32))
     np.testing.assert_allclose(model.embed.tokens.attend(h).data, h.data @ table.data.T)
+
+
+def test_logits_are_attends_product_of_the_features_with_the_token_table_to_the_bit():
+    model = WindowLM(LMConfig(vocab_size=50, context=3, dim=8, hidden=16))
+    ids = np.array([[1, 2, 3], [4, 0, 49]])
+    x = model.embed(ids)
+    h = model.norm(model.project(F.gelu(model.hidden(x.reshape(2, -1)), approximate="tanh"))) * (1 / np.sqrt(8))
+    np.testing.assert_array_equal(model(ids).data, model.embed.tokens.attend(h).data)
+
+
+def test_logits_start_near_unit_scale_so_the_first_loss_is_near_log_v():
+    model = WindowLM(LMConfig(vocab_size=1000, context=4, dim=256, hidden=64))
+    ids = np.random.default_rng(0).integers(0, 1000, (64, 4))
+    logits = model(ids).data
+    assert 0.5 < logits.std() < 2  # unscaled, the rows' N(0, 1) entries would give sqrt(256) = 16
+    assert F.cross_entropy(model(ids), np.zeros(64, np.int64)).item() < 2 * np.log(1000)
+
+
+def test_a_config_saved_before_logits_were_scaled_loads_as_unscaled():
+    old = {k: v for k, v in LMConfig(vocab_size=10).__dict__.items() if k not in ("scale_logits", "tied")}
+    assert LMConfig.from_dict(old).scale_logits is False and LMConfig.from_dict(old).tied is True
+    assert LMConfig.from_dict({**old, "scale_logits": True}).scale_logits is True
+
+
+def test_an_untied_model_scores_with_a_second_table_and_counts_it():
+    tied = WindowLM(LMConfig(vocab_size=50, context=3, dim=8, hidden=16))
+    untied = WindowLM(LMConfig(vocab_size=50, context=3, dim=8, hidden=16, tied=False))
+    assert untied.output_table is not untied.embed.tokens and tied.output_table is tied.embed.tokens
+    assert untied.num_parameters() - tied.num_parameters() == 50 * 8
+    assert untied.matrix_shapes() == tied.matrix_shapes() == [(16, 24), (8, 16), (50, 8)]
+    ids = np.array([[1, 2, 3]])
+    F.cross_entropy(untied(ids), np.array([7])).backward()
+    assert untied.output.weight.grad is not None and untied.embed.tokens.weight.grad is not None
 
 
 def test_validation_loss_falls_and_beats_the_uniform_guess():
@@ -75,7 +109,6 @@ def test_whole_model_gradient_matches_finite_differences():
     params = list(model.parameters())
 
     def loss(*_):
-        from tinyembed.nn import functional as F
         return F.cross_entropy(model(ids), np.array([5, 7]))
 
     assert gradcheck(loss, params)
@@ -110,7 +143,7 @@ def test_the_model_kept_is_the_epoch_with_the_lowest_validation_loss():
     # A learning rate this high overshoots after the first epochs: the last epoch is not the best one.
     tok = ByteTokenizer()
     config = LMConfig(vocab_size=tok.vocab_size, context=4, dim=8, hidden=16, epochs=6, batch_size=16,
-                      lr=1.0, val_fraction=0.25, seed=0)
+                      lr=1.0, val_fraction=0.25, seed=2)
     model, history = train_lm(_LINES, tok, config, show_progress=False)
     best = best_epoch(history)
     assert best.val_loss == min(h.val_loss for h in history)

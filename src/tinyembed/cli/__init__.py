@@ -10,6 +10,7 @@ Examples:
     tinyembed report
     tinyembed memory --model gpt2 --json
     tinyembed train skipgram --corpus lee --out w2v
+    tinyembed study capacity --quick
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import ModuleType
 
 from ..io.assets import AssetError
 from ..io.files import DestinationError
-from . import bench, compress, data, evaluate, memory, plot, report, tokenize, train, tutorial
+from . import bench, compress, data, evaluate, memory, plot, report, study, tokenize, train, tutorial
 from .args import CommandError
 
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
@@ -38,6 +39,7 @@ COMMANDS: dict[str, ModuleType] = {
     "tokenize": tokenize,
     "train": train,
     "evaluate": evaluate,
+    "study": study,
     "tutorial": tutorial,
 }
 

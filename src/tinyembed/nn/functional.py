@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import FLOAT_DTYPES, check_padding_idx
+from ..kernels.threads import CHUNK_BYTES, chunks, run_chunks
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor, is_grad_enabled
 
@@ -69,6 +70,42 @@ def _log_softmax_array(x: np.ndarray, axis: int) -> np.ndarray:
     """``x - logsumexp(x)`` along ``axis``, shifted by the maximum so exp never overflows."""
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _exp_shifted(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(exp(z - row max), row max, row sums of the exponentials) of z (M, C): (M, C), (M, 1), (M, 1).
+
+    A language model's logits are the largest array of its step (batch x vocabulary): each block of
+    rows is reduced, shifted, exponentiated and summed while it is in cache (one pass over memory,
+    not four), and each thread takes one contiguous share of the rows (NumPy releases the GIL).
+    """
+    rows, width = z.shape
+    e = np.empty(z.shape, dtype=z.dtype)
+    row_max = np.empty((rows, 1), dtype=z.dtype)
+    sum_e = np.empty((rows, 1), dtype=z.dtype)
+    block = max(1, CHUNK_BYTES // max(1, width * z.itemsize))
+
+    def work(a: int, b: int) -> None:
+        for i in range(a, b, block):
+            j = min(i + block, b)
+            np.max(z[i:j], axis=1, keepdims=True, out=row_max[i:j])
+            np.subtract(z[i:j], row_max[i:j], out=e[i:j])
+            np.exp(e[i:j], out=e[i:j])
+            np.sum(e[i:j], axis=1, keepdims=True, out=sum_e[i:j])
+
+    run_chunks(work, chunks(rows, width * z.itemsize))
+    return e, row_max, sum_e
+
+
+def _scale_rows(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``x * scale`` for x (M, C) and scale (M, 1), one contiguous share of the rows per thread."""
+    out = np.empty(x.shape, dtype=x.dtype)
+
+    def work(a: int, b: int) -> None:
+        np.multiply(x[a:b], scale[a:b], out=out[a:b])
+
+    run_chunks(work, chunks(x.shape[0], x.shape[1] * x.itemsize))
+    return out
 
 
 # -- linear -----------------------------------------------------------------------------
@@ -141,10 +178,9 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
         tensor([-0.1587,  0.    ,  0.8413])
     """
     _check_float_tensor(x, "x")
-    x64 = x.data.astype(np.float64)  # compute in float64; float32 results are then correctly rounded
-    dtype = x.dtype
-
     if approximate == "none":
+        x64 = x.data.astype(np.float64)  # compute in float64; float32 results are then correctly rounded
+        dtype = x.dtype
         # erfc(-x/sqrt 2) rather than 1 + erf(x/sqrt 2): no cancellation for negative x.
         cdf = 0.5 * np.asarray(_erfc(-x64 * _INV_SQRT_2), dtype=np.float64)  # Phi(x)
         y = x64 * cdf
@@ -153,20 +189,55 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
             pdf = np.exp(-0.5 * x64 * x64) * _INV_SQRT_2PI  # phi(x)
             return ((g * (cdf + x64 * pdf)).astype(dtype, copy=False),)
 
-    elif approximate == "tanh":
-        inner = _SQRT_2_OVER_PI * (x64 + _GELU_TANH_COEF * x64 ** 3)
-        t = np.tanh(inner)
-        y = 0.5 * x64 * (1.0 + t)
+        return Tensor._from_op(y.astype(dtype), (x,), backward, "gelu")
 
-        def backward(g):
-            d_inner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_COEF * x64 * x64)
-            dy = 0.5 * (1.0 + t) + 0.5 * x64 * (1.0 - t * t) * d_inner
-            return ((g * dy).astype(dtype, copy=False),)
+    elif approximate == "tanh":
+        out, slope = _gelu_tanh(x.data, with_slope=is_grad_enabled() and x.requires_grad)
+        return Tensor._from_op(out, (x,), lambda g: (g * slope,), "gelu")
 
     else:
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
 
-    return Tensor._from_op(y.astype(dtype), (x,), backward, "gelu")
+
+def _gelu_tanh(x: np.ndarray, with_slope: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(tanh GELU of x, its derivative or None), both x's dtype and shape, computed in float64.
+
+    ``y = 0.5 x (1 + t)`` and ``dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)``, with
+    ``t = tanh(c (x + a x^3))``: block by block in place (a block's float64 temporaries stay in
+    cache), one contiguous share of the blocks per thread. The derivative is formed here, while t is
+    at hand, so the backward is one product.
+    """
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(flat.shape, dtype=x.dtype)
+    slope = np.empty(flat.shape, dtype=x.dtype) if with_slope else None
+    block = CHUNK_BYTES // 8
+
+    def work(a: int, b: int) -> None:
+        for i in range(a, b, block):
+            j = min(i + block, b)
+            v = flat[i:j].astype(np.float64)
+            v2 = v * v  # x * x, not x ** 2 or ** 3: NumPy's pow is ten times slower than products
+            t = v2 * (_SQRT_2_OVER_PI * _GELU_TANH_COEF)
+            t += _SQRT_2_OVER_PI
+            t *= v  # c (x + a x^3)
+            np.tanh(t, out=t)
+            half = t + 1.0
+            half *= 0.5  # 0.5 (1 + t)
+            np.multiply(half, v, out=out[i:j], casting="same_kind")
+            if slope is not None:
+                v2 *= 3.0 * _GELU_TANH_COEF
+                v2 += 1.0
+                v2 *= _SQRT_2_OVER_PI  # c (1 + 3 a x^2)
+                np.multiply(t, t, out=t)
+                np.subtract(1.0, t, out=t)
+                t *= v2
+                t *= v
+                t *= 0.5
+                t += half
+                slope[i:j] = t
+
+    run_chunks(work, chunks(flat.size, 8))
+    return out.reshape(x.shape), (None if slope is None else slope.reshape(x.shape))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -301,11 +372,14 @@ def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: s
     safe_t = np.where(valid, t, 0)
     count = int(valid.sum())
 
-    logp = _log_softmax_array(z, axis=-1)  # (M, C)
+    # log p = (z - max) - log(sum(exp(z - max))): the full (M, C) log p is never formed, only its
+    # values at the targets; exp(z - max) is kept, the backward's softmax numerator.
+    e, row_max, sum_e = _exp_shifted(z)  # (M, C), (M, 1), (M, 1)
+    log_sum = np.log(sum_e)[:, 0]  # (M,)
     eps = float(label_smoothing)
-    loss = -(1.0 - eps) * logp[rows, safe_t]
+    loss = -(1.0 - eps) * ((z[rows, safe_t] - row_max[:, 0]) - log_sum)
     if eps:
-        loss = loss - (eps / num_classes) * logp.sum(axis=-1)
+        loss = loss - (eps / num_classes) * ((z - row_max) - log_sum[:, None]).sum(axis=-1)
     loss = np.where(valid, loss, 0.0).astype(logits.dtype, copy=False)  # (M,)
 
     if reduction == "none":
@@ -316,18 +390,20 @@ def cross_entropy(logits: Tensor, target, ignore_index: int = -100, reduction: s
         out = np.asarray(loss.sum() / count if count else np.nan, dtype=logits.dtype)
 
     def backward(g):
-        grad = np.exp(logp)  # softmax, (M, C)
-        if eps:
-            grad -= eps / num_classes
-        grad[rows, safe_t] -= 1.0 - eps
-        grad *= valid[:, None]
+        # d loss_i / d z_ic = w_i * (softmax_ic - eps / C - (1 - eps) [c = t_i]), w_i the weight of
+        # row i's loss in the output (0 where ignored). All targets ignored: the mean is nan but
+        # the gradient is zero, as in PyTorch.
         if reduction == "none":
-            grad *= g.reshape(-1, 1)
+            w = g.reshape(-1, 1) * valid[:, None]
         elif reduction == "sum":
-            grad *= g
+            w = g * valid[:, None]
         else:
-            # All targets ignored: the loss is nan but the gradient is zero, as in PyTorch.
-            grad *= g / count if count else 0.0
+            w = (g / count if count else 0.0) * valid[:, None]
+        w = np.asarray(w, dtype=e.dtype)  # (M, 1)
+        grad = _scale_rows(e, w / sum_e)  # (M, C): the softmax times the weight
+        if eps:
+            grad -= (eps / num_classes) * w
+        grad[rows, safe_t] -= (1.0 - eps) * w[:, 0]
         grad = np.moveaxis(grad.reshape(moved_shape), -1, class_axis)
         return (grad.astype(logits.dtype, copy=False),)
 

@@ -18,23 +18,32 @@ import math
 import numpy as np
 
 from ..checks import check_betas, check_hyperparameter
+from ..kernels.threads import chunks, run_chunks
 from ..sparse import RowSparseGrad
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW", "SparseAdam", "adam_step", "sparse_adam_step"]
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``start += weight * (end - start)`` in place, in PyTorch's two-branch form.
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, scratch: np.ndarray) -> None:
+    """``start += weight * (end - start)`` in place, in PyTorch's two-branch form (``scratch``: a buffer
+    of start's shape).
 
     torch.lerp uses the other end for weights >= 0.5, which is more accurate there;
     doing the same keeps float32 trajectories within rounding of PyTorch's.
     """
     w = start.dtype.type(weight)
+    np.subtract(end, start, out=scratch)
     if abs(w) < 0.5:
-        start += w * (end - start)
+        scratch *= w
+        start += scratch
     else:
-        start[...] = end - (end - start) * (start.dtype.type(1) - w)
+        scratch *= start.dtype.type(1) - w
+        np.subtract(end, scratch, out=start)
+
+
+# Elements updated at a time: every array's block stays in cache between the formula's passes.
+_BLOCK_ELEMENTS = 1 << 14
 
 
 def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
@@ -46,16 +55,47 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
 
         m = lerp(m, g, 1 - β1);  v = β2 v + (1 - β2) g²;  (amsgrad: v̂ = max(v̂, v))
         θ -= lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
+
+    The formula runs on blocks of a few thousand elements, each finished while it is in cache, one
+    contiguous share of the blocks per thread (NumPy releases the GIL): a large table is read and
+    written once a step instead of once per operation. Every operation is the one the formula
+    names, in its order, so the result is the same to the bit as the whole-array form.
     """
-    g = -grad if maximize else grad
+    arrays = [param, grad, exp_avg, exp_avg_sq] + ([] if max_exp_avg_sq is None else [max_exp_avg_sq])
+    if not all(a.flags.c_contiguous for a in arrays):  # the flat blocks below must be views
+        _adam_block(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr=lr, beta1=beta1, beta2=beta2,
+                    eps=eps, weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+                    maximize=maximize)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    p, g, m, v = flat[:4]
+    vmax = flat[4] if max_exp_avg_sq is not None else None
+
+    def work(a: int, b: int) -> None:
+        for i in range(a, b, _BLOCK_ELEMENTS):
+            j = min(i + _BLOCK_ELEMENTS, b)
+            _adam_block(p[i:j], g[i:j], m[i:j], v[i:j], None if vmax is None else vmax[i:j], step, lr=lr,
+                        beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+    run_chunks(work, chunks(p.size, p.itemsize))
+
+
+def _adam_block(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, beta1, beta2, eps,
+                weight_decay, decoupled_weight_decay, maximize) -> None:
+    """:func:`adam_step`'s formula on arrays of one shape, with two scratch buffers and no other temporaries."""
+    scratch, update = np.empty_like(param), np.empty_like(param)
+    g = np.negative(grad) if maximize else grad
     if weight_decay != 0:
         if decoupled_weight_decay:
             param *= 1 - lr * weight_decay  # AdamW: decay the weight, not the gradient
-        else:
-            g = g + weight_decay * param  # Adam: L2 penalty in the gradient
-    _lerp_(exp_avg, g, 1 - beta1)
+        else:  # Adam: L2 penalty in the gradient (update is free until the last step)
+            g = np.add(g, np.multiply(param, weight_decay, out=update), out=update)
+    _lerp_(exp_avg, g, 1 - beta1, scratch)
     exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
+    np.multiply(g, 1 - beta2, out=scratch)
+    scratch *= g
+    exp_avg_sq += scratch
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
     if max_exp_avg_sq is not None:
@@ -63,8 +103,12 @@ def adam_step(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_
         second = max_exp_avg_sq
     else:
         second = exp_avg_sq
-    denom = np.sqrt(second) / bias_correction2_sqrt + eps  # eps outside the bias correction
-    param += (-lr / bias_correction1) * exp_avg / denom
+    denom = np.sqrt(second, out=scratch)
+    denom /= bias_correction2_sqrt
+    denom += eps  # eps outside the bias correction
+    np.multiply(exp_avg, -lr / bias_correction1, out=update)
+    update /= denom
+    param += update
 
 
 def sparse_adam_step(param: np.ndarray, grad: RowSparseGrad, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,

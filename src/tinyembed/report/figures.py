@@ -301,6 +301,67 @@ def sharding_load(plans) -> Figure:
 
 
 # -- positional encodings (tinyembed plot positional) ------------------------------------------
+# -- the capacity study (drawn from its saved document: tinyembed.study.results) --------------------
+def _budget_curves(ax, document: dict, x: str, scale: float = 1.0) -> None:
+    """One curve per budget through its tied points sorted by ``x``, the untied points as crosses, and
+    the Pareto front over every tied point (no point has both a lower ``x`` and fewer bits per byte)."""
+    points = document["points"]
+    colors = ["#4878a8", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+    for k, budget in enumerate(sorted({p["budget"] for p in points if p["tied"]})):
+        at = sorted((p for p in points if p["tied"] and p["budget"] == budget), key=lambda p: p[x])
+        ax.plot([p[x] / scale for p in at], [p["bits_per_byte"] for p in at], marker="o", ms=4, lw=1,
+                color=colors[k % len(colors)], label=f"{budget:.2g} FLOPs")
+    untied = [p for p in points if not p["tied"]]
+    if untied:
+        ax.scatter([p[x] / scale for p in untied], [p["bits_per_byte"] for p in untied], marker="x", color="black",
+                   zorder=3, label="untied")
+    front = [points[i] for i in document["pareto"][x]]
+    ax.step([p[x] / scale for p in front], [p["bits_per_byte"] for p in front], where="post", color="black",
+            ls="--", lw=1, label="Pareto front")
+    ax.scatter([p[x] / scale for p in front], [p["bits_per_byte"] for p in front], s=70, facecolors="none",
+               edgecolors="black", zorder=3)
+    ax.set_xscale("log")
+    ax.legend(fontsize=8)
+
+
+def capacity_by_parameters(document: dict) -> Figure:
+    """Held-out bits per byte against the model's parameters, one curve per compute budget."""
+    title = "Capacity study: bits per byte against parameters, one curve per FLOPs budget"
+    fig, ax = _axes(title, "parameters (all, a tied table counted once)", "held-out bits per byte")
+    _budget_curves(ax, document, "total_parameters")
+    return _done(fig, title, "Each point is one vocabulary and width trained for the budget's FLOPs; lower is "
+                             "better. Circled: the Pareto front over every budget.")
+
+
+def capacity_by_table_bytes(document: dict) -> Figure:
+    """Held-out bits per byte against the bytes of the model's vocabulary tables in float32."""
+    title = "Capacity study: bits per byte against the vocabulary table's bytes"
+    fig, ax = _axes(title, "vocabulary tables, float32 (MiB)", "held-out bits per byte")
+    _budget_curves(ax, document, "table_bytes_float32", scale=MIB)
+    return _done(fig, title, "The table is V x D float32 (two tables when untied); int8 rows take (D + 8) / 4D "
+                             "of it. Circled: the Pareto front.")
+
+
+def capacity_by_vocabulary(document: dict) -> Figure:
+    """For each budget, the best bits per byte of each vocabulary over the widths: the IsoFLOPs profiles."""
+    title = "Capacity study: best bits per byte by vocabulary at each budget (IsoFLOPs)"
+    fig, ax = _axes(title, "vocabulary size (ids; 257 = bytes)", "held-out bits per byte (best width)")
+    for budget in document["isoflops"]:
+        profile = sorted(budget["by_vocabulary"].values(), key=lambda p: p["vocab_size"])
+        line, = ax.plot([p["vocab_size"] for p in profile], [p["bits_per_byte"] for p in profile], marker="o",
+                        label=f"{budget['budget']:.2g} FLOPs")
+        best = budget["best"]
+        ax.scatter([best["vocab_size"]], [best["bits_per_byte"]], s=120, marker="*", color=line.get_color(),
+                   edgecolors="black", zorder=3)
+    ax.set_xscale("log", base=2)
+    sizes = sorted({p["vocab_size"] for p in document["points"]})
+    ax.set_xticks(sizes, [str(v) for v in sizes])
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+    return _done(fig, title, "A star marks each budget's best vocabulary: if the stars move right as the budget "
+                             "grows, larger budgets want larger vocabularies.")
+
+
 def cosine_similarity_matrix(table: np.ndarray) -> np.ndarray:
     """(n, d) rows -> (n, n) cosine similarities, in float64."""
     t = np.asarray(table, dtype=np.float64)

@@ -43,6 +43,7 @@ class ReportConfig:
     compress_sample: int = 500
     memory_vocab: tuple[int, ...] = (1000, 8192, 32000, 50257, 128256, 262144)
     memory_dims: tuple[int, ...] = (64, 256, 768, 2048, 4096, 8192)
+    capacity_study: str | None = None  # the saved study the capacity section draws (None: the last one)
     quick: bool = False
 
     @classmethod
@@ -333,6 +334,56 @@ def sharding_section(ctx: Context) -> SectionResult:
     return section, {"sharding": data, "sharding_measured": measured}, lines
 
 
+def capacity_section(ctx: Context) -> SectionResult:
+    """The last saved capacity study (never trained here: the report keeps its time limit)."""
+    from ..study.results import last_study, study_path  # noqa: PLC0415
+    from ..study.summary import describe, untied_pairs  # noqa: PLC0415
+
+    path = ctx.config.capacity_study or str(study_path("capacity"))
+    how = (f"`tinyembed study capacity` trains it (under 30 minutes here; `--quick`, under 2) and saves it to "
+           f"{path}, where this section looks.")
+    try:
+        doc = last_study("capacity", path)
+    except ValueError as e:
+        doc, problem = None, f"The saved study could not be read ({e}). "
+    else:
+        problem = "No capacity study has been saved on this machine yet. "
+    if doc is None:
+        section = Section("capacity", "Vocabulary capacity (IsoFLOPs)", text=problem + how)
+        return section, {"path": path, "status": problem.strip()}, [
+            "Capacity study: none saved yet; `tinyembed study capacity` makes one (the report never trains)."]
+    best = [[f"{b['budget']:.2g}", b["best"]["tokenizer"], b["best"]["embedding_dim"],
+             f"{b['best']['bits_per_byte']:.3f}", f"{b['best']['total_parameters']:,}"] for b in doc["isoflops"]]
+    rows = [[f"{p['budget']:.2g}", p["tokenizer"], p["embedding_dim"], "yes" if p["tied"] else "no",
+             f"{p['total_parameters']:,}", _pct(p["embedding_share"]), format_bytes(p["table_bytes_float32"]),
+             format_bytes(p["table_bytes_int8"]), f"{p['tokens_per_byte']:.3f}", f"{p['bits_per_byte']:.3f}",
+             f"{p['quantized_bits_per_byte'].get('int8', float('nan')):.3f}",
+             f"{p['quantized_bits_per_byte'].get('int4', float('nan')):.3f}"]
+            for p in sorted(doc["points"], key=lambda p: (p["budget"], not p["tied"], p["vocab_size"],
+                                                          p["embedding_dim"]))]
+    section = Section("capacity", "Vocabulary capacity (IsoFLOPs)", text=(
+        f"From the capacity study saved at {path}: {doc['date']}, `{doc['command']}`, on "
+        f"{doc['machine'].get('cpu_model', 'an unknown CPU')}. The tied-output window LM was trained for a fixed "
+        f"number of FLOPs at each vocabulary and width, on the {doc['corpus']['name']} corpus with one article in "
+        f"{doc['corpus']['held_out_every']} held out (never seen by training or by the BPE trainer), and scored in "
+        f"bits per byte of the held-out text, which does not depend on the tokenizer.\n\n{describe(doc)}\n\n{how}"),
+        figures=[figures.capacity_by_vocabulary(doc), figures.capacity_by_parameters(doc),
+                 figures.capacity_by_table_bytes(doc)],
+        tables=[Table(["budget (FLOPs)", "best tokenizer", "D", "bits/byte", "parameters"], best,
+                      caption="The IsoFLOPs optimum of each budget."),
+                Table(["budget (FLOPs)", "tokenizer", "D", "tied", "parameters", "embedding share", "table f32",
+                       "table int8", "tokens/byte", "bits/byte", "int8 bits/byte", "int4 bits/byte"], rows,
+                      caption="Every run; int8 / int4: the trained vocabulary tables stored as FBGEMM's rows.")])
+    data = {"path": path, "date": doc["date"], "command": doc["command"], "finding": doc["finding"],
+            "isoflops": [{"budget": b["budget"], "best": b["best"]} for b in doc["isoflops"]],
+            "step_throughput": doc["step_throughput"], "points": len(doc["points"])}
+    if untied_pairs(doc):
+        data["untied"] = [{"tied": t, "untied": u} for t, u in untied_pairs(doc)]
+    top = doc["isoflops"][-1]["best"]
+    return section, data, [f"Capacity study: at the largest budget {top['tokenizer']} at width {top['embedding_dim']} "
+                           f"scores {top['bits_per_byte']:.3f} bits per byte of held-out text; {doc['trend']}."]
+
+
 # In page order. Each: (title for the progress bar, function).
 SECTIONS: list[tuple[str, Callable[[Context], SectionResult]]] = [
     ("machine", machine_section),
@@ -344,4 +395,5 @@ SECTIONS: list[tuple[str, Callable[[Context], SectionResult]]] = [
     ("positional", positional_section),
     ("compression", compression_section),
     ("sharding", sharding_section),
+    ("capacity", capacity_section),
 ]

@@ -5,11 +5,16 @@ al., 2003, with today's parts)::
 
     ids (B, k) -> EmbeddingLayer: tokens + learned positions   (B, k, D)
                -> flatten -> Linear -> GELU (tanh form)         (B, H)
-               -> Linear -> LayerNorm                            (B, D)
+               -> Linear -> LayerNorm -> / sqrt(D)               (B, D)
                -> tokens.attend: the token table, transposed    (B, V) logits
 
 The output projection is the token table itself (weight tying, Press & Wolf
-2017): one V x D matrix reads the input and scores the output. Training
+2017): one V x D matrix reads the input and scores the output. ``tied=False``
+gives the model a second V x D table for the output (to measure what tying
+saves and costs). The features are scaled by 1/sqrt(D) before the tied product,
+as T5 does: the table's rows start as N(0, 1), so unscaled logits would start with a
+standard deviation of sqrt(D) and a loss far above log(V) (the capacity study measured
+0.1-0.3 bits per byte lost to it at its budgets). Training
 reports the training and validation loss and perplexity each epoch; a
 checkpoint (safetensors: the weights, the config and the tokenizer) reloads to
 bit-identical outputs.
@@ -35,14 +40,14 @@ import numpy as np
 from ..checks import check_memory, check_number, check_positive, check_positive_int
 from ..io import safetensors
 from ..io.progress import progress
-from ..nn import LayerNorm, Linear, Module
+from ..nn import Embedding, LayerNorm, Linear, Module
 from ..nn import functional as F
 from ..optim import AdamW
 from ..positional import EmbeddingLayer
 from ..tensor import Tensor, no_grad
 
-__all__ = ["LMConfig", "WindowLM", "EpochStats", "Examples", "windows", "training_bytes", "train_lm", "best_epoch",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = ["LMConfig", "WindowLM", "EpochStats", "Examples", "windows", "training_bytes", "train_lm", "train_step",
+           "nll_sum", "evaluate_loss", "best_epoch", "save_checkpoint", "load_checkpoint"]
 
 _METADATA_CONFIG = "tinyembed.lm.config"
 _METADATA_TOKENIZER = "tinyembed.lm.tokenizer"
@@ -63,6 +68,8 @@ class LMConfig:
     lr: float = 3e-3
     weight_decay: float = 0.01
     val_fraction: float = 0.1  # the last lines of the corpus, held out
+    tied: bool = True  # the output projection is the token table (False: a second V x D table)
+    scale_logits: bool = True  # features / sqrt(D) before the output table (False: checkpoints from before it)
 
     def __post_init__(self):
         for name in ("vocab_size", "context", "dim", "hidden", "epochs", "batch_size"):
@@ -76,7 +83,8 @@ class LMConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown LMConfig fields {unknown}")
-        return cls(**data)
+        # A config saved before logits were scaled describes a model that never scaled them.
+        return cls(**{"scale_logits": False, **data})
 
 
 class WindowLM(Module):
@@ -95,16 +103,35 @@ class WindowLM(Module):
         self.hidden = Linear(c.context * c.dim, c.hidden, seed=c.seed + 1)
         self.project = Linear(c.hidden, c.dim, seed=c.seed + 2)
         self.norm = LayerNorm(c.dim)
+        self.output = None if c.tied else Embedding(c.vocab_size, c.dim, seed=c.seed + 3)
+
+    @property
+    def output_table(self) -> Embedding:
+        """The V x D table that scores the next token: the token table itself when tied."""
+        return self.embed.tokens if self.output is None else self.output
 
     def forward(self, ids) -> Tensor:
         x = self.embed(ids)                                      # (B, k, D)
         # GPT-2's tanh GELU: the exact form calls math.erfc per element, 10x slower here.
         h = F.gelu(self.hidden(x.reshape(x.shape[0], -1)), approximate="tanh")  # (B, H)
-        return self.embed.tokens.attend(self.norm(self.project(h)))  # (B, V): tied to the token table
+        # (B, V): tied to the token table. The product of attend (h @ weight.T), written as F.linear so
+        # that the table's gradient comes back in the table's own row-major layout: through attend's
+        # transpose it is column-major, and adding it to the lookup's gradient and Adam's passes over
+        # it are then 3-4x slower (measured: 50 ms against 12 for a 16384 x 256 table).
+        features = self.norm(self.project(h))  # (B, D)
+        if self.config.scale_logits:
+            features = features * (1.0 / math.sqrt(self.config.dim))
+        return F.linear(features, self.output_table.weight)
+
+    def matrix_shapes(self) -> list[tuple[int, int]]:
+        """(out, in) of every matrix a token's features are multiplied by, in forward order:
+        the hidden layer, the projection back to D, the output table. Everything else a step does
+        (the lookup, GELU, LayerNorm, the softmax) is elementwise, O(1/D) of these products."""
+        return [self.hidden.weight.shape, self.project.weight.shape, self.output_table.weight.shape]
 
     def extra_repr(self) -> str:
         c = self.config
-        return f"vocab_size={c.vocab_size}, context={c.context}, dim={c.dim}, hidden={c.hidden}"
+        return f"vocab_size={c.vocab_size}, context={c.context}, dim={c.dim}, hidden={c.hidden}, tied={c.tied}"
 
 
 @dataclass
@@ -156,7 +183,8 @@ def training_bytes(config: LMConfig) -> int:
     """Estimated peak bytes of training ``config``: the parameters four times over (weights,
     gradients, AdamW's two moments) and one batch's activations (windows, hidden layer, logits)."""
     c = config
-    params = c.vocab_size * c.dim + c.context * c.dim + (c.context * c.dim + 1) * c.hidden \
+    tables = 1 if c.tied else 2
+    params = tables * c.vocab_size * c.dim + c.context * c.dim + (c.context * c.dim + 1) * c.hidden \
         + (c.hidden + 1) * c.dim + 2 * c.dim
     activations = c.batch_size * (c.context * (8 + 3 * 4 * c.dim) + 3 * 4 * (c.hidden + c.vocab_size))
     return 4 * 4 * params + activations
@@ -182,17 +210,41 @@ class EpochStats:
         return {**asdict(self), "train_perplexity": self.train_perplexity, "val_perplexity": self.val_perplexity}
 
 
-def evaluate_loss(model: WindowLM, examples: Examples, batch_size: int = 1024) -> float:
-    """Mean cross entropy (nats per token) of ``model`` on the examples, in eval mode."""
-    was_training = model.training
-    model.eval()
+def nll_sum(model, examples: Examples, batch_size: int = 1024) -> float:
+    """Total cross entropy (nats) of ``model`` on every example, in eval mode, summed in float64.
+
+    ``model`` is a :class:`WindowLM` or any callable from ids (b, context) to logits (b, V).
+    """
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
     total = 0.0
     with no_grad():
         for a in range(0, len(examples), batch_size):
             inputs, targets = examples.batch(np.arange(a, min(a + batch_size, len(examples))))
-            total += float(F.cross_entropy(model(inputs), targets, reduction="sum").data)
-    model.train(was_training)
-    return total / len(examples)
+            logits = model(inputs)
+            logits = logits if isinstance(logits, Tensor) else Tensor(np.asarray(logits))
+            total += float(F.cross_entropy(logits, targets, reduction="sum").data)
+    if hasattr(model, "train"):
+        model.train(was_training)
+    return total
+
+
+def evaluate_loss(model: WindowLM, examples: Examples, batch_size: int = 1024) -> float:
+    """Mean cross entropy (nats per token) of ``model`` on the examples, in eval mode."""
+    return nll_sum(model, examples, batch_size) / len(examples)
+
+
+def train_step(model: WindowLM, optimizer, inputs: np.ndarray, targets: np.ndarray) -> float:
+    """One step on a batch: forward, cross entropy, backward, ``optimizer.step()``; the batch's mean loss.
+
+    The step :func:`train_lm`, ``tinyembed study capacity`` and its throughput measurement all run.
+    """
+    loss = F.cross_entropy(model(inputs), targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.data)
 
 
 def train_lm(lines: list[str], tokenizer, config: LMConfig, show_progress: bool = True,
@@ -241,11 +293,7 @@ def train_lm(lines: list[str], tokenizer, config: LMConfig, show_progress: bool 
         for k in progress(range(steps), desc=f"epoch {epoch}/{config.epochs}", total=steps,
                           enabled=show_progress):
             inputs, targets = train.batch(order[k * config.batch_size:(k + 1) * config.batch_size])
-            loss = F.cross_entropy(model(inputs), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.data) * len(targets)
+            total += train_step(model, optimizer, inputs, targets) * len(targets)
         seconds = time.perf_counter() - start
         stats = EpochStats(epoch, total / len(train), evaluate_loss(model, val), seconds, len(train) / seconds)
         history.append(stats)

@@ -1,0 +1,154 @@
+"""``tinyembed study``: questions about embeddings answered by training and timing.
+
+Each study is a sub-subcommand registered in ``_STUDIES`` (as ``tinyembed train`` registers
+its models): ``tinyembed study capacity`` trains the vocabulary x width x compute grid
+(:mod:`tinyembed.study.capacity`). Another study is one more (help, add_arguments, run)
+entry. Every study saves its results to ``~/.cache/tinyembed/studies/NAME.json`` (where
+``tinyembed report`` reads them), and with ``--out`` writes its JSON, table and plots there.
+
+Examples:
+    tinyembed study capacity --quick
+    tinyembed study capacity --out capacity --threads 1
+    tinyembed study capacity --quick --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .args import CommandError, clamp_threads, positive_int
+
+HELP = "studies by training and timing: what a vocabulary costs and buys (capacity)"
+
+CAPACITY_HELP = ("train the tied-output LM over vocabulary x width x compute (IsoFLOPs) and compare held-out "
+                 "bits per byte")
+
+# The files --out holds, besides the plots.
+CAPACITY_FILES = ("capacity.json", "table.md", "table.txt")
+
+
+def add_capacity_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="7 runs in under 2 minutes (3 tokenizers, 1 width, 2 budgets) instead of the full grid "
+                             "(under 30 minutes)")
+    parser.add_argument("--corpus", default="wikipedia", metavar="NAME_OR_FILE",
+                        help="a prepared corpus or a UTF-8 file whose articles are apart by an empty line "
+                             "(default: wikipedia)")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="threads of the matrix products and the kernels (default: the cores other "
+                             "processes leave idle, by the 1-minute load average; at least 1)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="also write capacity.json, table.md, table.txt and the plots (PNG) here")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run, as saved with its results."""
+    parts = ["tinyembed", "study", "capacity"]
+    parts += ["--quick"] if args.quick else []
+    parts += ["--corpus", args.corpus] if args.corpus != "wikipedia" else []
+    parts += ["--threads", str(args.threads)] if args.threads else []
+    parts += ["--out", args.out] if args.out else []
+    return " ".join(parts)
+
+
+def _idle_cores() -> int:
+    """Cores the 1-minute load average leaves idle, at least 1. On a shared machine a product split
+    over a busy core waits for it: tens of milliseconds for a millisecond's work, ten times slower
+    for the small models of the grid (measured here under a load of 3 on 2 cores)."""
+    import os  # noqa: PLC0415
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: every core
+        return cores
+    return max(1, min(cores, cores - round(load)))
+
+
+def _plots(document: dict) -> dict[str, bytes]:
+    from ..report import figures  # noqa: PLC0415
+
+    return {f"{name}.png": figure.png for name, figure in (
+        ("bits-per-byte-vs-parameters", figures.capacity_by_parameters(document)),
+        ("bits-per-byte-vs-table-bytes", figures.capacity_by_table_bytes(document)),
+        ("bits-per-byte-vs-vocabulary", figures.capacity_by_vocabulary(document)))}
+
+
+def run_capacity(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from ..io.files import atomic_directory, check_destination  # noqa: PLC0415
+    from ..kernels import set_num_threads  # noqa: PLC0415
+    from ..study import CapacityConfig, run_capacity_study, save_study  # noqa: PLC0415
+    from ..study.results import study_document  # noqa: PLC0415
+    from ..study.summary import format_markdown, format_text  # noqa: PLC0415
+    from ..study.throughput import set_blas_threads  # noqa: PLC0415
+    from ..text.corpus import corpus_text  # noqa: PLC0415
+
+    # Everything that can fail cheaply fails first: the destination, plotting, the corpus.
+    out = check_destination(args.out, directory=True, replace=args.force, what="--out") if args.out else None
+    if out is not None:
+        try:
+            import matplotlib  # noqa: F401, PLC0415
+        except ImportError:
+            raise CommandError("--out draws plots, which need matplotlib: pip install 'tinyembed[plot]'") from None
+    try:
+        text = corpus_text(args.corpus)
+    except (OSError, ValueError) as e:
+        parser.error(f"--corpus {args.corpus!r}: {e}")
+    threads = clamp_threads(args.threads)
+    if threads is None:
+        threads = _idle_cores()
+        print(f"note: using {threads} thread{'s' if threads > 1 else ''} (the cores the load average leaves "
+              f"idle; --threads to choose)", file=sys.stderr)
+    set_num_threads(threads)
+    set_blas_threads(threads)
+    config = replace(CapacityConfig.quick_run() if args.quick else CapacityConfig(), corpus=args.corpus)
+    try:
+        results = run_capacity_study(config, text=text, show_progress=not args.quiet)
+    except ValueError as e:  # a corpus too small to split, or a grid that nothing fits
+        parser.error(f"--corpus {args.corpus!r}: {e}")
+    document = study_document("capacity", results, _command(args))
+    saved = save_study(document)
+    if out is not None:
+        plots = _plots(document)
+        with atomic_directory(out, replace=args.force) as staging:
+            (staging / "capacity.json").write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+            (staging / "table.md").write_text(format_markdown(document) + "\n")
+            (staging / "table.txt").write_text(format_text(document) + "\n")
+            for name, png in plots.items():
+                (staging / name).write_bytes(png)
+    if args.json:
+        print(json.dumps(document, indent=1, allow_nan=False))
+        return 0
+    print(format_text(document))
+    print(f"saved {saved}" + (f" and {out}" if out is not None else ""))
+    sys.stdout.flush()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The studies: one (help, add_arguments, run) each. ``tinyembed study decode`` goes here.
+# ---------------------------------------------------------------------------
+
+_STUDIES: dict[str, tuple[str, Callable, Callable]] = {
+    "capacity": (CAPACITY_HELP, add_capacity_arguments, run_capacity),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    studies = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
+    for name, (help_, add, run_) in _STUDIES.items():
+        sub = studies.add_parser(name, help=help_, description=help_)
+        add(sub)
+        sub.set_defaults(_study=run_, _study_parser=sub, _parser=sub)  # errors name "tinyembed study capacity"
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return args._study(args, args._study_parser)
