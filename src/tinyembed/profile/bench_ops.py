@@ -27,7 +27,6 @@ a ratio is the peer's time over tinyembed's, above 1 when tinyembed is faster.
     S, Dh)                      (forward and backward timed)
     attend   attend             Embedding.attend(h), one token    torch: h @ W.T
     (V, D)   attend_int8        QuantizedEmbedding.attend(h)      float32: Embedding.attend of the same table decoded
-                                (not measured where it does not exist yet)
 
 (1) torch has no ``embedding(out=)``; its CPU embedding *is* ``index_select`` on the
     flattened ids, so this is the same work writing into a preallocated tensor.
@@ -35,9 +34,7 @@ a ratio is the peer's time over tinyembed's, above 1 when tinyembed is faster.
 (3) torch's sparse backward only wraps the ids and gradient rows in an uncoalesced
     sparse tensor; ``.coalesce()`` sums repeated rows, which is what ``RowSparseGrad``
     always holds. Without it the two are not the same result.
-(4) Both write into a preallocated output when the table's ``lookup`` takes ``out=``
-    (the float32 side then through ``Embedding.lookup(out=)``, or ``Embedding(ids, out=)``);
-    otherwise both allocate theirs. The row says which ("form").
+(4) Both write into a preallocated output: ``lookup(ids, out=)``.
 (5) torch's quantized bags ignore their ``mode`` argument and always sum (found by the
     check before timing: mode=1 returned the sums); for 'mean' the peer divides the sums
     by the bag sizes in place, as a torch user must.
@@ -45,7 +42,6 @@ a ratio is the peer's time over tinyembed's, above 1 when tinyembed is faster.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -147,14 +143,6 @@ def close(rtol: float = 1e-5) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 
 def exact(ours: np.ndarray, theirs: np.ndarray) -> float:
     return 0.0
-
-
-def accepts_out(fn: Callable) -> bool:
-    """Whether ``fn`` takes an ``out=`` keyword (a table's lookup may, once it writes in place)."""
-    try:
-        return "out" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 # == suite "table": one (V, D) float32 table, (32, 512) ids, bags of 16 ===============================
@@ -371,20 +359,11 @@ def _lookup(storage: str) -> Callable[[StorageWorkload], Op]:
         table, dense = w.data.tables(storage)
         ids, dim = w.ids, w.data.dim
         n = ids.size
-        # out= where the tables offer it (typed loosely: the protocol's lookup may not take it yet)
-        lookup: Callable[..., np.ndarray] = table.lookup
-        dense_lookup: Callable[..., np.ndarray] = dense.lookup
-        if accepts_out(lookup):
-            out, out_dense = np.empty(ids.shape + (dim,), np.float32), np.empty(ids.shape + (dim,), np.float32)
-            mine = lambda: lookup(ids, out=out)  # noqa: E731
-            theirs = ((lambda: dense_lookup(ids, out=out_dense)) if accepts_out(dense_lookup)
-                      else (lambda: dense(ids, out=out_dense)))
-            form = "out="
-        else:
-            mine, theirs, form = (lambda: table.lookup(ids)), (lambda: dense.lookup(ids)), "allocating"
+        out, out_dense = np.empty(ids.shape + (dim,), np.float32), np.empty(ids.shape + (dim,), np.float32)
         moved = bytes_moved("forward", n=n, dim=dim, row_bytes=storage_row_bytes(storage, dim))
-        return Op(tinyembed=mine, peers={"float32": theirs}, compare={"float32": exact},
-                  bytes_moved=moved, output_bytes=n * dim * 4, rows=n, note=f"form: {form}")
+        return Op(tinyembed=lambda: table.lookup(ids, out=out),
+                  peers={"float32": lambda: dense.lookup(ids, out=out_dense)}, compare={"float32": exact},
+                  bytes_moved=moved, output_bytes=n * dim * 4, rows=n)
     return build
 
 
@@ -569,13 +548,10 @@ def _attend(w: AttendWorkload) -> Op:
 
 
 def _attend_int8(w: AttendWorkload) -> Op:
-    if not hasattr(QuantizedEmbedding, "attend"):
-        return Op(tinyembed=None, note="not measured: QuantizedEmbedding has no attend yet")
     table, dense = w.int8
-    attend: Callable[[np.ndarray], Any] = getattr(table, "attend", None) or (lambda h: None)
     h = w.h
     moved = w.vocab * storage_row_bytes("int8", w.dim) + 4 * (w.dim + w.vocab)
-    return Op(tinyembed=lambda: attend(h), peers={"float32": lambda: dense.attend(h)},
+    return Op(tinyembed=lambda: table.attend(h), peers={"float32": lambda: dense.attend(h)},
               compare={"float32": _dot_bound(dense.weight.data, h)}, bytes_moved=moved, output_bytes=4 * w.vocab)
 
 
