@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tinyembed import Tensor, no_grad
 from tinyembed.nn import Embedding, EmbeddingBag, Linear
-from tinyembed.optim import SGD, Adam, RowWiseAdagrad, SparseAdam
+from tinyembed.optim import SGD, Adam, AdamW, RowWiseAdagrad, SparseAdam
 
 INPLACE = "modified by an inplace operation"
 
@@ -93,6 +93,19 @@ def test_an_optimizer_step_before_backward_invalidates_a_matmul_but_not_a_lookup
     emb.weight.grad = None
     rows.sum().backward()
     np.testing.assert_array_equal(emb.weight.grad[[1, 2]], 1.0)
+
+
+@pytest.mark.parametrize("make, sparse", [(SGD, False), (SGD, True), (Adam, False), (AdamW, False),
+                                          (SparseAdam, True), (RowWiseAdagrad, True)],
+                         ids=["SGD", "SGD-sparse", "Adam", "AdamW", "SparseAdam", "RowWiseAdagrad"])
+def test_every_optimizer_step_invalidates_a_graph_that_saved_the_weight(make, sparse):
+    emb = Embedding(6, 3, sparse=sparse, seed=0)
+    h = Tensor(np.ones((1, 3), np.float32), requires_grad=True)
+    scores = emb.attend(h)  # saves the weight for h's gradient
+    emb([1, 2]).sum().backward()
+    make(emb.parameters(), lr=0.1).step()
+    with pytest.raises(RuntimeError, match=INPLACE):
+        scores.sum().backward()
 
 
 def test_setitem_under_no_grad_bumps_the_version_like_an_inplace_op():

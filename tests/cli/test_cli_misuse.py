@@ -77,6 +77,17 @@ CASES = [
     ("evaluate MISSING", 2, "cannot read word vectors"),
     ("evaluate VECTORS --topn 0", 2, "--topn: must be a positive integer, got 0"),
     ("nosuchcommand", 2, "invalid choice"),
+    # an unwritable destination fails before any work, for every command that writes
+    ("train skipgram --corpus CORPUS --out RO", 2, "/proc/tinyembed-out"),
+    ("train lm --corpus CORPUS --out RO", 2, "/proc/tinyembed-out"),
+    ("plot positional --out RO", 2, "/proc/tinyembed-out"),
+    ("tokenize train bpe --corpus CORPUS --save RO", 2, "/proc/tinyembed-out"),
+    ("study capacity --corpus CORPUS --out RO", 2, "/proc/tinyembed-out"),
+    ("study capacity --out FULL", 2, "already exists; pass --force"),
+    ("study capacity --threads 0", 2, "--threads: must be a positive integer, got 0"),
+    ("study nosuch", 2, "invalid choice: 'nosuch'"),
+    ("tutorial --html FILE", 2, "exists and is a file"),
+    ("tutorial --html RO", 2, "/proc/tinyembed-out"),
 ]
 
 
@@ -91,8 +102,10 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the work started before the bad input was refused")
 
+    import tinyembed.study as study
+
     for module, name in ((bench, "run"), (run, "build_report"), (skipgram, "train_skipgram"),
-                         (lm, "train_lm")):
+                         (lm, "train_lm"), (study, "run_capacity_study")):
         monkeypatch.setattr(module, name, refuse)
 
 
@@ -115,13 +128,17 @@ def test_a_bad_argument_gets_one_line_on_stderr_and_its_exit_code(command, code,
     assert not Path(places["NEW"]).exists()
 
 
-def test_threads_beyond_the_cores_are_clamped_with_a_note(capsys):
+def test_threads_beyond_the_cores_are_clamped_with_a_note(capsys, corpus, tmp_path):
     from tinyembed.cli.args import clamp_threads
 
     cores = len(os.sched_getaffinity(0))
     assert clamp_threads(cores + 5) == cores
     assert f"--threads {cores + 5} is more than the {cores} cores here; using {cores}" in capsys.readouterr().err
     assert clamp_threads(1) == 1 and clamp_threads(None) is None
+    # and through a command
+    assert main(["train", "skipgram", "--corpus", str(corpus), "--out", str(tmp_path / "v"), "--epochs", "1",
+                 "--min-count", "1", "--dim", "8", "--quiet", "--threads", str(cores + 5)]) == 0
+    assert f"--threads {cores + 5} is more than the {cores} cores here; using {cores}" in capsys.readouterr().err
 
 
 def test_an_existing_output_is_replaced_with_force(places, capsys, corpus):

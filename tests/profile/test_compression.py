@@ -1,5 +1,6 @@
 """tinyembed compress: the measurements are right, and the command reports every method."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -127,3 +128,18 @@ def test_compress_command_names_an_unreadable_counts_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["compress", "--file", str(path), "--counts", str(tmp_path / "missing.npy"), "--methods", "prune-50%"])
     assert "missing.npy" in capsys.readouterr().err
+
+
+def test_a_table_too_large_for_the_memory_is_refused_naming_both_figures_before_any_work(tmp_path, capsys,
+                                                                                          monkeypatch):
+    import tinyembed.checks
+
+    path = tmp_path / "table.npy"
+    np.save(path, small_table())
+    monkeypatch.setattr(tinyembed.checks, "available_memory", lambda: 1000)
+    monkeypatch.setitem(METHODS, "int8", dataclasses.replace(
+        METHODS["int8"], build=lambda *a: pytest.fail("built before the memory check")))
+    assert main(["compress", "--file", str(path), "--methods", "int8", "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.count("\n") == 1 and "GiB, but this machine has 0.0 GiB available" in out.err

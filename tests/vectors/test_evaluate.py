@@ -500,3 +500,15 @@ def test_mean_cosine_equals_the_average_over_distinct_pairs_by_brute_force():
     unit = vectors.normalized().astype(np.float64)
     brute = np.mean([unit[i] @ unit[j] for i in range(30) for j in range(30) if i != j])
     assert ev.mean_cosine(vectors) == pytest.approx(brute, rel=1e-9)
+
+
+def test_command_prints_each_warning_on_stderr_and_still_the_scores(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    words = ["king", "queen", "man", "woman", "computer", "tiger", "cat"]
+    parallel = WordVectors(words, (np.ones((7, 8)) + 1e-3 * rng.standard_normal((7, 8))).astype(np.float32))
+    parallel.save_word2vec_text(tmp_path / "v.txt")
+    assert run_command([str(tmp_path / "v.txt"), "--json"]) == 0
+    out = capsys.readouterr()
+    warned = [line for line in out.err.splitlines() if line.startswith("warning: ")]
+    assert any("nearly parallel" in w for w in warned) and any("WordSim-353 scored only" in w for w in warned)
+    assert json.loads(out.out)["warnings"] == [w.removeprefix("warning: ") for w in warned]
