@@ -51,7 +51,7 @@ def drawn(monkeypatch):
 
 
 class RecordingTable:
-    """The table protocol (lookup, sizes, nbytes) around a real table, recording every id batch."""
+    """The table protocol (lookup with out=, sizes, nbytes) around a real table, recording every id batch."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -59,9 +59,9 @@ class RecordingTable:
         self.nbytes = inner.nbytes
         self.calls = []
 
-    def lookup(self, ids):
+    def lookup(self, ids, out=None):
         self.calls.append(np.array(ids, copy=True))
-        return self.inner.lookup(ids)
+        return self.inner.lookup(ids, out=out)
 
 
 def profiler(**kwargs):

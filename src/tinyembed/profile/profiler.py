@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,21 +75,20 @@ def make_table(num_embeddings: int, embedding_dim: int, dtype: str = "float32", 
 def _lookup(table, out_shape: tuple | None = None) -> Callable[[np.ndarray], Any]:
     """The call a user makes to look rows up: Embedding's forward (no autograd), else ``lookup``.
 
-    With ``out_shape`` an Embedding writes into one preallocated output, as the copy
+    With ``out_shape`` every table writes into one preallocated float32 output, as the copy
     that measures the roofline does: a fresh output of tens of MiB is a fresh mmap,
     and its page faults (slow after the profiler's large tables fragment memory)
     would be timed instead of the lookup. ``tinyembed bench`` times both ways.
     """
+    if not (isinstance(table, Embedding) or callable(getattr(table, "lookup", None))):
+        raise TypeError(f"table must be an Embedding, an EmbeddingTable or a 2-D array, got {type(table).__name__}")
+    out = None if out_shape is None else np.empty(out_shape + (table.embedding_dim,), np.float32)
     if isinstance(table, Embedding):
-        out = None if out_shape is None else np.empty(out_shape + (table.embedding_dim,), table.weight.dtype)
-
         def forward(ids):
             with no_grad():
                 return table(ids, out=out)
         return forward
-    if callable(getattr(table, "lookup", None)):
-        return table.lookup
-    raise TypeError(f"table must be an Embedding, an EmbeddingTable or a 2-D array, got {type(table).__name__}")
+    return table.lookup if out is None else partial(table.lookup, out=out)
 
 
 def _as_table(table):
