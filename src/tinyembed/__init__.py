@@ -15,7 +15,7 @@ The packages, from the bottom up (each imports only those listed before it):
     distributed       tables sharded over Ray actors, trained exactly as one table; checkpoints
     train             skip-gram and a small language model, on real text
     profile           measurements: timing, the machine, access patterns, caches, bench, compression
-    study             questions answered by training and timing: the capacity study (IsoFLOPs)
+    study             questions answered by training and timing: capacity (IsoFLOPs), decode cost
     report            the `tinyembed report` page: document, rendering, sections, figures
     cli               the `tinyembed` command
 """
