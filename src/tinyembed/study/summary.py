@@ -1,14 +1,18 @@
-"""The capacity study for people: its table (plain text and Markdown) and what it found.
+"""The studies for people: their tables (plain text and Markdown) and what they found.
 
 Every function reads the saved document (:mod:`.results`), so the printed table, the
 README's table and the report's section show the same numbers from the same file.
+
+    capacity    rows, format_text, format_markdown, untied_pairs, describe
+    decode      decode_tables, format_decode_text, format_decode_markdown, decode_largest, describe_decode
 """
 
 from __future__ import annotations
 
 from ..plan.memory import format_bytes, format_params
 
-__all__ = ["COLUMNS", "rows", "format_text", "format_markdown", "untied_pairs", "describe"]
+__all__ = ["COLUMNS", "rows", "format_text", "format_markdown", "untied_pairs", "describe", "decode_tables",
+           "format_decode_text", "format_decode_markdown", "decode_largest", "describe_decode"]
 
 COLUMNS = ["budget (FLOPs)", "tokenizer", "V", "D", "tied", "params", "emb. share", "table f32", "table int8",
            "tokens/byte", "steps", "epochs", "bits/byte", "int8", "int4", "train s", "best"]
@@ -37,20 +41,28 @@ def _key(p: dict) -> tuple:
     return p["budget"], p["tokenizer"], p["embedding_dim"], p["tied"]
 
 
-def format_text(document: dict) -> str:
-    """The table with aligned columns, then :func:`describe`."""
-    table = [COLUMNS] + rows(document)
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+def _aligned(columns: list[str], body: list[list[str]]) -> str:
+    """A table as plain text: right-aligned columns, a rule under the header."""
+    table = [columns] + body
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n\n" + describe(document)
+    return "\n".join(lines)
+
+
+def _markdown(columns: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" for _ in columns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+
+
+def format_text(document: dict) -> str:
+    """The table with aligned columns, then :func:`describe`."""
+    return _aligned(COLUMNS, rows(document)) + "\n\n" + describe(document)
 
 
 def format_markdown(document: dict) -> str:
     """The table as Markdown (for the README), then :func:`describe`."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows(document)]
-    return "\n".join(lines) + "\n\n" + describe(document)
+    return _markdown(COLUMNS, rows(document)) + "\n\n" + describe(document)
 
 
 def untied_pairs(document: dict) -> list[tuple[dict, dict]]:
@@ -96,4 +108,113 @@ def describe(document: dict) -> str:
                  f"{document['seconds'] / 60:.1f} min" + (f", other processes kept {load:.1f} of "
                                                            f"{document['machine'].get('usable_cores')} cores busy"
                                                            if load is not None else "") + ".")
+    return "\n".join(lines)
+
+
+# -- the decode study (tinyembed.study.decode) -------------------------------------------------------
+def _threads(document: dict) -> str:
+    return f"{document['threads']} thread{'s' if document['threads'] > 1 else ''}"
+
+
+def decode_tables(document: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(caption, columns, rows) of each table: the measured tables, the published models, and (with
+    text) the pruned output heads."""
+    points = document["points"]
+    timed = [[str(p["vocab_size"]), str(p["embedding_dim"]), p["storage"], format_bytes(p["table_bytes"]),
+              f"{p['seconds_per_token'] * 1e3:.3g}", f"{p['gb_per_s']:.1f}", f"{p['percent_of_copy']:.0f}%",
+              f"{p['spread']:.0%}"]
+             for p in sorted(points, key=lambda p: (p["embedding_dim"], p["vocab_size"]))]
+    tables = [(f"One token's output projection (attend, batch 1) on {_threads(document)}; GB/s = "
+               f"table bytes / time, against a copy's {document['copy_gbps']:.1f} GB/s (bytes read + written).",
+               ["V", "D", "storage", "table", "ms/token", "GB/s", "of copy", "spread"], timed)]
+    storages = list(dict.fromkeys(m["storage"] for m in document["models"]))
+    by_model: dict[str, dict[str, dict]] = {}
+    for m in document["models"]:
+        by_model.setdefault(m["name"], {})[m["storage"]] = m
+    models = []
+    for name, per in by_model.items():
+        m = next(iter(per.values()))
+        models.append([name, str(m["vocab_size"]), str(m["hidden_size"]), "yes" if m["tied"] else "no",
+                       "—" if m["head_share"] is None else f"{100 * m['head_share']:.1f}%"]
+                      + [cell for s in storages for cell in (format_bytes(per[s]["head_bytes"]),
+                                                             f"{per[s]['head_tokens_per_s']:.3g}")])
+    notes = "; ".join(f"{name}: {per[storages[0]]['note']}" for name, per in by_model.items()
+                      if per[storages[0]]["note"])
+    tables.append(("Per generated token: the output projection's bytes, its share of all the weight bytes read, "
+                   "and the tokens per second it alone allows at the GB/s measured here for that storage (the largest "
+                   "table measured at the width nearest the model's)."
+                   + (f" {notes}." if notes else "")
+                   + "".join(f" {name} is left out: {why}." for name, why in document["models_left_out"].items()),
+                   ["model", "V", "D", "tied", "head share"]
+                   + [c for s in storages for c in (f"{s} head", f"{s} tokens/s")], models))
+    if document["coverage"]:
+        text = document["text"]
+        tables.append((f"A {text['vocab_size']}-row output head pruned to the rows {text['source']} uses most, "
+                       f"counted on the first {text['tokens'] - text['held_out_tokens']:,} tokens and judged "
+                       f"on the last {text['held_out_tokens']:,}.",
+                       ["kept rows", "head bytes saved", "held-out tokens it cannot predict"],
+                       [[str(c["kept_rows"]), f"{100 * c['bytes_saved']:.1f}%", f"{100 * c['held_out_miss']:.2f}%"]
+                        for c in document["coverage"]]))
+    return tables
+
+
+def format_decode_text(document: dict) -> str:
+    """Each table with aligned columns under its caption, then :func:`describe_decode`."""
+    return "\n\n".join(f"{caption}\n{_aligned(columns, body)}" for caption, columns, body
+                       in decode_tables(document)) + "\n\n" + describe_decode(document)
+
+
+def format_decode_markdown(document: dict) -> str:
+    """Each table as Markdown under its caption, then :func:`describe_decode`."""
+    return "\n\n".join(f"{caption}\n\n{_markdown(columns, body)}" for caption, columns, body
+                       in decode_tables(document)) + "\n\n" + describe_decode(document)
+
+
+def decode_largest(document: dict) -> dict[str, dict]:
+    """Storage -> the point of the largest shape measured (by V x D): the one caches help least."""
+    v, d = max(((p["vocab_size"], p["embedding_dim"]) for p in document["points"]), key=lambda s: s[0] * s[1])
+    return {p["storage"]: p for p in document["points"] if (p["vocab_size"], p["embedding_dim"]) == (v, d)}
+
+
+def describe_decode(document: dict) -> str:
+    """The finding: the largest table in each storage, the published models' heads, real text's rows,
+    and the run's cost."""
+    largest = decode_largest(document)
+    first = next(iter(largest.values()))
+    lines = [f"At V={first['vocab_size']}, D={first['embedding_dim']} (the largest table measured) one token's "
+             f"output projection takes " + ", ".join(
+                 f"{p['seconds_per_token'] * 1e3:.3g} ms in {s} ({p['gb_per_s']:.1f} GB/s, "
+                 f"{p['percent_of_copy']:.0f}% of copy)" for s, p in largest.items()) + "."]
+    if "float32" in largest and len(largest) > 1:
+        f32 = largest["float32"]
+        lines.append("Against float32: " + "; ".join(
+            f"{s} reads {f32['table_bytes'] / p['table_bytes']:.1f}x fewer bytes and is "
+            f"{f32['seconds_per_token'] / p['seconds_per_token']:.1f}x as fast" for s, p in largest.items()
+            if s != "float32") + ".")
+    shares = {m["name"]: m for m in document["models"] if m["head_share"] is not None}
+    if shares:
+        lines.append("The output projection's share of the weight bytes one generated token reads: " + ", ".join(
+            f"{name} {100 * m['head_share']:.1f}%" for name, m in shares.items()) + "." + "".join(
+            f" ({name}: {m['note']}.)" for name, m in shares.items() if m["note"]))
+    storage = "bfloat16" if "bfloat16" in largest else first["storage"]
+    bound = [m for m in document["models"] if m["storage"] == storage]
+    if bound:
+        lines.append(f"Stored as {storage}, at the rate measured here, the head alone allows " + ", ".join(
+            f"{m['name']} {m['head_tokens_per_s']:.3g}" for m in bound) + " tokens per second (all the weights: "
+            + ", ".join(f"{m['name']} {m['weights_tokens_per_s']:.2g}" for m in bound
+                        if m["weights_tokens_per_s"] is not None) + ").")
+    if document["coverage"]:
+        text = document["text"]
+        lines.append(f"Real text ({text['source']}, {text['tokens']:,} tokens) ever asks for "
+                     f"{100 * document['rows_ever_predicted']:.1f}% of the {text['vocab_size']} output rows. "
+                     f"A head pruned to its K most frequent rows (counted on the first "
+                     f"{100 * (1 - text['held_out']):.0f}%, judged on the rest) saves a share of the head's bytes "
+                     f"and cannot predict a share of the held-out tokens: " + "; ".join(
+                         f"K={c['kept_rows']}: {100 * c['bytes_saved']:.1f}% saved, {100 * c['held_out_miss']:.2f}% "
+                         f"not predictable" for c in document["coverage"]) + ".")
+    load = document.get("background_cores")
+    lines.append(f"Copy bandwidth {document['copy_gbps']:.1f} GB/s on {_threads(document)} "
+                 f"({format_bytes(document['copy_bytes'])} arrays); {len(document['points'])} tables timed in "
+                 f"{document['seconds']:.0f} s" + (f", other processes kept {load:.1f} cores busy"
+                                                     if load is not None else "") + ".")
     return "\n".join(lines)
