@@ -64,3 +64,44 @@ def tiny_corpus():
 def tiny_capacity_config():
     """The tiny grid's maker: ``tiny_capacity_config(**changes)`` -> CapacityConfig."""
     return _tiny_capacity_config
+
+
+# -- a decode study small enough for a test (tinyembed.study.decode): shared by tests/cli, report, tutorial ----
+def _tiny_decode_grid():
+    """Two vocabularies x one width x the four storages: a second, not a minute."""
+    from tinyembed.study.decode import DecodeGrid
+
+    return DecodeGrid((64, 300), (16,), ("float32", "bfloat16", "int8", "int4"), repeats=2)
+
+
+def _tiny_text_ids():
+    """What ``decode.wikipedia_ids`` returns, made up: Zipf(1.1) ids over 30,000 rows, 20,000 tokens."""
+    import numpy as np
+
+    from tinyembed.plan.zipf import zipf_ids
+
+    return zipf_ids(30_000, 1.1, 20_000, np.random.default_rng(0)).astype(np.int64), 30_000, "a Zipf(1.1) stream"
+
+
+@pytest.fixture
+def tiny_decode(monkeypatch):
+    """``tinyembed study decode --quick`` made tiny: the tiny grid, a 1 MiB copy, the made-up stream."""
+    from tinyembed.study import decode
+
+    monkeypatch.setattr(decode, "QUICK", _tiny_decode_grid())
+    monkeypatch.setattr(decode, "COPY_BYTES", 1 << 20)
+    monkeypatch.setattr(decode, "wikipedia_ids", _tiny_text_ids)
+    return decode
+
+
+@pytest.fixture(scope="session")
+def tiny_decode_study():
+    """The document ``tinyembed study decode`` would save, of the tiny grid and the made-up stream."""
+    from tinyembed.study import decode
+    from tinyembed.study.results import study_document
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decode, "COPY_BYTES", 1 << 20)
+        mp.setattr(decode, "wikipedia_ids", _tiny_text_ids)
+        study = decode.run_decode_study(_tiny_decode_grid(), show_progress=False)
+    return study_document("decode", study.to_dict(), "tinyembed study decode --quick")

@@ -21,7 +21,7 @@ from tinyembed.report.sections import SECTIONS, ReportConfig
 
 QUICK_LIMIT_S = 90  # the bound for `tinyembed report --quick` on this machine
 SECTION_IDS = ["machine", "throughput", "patterns", "caches", "row-caches", "memory", "positional",
-               "compression", "sharding", "capacity"]
+               "compression", "sharding", "capacity", "decode"]
 
 
 # -- the real quick report, run once ---------------------------------------------------------------
@@ -50,8 +50,8 @@ def quick(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(figures, "figure_from_matplotlib", recording)
-        # No saved capacity study, whatever this machine's cache holds (tests/report/test_capacity_section.py
-        # draws one).
+        # No saved study, whatever this machine's cache holds (tests/report/test_capacity_section.py and
+        # test_decode_section.py draw them).
         missing = tmp_path_factory.mktemp("studies") / "capacity.json"
         mp.setattr("tinyembed.study.results.study_path", lambda name, root=None: missing)
         report, path = run.run_report(out, quick=True, show_progress=False)

@@ -300,7 +300,6 @@ def sharding_load(plans) -> Figure:
                              "device 0; hashing rows over devices spreads them.")
 
 
-# -- positional encodings (tinyembed plot positional) ------------------------------------------
 # -- the capacity study (drawn from its saved document: tinyembed.study.results) --------------------
 def _budget_curves(ax, document: dict, x: str, scale: float = 1.0) -> None:
     """One curve per budget through its tied points sorted by ``x``, the untied points as crosses, and
@@ -362,6 +361,61 @@ def capacity_by_vocabulary(document: dict) -> Figure:
                              "grows, larger budgets want larger vocabularies.")
 
 
+# -- the decode study (drawn from its saved document: tinyembed.study.results) ----------------------
+_STORAGE_COLORS = {"float32": "#4878a8", "float16": "#8172b3", "bfloat16": "#dd8452", "float8_e4m3fn": "#937860",
+                   "int8": "#55a868", "int4": "#c44e52"}
+_WIDTH_STYLES = ["-", "--", ":", "-."]
+
+
+def _decode_lines(document: dict):
+    """((storage, width), its points by vocabulary, color, line style) for every storage and width measured."""
+    widths = sorted({p["embedding_dim"] for p in document["points"]})
+    lines: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for p in document["points"]:
+        lines[(p["storage"], p["embedding_dim"])].append(p)
+    for (storage, width), points in lines.items():
+        yield ((storage, width), sorted(points, key=lambda p: p["vocab_size"]), _STORAGE_COLORS.get(storage),
+               _WIDTH_STYLES[widths.index(width) % len(_WIDTH_STYLES)])
+
+
+def decode_seconds_per_token(document: dict) -> Figure:
+    """One generated token's output projection: milliseconds against vocabulary size, one line per storage
+    and width, both axes logarithmic."""
+    title = "Decode: one token's output projection against vocabulary size"
+    fig, ax = _axes(title, "vocabulary size (output rows V)", "ms per token (attend, batch 1)")
+    for (storage, width), points, color, style in _decode_lines(document):
+        ax.plot([p["vocab_size"] for p in points], [p["seconds_per_token"] * 1e3 for p in points], marker="o",
+                ms=4, color=color, ls=style, label=f"{storage}, D={width}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    sizes = sorted({p["vocab_size"] for p in document["points"]})
+    ax.set_xticks(sizes, [f"{v:,}" for v in sizes], rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.minorticks_off()
+    ax.legend(fontsize=7, ncol=2)
+    return _done(fig, title, "Every generated token reads the whole V x D table once: the time grows with V and "
+                             "with the bytes per value, as long as decoding the rows keeps up with memory.")
+
+
+def decode_bandwidth(document: dict) -> Figure:
+    """GB/s of table read by one token's projection against the table's bytes, under the copy roofline."""
+    title = "Decode: bandwidth of the output projection against the copy roofline"
+    fig, ax = _axes(title, "table as stored (MiB)", "GB/s of table read")
+    for (storage, width), points, color, style in _decode_lines(document):
+        points = sorted(points, key=lambda p: p["table_bytes"])
+        ax.plot([p["table_bytes"] / MIB for p in points], [p["gb_per_s"] for p in points], marker="o", ms=4,
+                color=color, ls=style, label=f"{storage}, D={width}")
+    ax.axhline(document["copy_gbps"], color="black", ls="--", lw=1,
+               label=f"copy: {document['copy_gbps']:.1f} GB/s (read + written)")
+    ax.set_xscale("log")
+    top = max([document["copy_gbps"]] + [p["gb_per_s"] for p in document["points"]])
+    ax.set_ylim(0, 1.45 * top)  # room for the legend above the lines
+    ax.legend(fontsize=7, ncol=3, loc="upper left")
+    return _done(fig, title, f"The dashed line is a copy of {document['copy_bytes'] / MIB:.0f} MiB arrays on the "
+                             "same threads, measured in the same run. Tables that fit a cache can pass it; a storage "
+                             "far below it is bound by decoding its rows, not by memory.")
+
+
+# -- positional encodings (tinyembed plot positional) ------------------------------------------
 def cosine_similarity_matrix(table: np.ndarray) -> np.ndarray:
     """(n, d) rows -> (n, n) cosine similarities, in float64."""
     t = np.asarray(table, dtype=np.float64)

@@ -44,6 +44,7 @@ class ReportConfig:
     memory_vocab: tuple[int, ...] = (1000, 8192, 32000, 50257, 128256, 262144)
     memory_dims: tuple[int, ...] = (64, 256, 768, 2048, 4096, 8192)
     capacity_study: str | None = None  # the saved study the capacity section draws (None: the last one)
+    decode_study: str | None = None  # the saved study the decode section draws (None: the last one)
     quick: bool = False
 
     @classmethod
@@ -384,6 +385,46 @@ def capacity_section(ctx: Context) -> SectionResult:
                            f"scores {top['bits_per_byte']:.3f} bits per byte of held-out text; {doc['trend']}."]
 
 
+def decode_section(ctx: Context) -> SectionResult:
+    """The last saved decode study (never measured here: the report keeps its time limit)."""
+    from ..study.results import last_study, study_path  # noqa: PLC0415
+    from ..study.summary import decode_largest, decode_tables, describe_decode  # noqa: PLC0415
+
+    path = ctx.config.decode_study or str(study_path("decode"))
+    how = (f"`tinyembed study decode` measures it (`--quick`, under a minute) and saves it to {path}, where this "
+           f"section looks.")
+    try:
+        doc = last_study("decode", path)
+    except ValueError as e:
+        doc, problem = None, f"The saved study could not be read ({e}). "
+    else:
+        problem = "No decode study has been saved on this machine yet. "
+    if doc is None:
+        section = Section("decode", "Decode cost of the output projection", text=problem + how)
+        return section, {"path": path, "status": problem.strip()}, [
+            "Decode study: none saved yet; `tinyembed study decode` makes one (the report never measures it)."]
+    largest = decode_largest(doc)
+    section = Section("decode", "Decode cost of the output projection", text=(
+        f"From the decode study saved at {path}: {doc['date']}, `{doc['command']}`, on "
+        f"{doc['machine'].get('cpu_model', 'an unknown CPU')}. Generating a token ends with its scores against "
+        f"every row of the output projection (`attend`, batch 1): each of the V x D values is read once per token, "
+        f"so the time is the table's bytes over the bandwidth the kernel reaches. Random N(0, 0.02²) tables of "
+        f"each size and storage were timed on {doc['threads']} thread{'s' if doc['threads'] > 1 else ''}, the "
+        f"storages of one shape taking turns; the published models' heads are judged at those rates.\n\n"
+        f"{describe_decode(doc)}\n\n{how}"),
+        figures=[figures.decode_seconds_per_token(doc), figures.decode_bandwidth(doc)],
+        tables=[Table(columns, rows, caption=caption) for caption, columns, rows in decode_tables(doc)])
+    slow, fast = (f(largest.values(), key=lambda p: p["seconds_per_token"]) for f in (max, min))
+    data = {"path": path, "date": doc["date"], "command": doc["command"], "copy_gbps": doc["copy_gbps"],
+            "largest": largest, "ms_per_token": {s: p["seconds_per_token"] * 1e3 for s, p in largest.items()},
+            "models": doc["models"], "rows_ever_predicted": doc["rows_ever_predicted"], "coverage": doc["coverage"],
+            "points": len(doc["points"])}
+    return section, data, [f"Decode study: one token's output projection at V={slow['vocab_size']}, "
+                           f"D={slow['embedding_dim']} takes {slow['seconds_per_token'] * 1e3:.2f} ms in "
+                           f"{slow['storage']} and {fast['seconds_per_token'] * 1e3:.2f} ms in {fast['storage']} "
+                           f"({fast['gb_per_s']:.1f} GB/s)."]
+
+
 # In page order. Each: (title for the progress bar, function).
 SECTIONS: list[tuple[str, Callable[[Context], SectionResult]]] = [
     ("machine", machine_section),
@@ -396,4 +437,5 @@ SECTIONS: list[tuple[str, Callable[[Context], SectionResult]]] = [
     ("compression", compression_section),
     ("sharding", sharding_section),
     ("capacity", capacity_section),
+    ("decode", decode_section),
 ]
