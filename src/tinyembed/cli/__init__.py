@@ -11,6 +11,7 @@ Examples:
     tinyembed memory --model gpt2 --json
     tinyembed train skipgram --corpus lee --out w2v
     tinyembed study capacity --quick
+    tinyembed study decode --quick
 """
 
 from __future__ import annotations
