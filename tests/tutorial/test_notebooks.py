@@ -22,7 +22,7 @@ TUTORIAL = ROOT / "docs" / "tutorial"
 NOTEBOOKS = notebooks_in(TUTORIAL)
 BUDGET_SECONDS = 120  # each notebook, from a fresh kernel, on the 2-core machine CI runs on (issue 16)
 # The pictures each notebook draws as shipped (at least 8 across the tour; notebook 05's study cells add
-# two more once `tinyembed study` exists).
+# two more from saved studies).
 PICTURES = {"01_lookup_tables": 4, "02_positions": 5, "03_scaling": 2, "04_bandwidth_and_caches": 4,
             "05_trade_offs": 2}
 
@@ -132,10 +132,10 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_within_its_time(path):
     assert echoed == [], f"{path.name}: cells {echoed} end in a bare value that Jupyter echoes as Out[n]"
 
 
-# -- notebook 05's study cells, with study results present ------------------------------------------
+# -- notebook 05's study cells, with and without study results ---------------------------------------
 def _study_notebook(tmp_path: Path, capacity, decode) -> Path:
     """Notebook 05's first code cell (the imports) and its study cells, beside the helpers and the
-    given study-*.json files, in a folder of its own."""
+    given study-*.json files (None: no file), in a folder of its own."""
     source = _read(TUTORIAL / "05_trade_offs.ipynb")
     setup = next(cell for cell in source.cells if cell.cell_type == "code")
     source.cells = [setup] + _tagged(source, "study")
@@ -143,32 +143,35 @@ def _study_notebook(tmp_path: Path, capacity, decode) -> Path:
     folder.mkdir()
     for helper in ("exercises.py", "answers.py"):
         shutil.copy(TUTORIAL / helper, folder)
-    (folder / "study-capacity.json").write_text(json.dumps(capacity))
-    (folder / "study-decode.json").write_text(json.dumps(decode))
+    for kind, document in (("capacity", capacity), ("decode", decode)):
+        if document is not None:
+            (folder / f"study-{kind}.json").write_text(json.dumps(document))
     nbformat.write(source, folder / "05_study.ipynb")
     return folder / "05_study.ipynb"
 
 
-def _made_up_study():
-    """Made-up study results of the shape notebook 05 expects (this test's, never shown to learners)."""
-    capacity = {"rows": [{"vocab_size": v, "dim": d, "parameters": 10 * v * d, "embedding_parameters": v * d,
-                          "bits_per_byte": 1.5 - 0.01 * k - d / 1000}
-                         for d in (64, 128) for k, v in enumerate((512, 2048, 8192))]}
-    decode = {"rows": [{"vocab_size": v, "dim": d, "ms_per_token": v * d / 1e6} for d in (64, 128)
-                       for v in (512, 2048, 8192)]}
-    return capacity, decode
-
-
-def test_notebook_05_draws_the_study_results_once_they_exist(tmp_path):
-    notebook, _ = run_notebook(_study_notebook(tmp_path, *_made_up_study()), timeout=BUDGET_SECONDS)
+def test_notebook_05_draws_the_study_results_once_they_exist(tmp_path, tiny_capacity_study, tiny_decode_study):
+    """What `tinyembed study capacity --json` and `tinyembed study decode --json` print, of the tests' tiny grids."""
+    capacity, decode = tiny_capacity_study[0], tiny_decode_study
+    notebook, _ = run_notebook(_study_notebook(tmp_path, capacity, decode), timeout=BUDGET_SECONDS)
     assert _pictures(notebook) == 2
     printed = "".join(_printed(cell) for cell in notebook.cells)
-    assert "6 rows from study-capacity.json" in printed and "6 rows from study-decode.json" in printed
+    assert f"{len(capacity['points'])} points from study-capacity.json ({capacity['command']}" in printed
+    assert f"{len(decode['points'])} points from study-decode.json ({decode['command']}" in printed
+    assert "gpt2: bfloat16 head" in printed
 
 
-def test_notebook_05_names_what_a_study_result_lacks(tmp_path):
-    capacity, decode = _made_up_study()
-    for row in capacity["rows"]:
-        del row["bits_per_byte"]
+def test_notebook_05_without_saved_studies_says_how_to_make_them_and_goes_on(tmp_path):
+    ran, _ = run_notebook(_study_notebook(tmp_path, None, None), timeout=BUDGET_SECONDS)
+    printed = "".join(_printed(cell) for cell in ran.cells)
+    for kind in ("capacity", "decode"):
+        assert f"save one with `tinyembed study {kind} --json > docs/tutorial/study-{kind}.json`" in printed
+    assert _pictures(ran) == 0
+
+
+def test_notebook_05_names_what_a_study_result_lacks(tmp_path, tiny_capacity_study, tiny_decode_study):
+    capacity = json.loads(json.dumps(tiny_capacity_study[0]))
+    for point in capacity["points"]:
+        del point["bits_per_byte"]
     with pytest.raises(CommandError, match="bits_per_byte"):
-        run_notebook(_study_notebook(tmp_path, capacity, decode), timeout=BUDGET_SECONDS)
+        run_notebook(_study_notebook(tmp_path, capacity, tiny_decode_study), timeout=BUDGET_SECONDS)
