@@ -12,10 +12,18 @@
 """
 
 from .capacity import CapacityConfig, CapacityPoint, run_capacity_study
-from .decode import DecodeGrid, DecodePoint, DecodeStudy, model_decode_costs, output_coverage, run_decode_study
+from .decode import (
+    DecodeGrid,
+    DecodePoint,
+    DecodeStudy,
+    measure_decode,
+    model_decode_costs,
+    output_coverage,
+    run_decode_study,
+)
 from .flops import bits_per_byte, forward_flops_per_token, train_flops_per_token
 from .results import last_study, save_study, study_path
 
 __all__ = ["CapacityConfig", "CapacityPoint", "run_capacity_study", "DecodeGrid", "DecodePoint", "DecodeStudy",
-           "model_decode_costs", "output_coverage", "run_decode_study", "bits_per_byte",
+           "measure_decode", "model_decode_costs", "output_coverage", "run_decode_study", "bits_per_byte",
            "forward_flops_per_token", "train_flops_per_token", "last_study", "save_study", "study_path"]
