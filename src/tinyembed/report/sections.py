@@ -335,24 +335,34 @@ def sharding_section(ctx: Context) -> SectionResult:
     return section, {"sharding": data, "sharding_measured": measured}, lines
 
 
+def _saved_study(name: str, path: str, title: str, how: str, headline: str) -> tuple[dict | None, SectionResult]:
+    """(the study document saved at ``path``, None) or, when there is none or it cannot be read, (None, a
+    section that says so and how to make one)."""
+    from ..study.results import last_study  # noqa: PLC0415
+
+    try:
+        doc = last_study(name, path)
+    except ValueError as e:
+        doc, problem = None, f"The saved study could not be read ({e}). "
+    else:
+        problem = f"No {name} study has been saved on this machine yet. "
+    missing = (Section(name, title, text=problem + how), {"path": path, "status": problem.strip()}, [headline])
+    return doc, missing
+
+
 def capacity_section(ctx: Context) -> SectionResult:
     """The last saved capacity study (never trained here: the report keeps its time limit)."""
-    from ..study.results import last_study, study_path  # noqa: PLC0415
+    from ..study.results import study_path  # noqa: PLC0415
     from ..study.summary import describe, untied_pairs  # noqa: PLC0415
 
     path = ctx.config.capacity_study or str(study_path("capacity"))
     how = (f"`tinyembed study capacity` trains it (under 30 minutes here; `--quick`, under 2) and saves it to "
            f"{path}, where this section looks.")
-    try:
-        doc = last_study("capacity", path)
-    except ValueError as e:
-        doc, problem = None, f"The saved study could not be read ({e}). "
-    else:
-        problem = "No capacity study has been saved on this machine yet. "
+    doc, missing = _saved_study("capacity", path, "Vocabulary capacity (IsoFLOPs)", how,
+                                "Capacity study: none saved yet; `tinyembed study capacity` makes one "
+                                "(the report never trains).")
     if doc is None:
-        section = Section("capacity", "Vocabulary capacity (IsoFLOPs)", text=problem + how)
-        return section, {"path": path, "status": problem.strip()}, [
-            "Capacity study: none saved yet; `tinyembed study capacity` makes one (the report never trains)."]
+        return missing
     best = [[f"{b['budget']:.2g}", b["best"]["tokenizer"], b["best"]["embedding_dim"],
              f"{b['best']['bits_per_byte']:.3f}", f"{b['best']['total_parameters']:,}"] for b in doc["isoflops"]]
     rows = [[f"{p['budget']:.2g}", p["tokenizer"], p["embedding_dim"], "yes" if p["tied"] else "no",
@@ -387,22 +397,17 @@ def capacity_section(ctx: Context) -> SectionResult:
 
 def decode_section(ctx: Context) -> SectionResult:
     """The last saved decode study (never measured here: the report keeps its time limit)."""
-    from ..study.results import last_study, study_path  # noqa: PLC0415
+    from ..study.results import study_path  # noqa: PLC0415
     from ..study.summary import decode_largest, decode_tables, describe_decode  # noqa: PLC0415
 
     path = ctx.config.decode_study or str(study_path("decode"))
     how = (f"`tinyembed study decode` measures it (`--quick`, under a minute) and saves it to {path}, where this "
            f"section looks.")
-    try:
-        doc = last_study("decode", path)
-    except ValueError as e:
-        doc, problem = None, f"The saved study could not be read ({e}). "
-    else:
-        problem = "No decode study has been saved on this machine yet. "
+    doc, missing = _saved_study("decode", path, "Decode cost of the output projection", how,
+                                "Decode study: none saved yet; `tinyembed study decode` makes one "
+                                "(the report never measures it).")
     if doc is None:
-        section = Section("decode", "Decode cost of the output projection", text=problem + how)
-        return section, {"path": path, "status": problem.strip()}, [
-            "Decode study: none saved yet; `tinyembed study decode` makes one (the report never measures it)."]
+        return missing
     largest = decode_largest(doc)
     section = Section("decode", "Decode cost of the output projection", text=(
         f"From the decode study saved at {path}: {doc['date']}, `{doc['command']}`, on "
