@@ -735,20 +735,34 @@ def _attend_int8(fused, h, out):
 
 @jit.kernel(parallel=True, fastmath=_DOT_MATH)
 def _attend_int4(fused, h, out):
-    num, dim = fused.shape[0], h.shape[1]
+    num, n, dim = fused.shape[0], h.shape[0], h.shape[1]
     half, packed = dim // 2, (dim + 1) // 2
+    # One vector meets a row as scale * (h . codes) + bias * sum(h), the codes of a byte's two columns
+    # through h's even and odd entries, each contiguous: decoding into a row interleaves the columns
+    # and does not vectorize (4 GB/s at 128256 x 768 on one thread; this loop 10.8, int8's 16).
+    even, odd = np.ascontiguousarray(h[0, 0:2 * half:2]), np.ascontiguousarray(h[0, 1:2 * half:2])
+    total = np.float32(h[0].sum())
     for block in prange((num + _ATTEND_BLOCK - 1) // _ATTEND_BLOCK):
         decoded = np.empty(dim, np.float32)
         for v in range(block * _ATTEND_BLOCK, min(num, (block + 1) * _ATTEND_BLOCK)):
             row = fused[v]
             scale, bias = _load_float16(row, packed), _load_float16(row, packed + 2)
-            for k in range(half):
-                byte = row[k]
-                decoded[2 * k] = _low_nibble(byte) * scale + bias
-                decoded[2 * k + 1] = _high_nibble(byte) * scale + bias
-            if dim % 2:
-                decoded[dim - 1] = _low_nibble(row[half]) * scale + bias
-            _dot_rows(h, decoded, out, v)
+            if n == 1:
+                acc = np.float32(0.0)
+                for k in range(half):
+                    byte = row[k]
+                    acc += even[k] * _low_nibble(byte) + odd[k] * _high_nibble(byte)
+                if dim % 2:
+                    acc += h[0, dim - 1] * _low_nibble(row[half])
+                out[0, v] = acc * scale + total * bias
+            else:
+                for k in range(half):
+                    byte = row[k]
+                    decoded[2 * k] = _low_nibble(byte) * scale + bias
+                    decoded[2 * k + 1] = _high_nibble(byte) * scale + bias
+                if dim % 2:
+                    decoded[dim - 1] = _low_nibble(row[half]) * scale + bias
+                _dot_rows(h, decoded, out, v)
 
 
 _ATTENDS = {"float16": _attend_float16, "bfloat16": _attend_bfloat16, "float8_e4m3fn": _attend_float8,
