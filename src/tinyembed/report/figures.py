@@ -302,14 +302,19 @@ def sharding_load(plans) -> Figure:
 
 # -- the capacity study (drawn from its saved document: tinyembed.study.results) --------------------
 def _budget_curves(ax, document: dict, x: str, scale: float = 1.0) -> None:
-    """One curve per budget through its tied points sorted by ``x``, the untied points as crosses, and
-    the Pareto front over every tied point (no point has both a lower ``x`` and fewer bits per byte)."""
+    """Each budget's tied points, a line through its own best (the lowest bits per byte reached by that
+    size or less: points of different vocabularies do not lie on one curve), the untied points as
+    crosses, and the Pareto front over every tied point (no point has both a lower ``x`` and fewer bits
+    per byte)."""
     points = document["points"]
     colors = ["#4878a8", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
     for k, budget in enumerate(sorted({p["budget"] for p in points if p["tied"]})):
         at = sorted((p for p in points if p["tied"] and p["budget"] == budget), key=lambda p: p[x])
-        ax.plot([p[x] / scale for p in at], [p["bits_per_byte"] for p in at], marker="o", ms=4, lw=1,
-                color=colors[k % len(colors)], label=f"{budget:.2g} FLOPs")
+        color = colors[k % len(colors)]
+        ax.scatter([p[x] / scale for p in at], [p["bits_per_byte"] for p in at], s=16, color=color,
+                   label=f"{budget:.2g} FLOPs")
+        best = [p for i, p in enumerate(at) if all(p["bits_per_byte"] < q["bits_per_byte"] for q in at[:i])]
+        ax.plot([p[x] / scale for p in best], [p["bits_per_byte"] for p in best], lw=1, color=color)
     untied = [p for p in points if not p["tied"]]
     if untied:
         ax.scatter([p[x] / scale for p in untied], [p["bits_per_byte"] for p in untied], marker="x", color="black",
@@ -324,12 +329,13 @@ def _budget_curves(ax, document: dict, x: str, scale: float = 1.0) -> None:
 
 
 def capacity_by_parameters(document: dict) -> Figure:
-    """Held-out bits per byte against the model's parameters, one curve per compute budget."""
-    title = "Capacity study: bits per byte against parameters, one curve per FLOPs budget"
+    """Held-out bits per byte against the model's parameters, each compute budget in its colour."""
+    title = "Capacity study: bits per byte against parameters, by FLOPs budget"
     fig, ax = _axes(title, "parameters (all, a tied table counted once)", "held-out bits per byte")
     _budget_curves(ax, document, "total_parameters")
     return _done(fig, title, "Each point is one vocabulary and width trained for the budget's FLOPs; lower is "
-                             "better. Circled: the Pareto front over every budget.")
+                             "better. Lines: each budget's best by that size. Circled: the Pareto front over every "
+                             "budget.")
 
 
 def capacity_by_table_bytes(document: dict) -> Figure:
