@@ -15,7 +15,26 @@ from typing import Any
 from ..checks import check_int, check_nonnegative_int, check_number, check_positive, check_positive_int
 
 __all__ = ["CommandError", "positive_int", "nonnegative_int", "nonnegative_float", "positive_float", "float_in",
-           "int_in", "clamp_threads"]
+           "int_in", "clamp_threads", "Subcommands", "add_subcommands", "run_subcommand"]
+
+# A command's own subcommands (``tinyembed train lm``, ``tinyembed study decode``): name -> (help,
+# add_arguments(parser), run(args, parser)).
+Subcommands = dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]]
+
+
+def add_subcommands(parser: argparse.ArgumentParser, subcommands: Subcommands, *, dest: str, metavar: str) -> None:
+    """One subparser per entry; :func:`tinyembed.cli.main` hands each its own parser (``_parser``
+    overrides the command's), so errors name it: "tinyembed train lm"."""
+    subparsers = parser.add_subparsers(dest=dest, metavar=metavar, required=True)
+    for name, (help_, add, run) in subcommands.items():
+        sub = subparsers.add_parser(name, help=help_, description=help_)
+        add(sub)
+        sub.set_defaults(_subcommand=run, _parser=sub)
+
+
+def run_subcommand(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the subcommand :func:`add_subcommands` registered for ``args``, with its own parser."""
+    return args._subcommand(args, args._parser)
 
 
 class CommandError(Exception):

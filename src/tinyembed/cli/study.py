@@ -24,7 +24,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from .args import CommandError, clamp_threads, positive_int
+from .args import CommandError, Subcommands, add_subcommands, clamp_threads, positive_int, run_subcommand
 
 HELP = "studies by training and timing: what a vocabulary costs and buys (capacity, decode)"
 
@@ -206,19 +206,14 @@ def run_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 # The studies: one (help, add_arguments, run) each.
 # ---------------------------------------------------------------------------
 
-_STUDIES: dict[str, tuple[str, Callable, Callable]] = {
+_STUDIES: Subcommands = {
     "capacity": (CAPACITY_HELP, add_capacity_arguments, run_capacity),
     "decode": (DECODE_HELP, add_decode_arguments, run_decode),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    studies = parser.add_subparsers(dest="study", metavar="STUDY", required=True)
-    for name, (help_, add, run_) in _STUDIES.items():
-        sub = studies.add_parser(name, help=help_, description=help_)
-        add(sub)
-        sub.set_defaults(_study=run_, _study_parser=sub, _parser=sub)  # errors name "tinyembed study capacity"
+    add_subcommands(parser, _STUDIES, dest="study", metavar="STUDY")
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    return args._study(args, args._study_parser)
+run = run_subcommand

@@ -22,10 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 
 from ..io.files import check_destination
-from .args import CommandError, clamp_threads, float_in, nonnegative_int, positive_int
+from .args import (
+    CommandError,
+    Subcommands,
+    add_subcommands,
+    clamp_threads,
+    float_in,
+    nonnegative_int,
+    positive_int,
+    run_subcommand,
+)
 from .train_lm import HELP as LM_HELP
 from .train_lm import add_lm_arguments, run_lm
 
@@ -179,19 +187,14 @@ def run_skipgram(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 # The models: one (help, add_arguments, run) each. ``tinyembed train lm`` goes here.
 # ---------------------------------------------------------------------------
 
-_MODELS: dict[str, tuple[str, Callable, Callable]] = {
+_MODELS: Subcommands = {
     "skipgram": (SKIPGRAM_HELP, add_skipgram_arguments, run_skipgram),
     "lm": (LM_HELP, add_lm_arguments, run_lm),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
-    for name, (help_, add, run_) in _MODELS.items():
-        sub = models.add_parser(name, help=help_, description=help_)
-        add(sub)
-        sub.set_defaults(_train=run_, _train_parser=sub, _parser=sub)  # errors name "tinyembed train lm"
+    add_subcommands(parser, _MODELS, dest="model", metavar="MODEL")
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    return args._train(args, args._train_parser)
+run = run_subcommand
