@@ -13,6 +13,7 @@ import numpy as np
 from . import jit, threads
 from .ids import check_ids, check_out
 from .jit import prange
+from .rows import _install_helpers, _prefetch_row, prefetch_distance
 
 __all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
 
@@ -37,7 +38,7 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
     if flat.size and threads.jit_ok(weight) and out2d.flags.c_contiguous:
-        _gather(*_as_words(weight, out2d), flat)
+        _gather(*_as_words(weight, out2d), flat, _rows_ahead(weight))
         return out
 
     def work(a, b):
@@ -75,7 +76,7 @@ def lookup_rows(weight: np.ndarray, ids, out: np.ndarray | None = None,
         check_out(out, arr.shape + (dim,), weight.dtype)
     flat = np.ascontiguousarray(arr).reshape(-1)
     gather = _gather_checked if out.nbytes >= threads.PARALLEL_MIN_BYTES else _gather_checked_serial
-    if gather(*_as_words(weight, out.reshape(flat.size, dim)), flat):
+    if gather(*_as_words(weight, out.reshape(flat.size, dim)), flat, _rows_ahead(weight)):
         check_ids(arr, weight.shape[0], name)  # raises, naming the first bad id
         raise AssertionError("the compiled gather counted a bad id that check_ids did not find")
     return out, arr
@@ -148,19 +149,26 @@ def _as_words(weight: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 @jit.kernel(parallel=True)
-def _gather(weight, out, ids):
+def _gather(weight, out, ids, ahead):
     # An explicit loop over a row's values: faster than np.take and than torch here.
-    for t in prange(ids.shape[0]):
+    n = ids.shape[0]
+    for t in prange(n):
+        if ahead > 0 and t + ahead < n:
+            _prefetch_row(weight, ids[t + ahead])
         row, o = weight[ids[t]], out[t]
         for d in range(row.shape[0]):
             o[d] = row[d]
 
 
-def _gather_checked_loop(weight, out, ids):
+def _gather_checked_loop(weight, out, ids, ahead):
     # The bounds are checked here, in the copy loop: no separate pass over the ids. A bad id's
     # row is skipped (never read past the table) and counted; the caller names it.
-    rows, bad = weight.shape[0], 0
-    for t in prange(ids.shape[0]):
+    rows, bad, n = weight.shape[0], 0, ids.shape[0]
+    for t in prange(n):
+        if ahead > 0 and t + ahead < n:
+            k = ids[t + ahead]
+            if k >= 0 and k < rows:
+                _prefetch_row(weight, k)
         i = ids[t]
         if i < 0 or i >= rows:
             bad += 1
@@ -170,6 +178,17 @@ def _gather_checked_loop(weight, out, ids):
                 o[d] = row[d]
     return bad
 
+
+def _rows_ahead(weight: np.ndarray) -> int:
+    """How many rows ahead the gather asks the CPU for: none for a table that lives in the caches
+    (1000x16: 0.048 -> 0.071 ms with prefetching), :func:`.rows.prefetch_distance` for a larger one
+    (50257x768, 32x512 ids, 2 threads: 6.4 -> 3.3 ms; the copy of a row waits on its load, and the
+    second thread only helps once loads of rows to come are already on their way)."""
+    _install_helpers(globals())
+    return prefetch_distance(weight.strides[0]) if weight.nbytes > _CACHED_TABLE_BYTES else 0
+
+
+_CACHED_TABLE_BYTES = 1 << 20
 
 # Below PARALLEL_MIN_BYTES of output, waking the other threads costs more than they save.
 _gather_checked = jit.kernel(parallel=True)(_gather_checked_loop)
