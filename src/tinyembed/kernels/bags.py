@@ -80,7 +80,7 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
             out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
             _run(_BAG_SUM, len(ids) * weight.shape[1] * weight.itemsize, weight, ids, bounds,
                  _weights_or_none(per_sample_weights, weight.dtype), mode == "mean",
-                 prefetch_distance(weight.strides[0]), out)
+                 prefetch_distance(weight), out)
             return out, None
         return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
                          ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
@@ -182,7 +182,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
-             _weights_or_none(per_sample_weights, np.float32), mode == "mean", prefetch_distance(stored.strides[0]),
+             _weights_or_none(per_sample_weights, np.float32), mode == "mean", prefetch_distance(stored),
              out)
         return out
     return pool_rows(lambda at, buf: gather_decoded(stored, storage, dim, at, out=buf), ids, bounds, dim,
