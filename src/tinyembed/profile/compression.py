@@ -312,11 +312,12 @@ def compress(table: np.ndarray, methods: list[str] | None = None, counts: np.nda
 
 def format_results(results: list[CompressionResult]) -> str:
     """A fixed-width table for people."""
-    head = (f"{'method':<12} {'bytes':>10} {'ratio':>6} {'mean cos':>9} {'min cos':>8} "
+    width = max([len("method")] + [len(r.method) for r in results])  # float8_e4m3fn is 13 characters
+    head = (f"{'method':<{width}} {'bytes':>10} {'ratio':>6} {'mean cos':>9} {'min cos':>8} "
             f"{'rel err':>8} {'R@10':>5} {'lookup':>7}  what")
     lines = [head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r.method:<12} {r.nbytes / 2**20:>7.1f}MiB {r.compression_ratio:>6.2f} "
+        lines.append(f"{r.method:<{width}} {r.nbytes / 2**20:>7.1f}MiB {r.compression_ratio:>6.2f} "
                      f"{r.mean_cosine:>9.6f} {r.min_cosine:>8.4f} {r.relative_frobenius_error:>8.4f} "
                      f"{r.recall_at_10:>5.3f} {r.lookup_time_ratio:>6.2f}x  {r.description}")
     return "\n".join(lines)
