@@ -38,7 +38,7 @@ from ..io.files import atomic_directory, write_atomic
 from ..nn import Embedding
 from ..optim import Optimizer
 from ..plan.sharding import Shard
-from .engine import ShardedTables
+from .engine import ShardedTables, open_tables
 from .errors import CheckpointError
 from .layout import PLANS, TableLayout, plan_table
 from .runtime import ShardServers
@@ -299,17 +299,9 @@ def load_table(cls, path, *, num_shards: int | None, plan: str | None, table: st
                         stored.dtype.itemsize)
     if servers is not None and len(servers) < num_shards:
         raise ValueError(f"num_shards={num_shards} needs as many servers, got {len(servers)}")
-    owns = servers is None
-    if servers is None:
-        servers = ShardServers(num_shards, num_cpus=num_cpus, address=address, timeout=timeout)
-    try:
-        tables = ShardedTables(servers, {"table": layout}, stored.dtype, checkpoint.optimizer, stored.options,
-                               owns_servers=owns)
-        copy_rows(checkpoint, stored.name, tables, "table")
-    except BaseException:
-        if owns:
-            servers.close()
-        raise
+    tables = open_tables(servers, num_shards, {"table": layout}, stored.dtype, checkpoint.optimizer, stored.options,
+                         lambda tables: copy_rows(checkpoint, stored.name, tables, "table"), num_cpus=num_cpus,
+                         address=address, timeout=timeout)
     return cls._of(tables, "table", plan)
 
 

@@ -20,7 +20,7 @@ from ..nn import pretrained_weight
 from ..plan.sharding import DeviceSpec, Shard, ShardingPlan, TableSpec, Workload, format_plans
 from ..tensor import Tensor
 from .embedding import ShardedEmbedding, _block_reader, _row_blocks
-from .engine import ShardedTables
+from .engine import ShardedTables, open_tables
 from .layout import NOMINAL_DEVICE, layouts_from_plan, plan_name, plan_tables
 from .runtime import DEFAULT_NUM_CPUS, ShardServers
 from .shard import optimizer_options
@@ -81,17 +81,11 @@ class ShardedEmbeddingCollection:
                 draws[name] = _row_blocks(init, layout.num_embeddings, layout.embedding_dim, table_seed, dtype)
         if servers is not None and len(servers) < plan.num_devices:
             raise ValueError(f"the plan has {plan.num_devices} devices, but {len(servers)} servers were given")
-        owns = servers is None
-        if servers is None:
-            servers = ShardServers(plan.num_devices, num_cpus=num_cpus, address=address, timeout=timeout)
-        try:
-            tables = ShardedTables(servers, layouts, dtype, optimizer, options, owns_servers=owns)
+        def fill(tables: ShardedTables) -> None:
             for name, draw in draws.items():
                 tables.init_rows(name, draw)
-        except BaseException:
-            if owns:
-                servers.close()
-            raise
+        tables = open_tables(servers, plan.num_devices, layouts, dtype, optimizer, options, fill, num_cpus=num_cpus,
+                             address=address, timeout=timeout)
         self._attach(tables, plan)
 
     def _attach(self, tables: ShardedTables, plan: ShardingPlan) -> None:
@@ -200,18 +194,11 @@ class ShardedEmbeddingCollection:
             check_fits(s, layouts[name], first.dtype, checkpoint.optimizer, checkpoint, name)
         if servers is not None and len(servers) < plan.num_devices:
             raise ValueError(f"the plan has {plan.num_devices} devices, but {len(servers)} servers were given")
-        owns = servers is None
-        if servers is None:
-            servers = ShardServers(plan.num_devices, num_cpus=num_cpus, address=address, timeout=timeout)
-        try:
-            tables = ShardedTables(servers, layouts, first.dtype, checkpoint.optimizer, first.options,
-                                   owns_servers=owns)
+        def fill(tables: ShardedTables) -> None:
             for name in layouts:
                 copy_rows(checkpoint, name, tables, name)
-        except BaseException:
-            if owns:
-                servers.close()
-            raise
+        tables = open_tables(servers, plan.num_devices, layouts, first.dtype, checkpoint.optimizer, first.options, fill,
+                             num_cpus=num_cpus, address=address, timeout=timeout)
         collection = cls.__new__(cls)
         collection._attach(tables, plan)
         return collection

@@ -20,7 +20,7 @@ from ..nn import pretrained_weight
 from ..plan.sharding import Shard
 from ..sparse import RowSparseGrad
 from ..tensor import Tensor, is_grad_enabled
-from .engine import ShardedTables
+from .engine import ShardedTables, open_tables
 from .layout import TableLayout, plan_table
 from .runtime import DEFAULT_NUM_CPUS, ShardServers
 from .shard import optimizer_options
@@ -79,19 +79,10 @@ class ShardedEmbedding:
         if servers is not None and len(servers) < len(layout.shards):
             raise ValueError(f"num_shards={num_shards} needs as many servers, got {len(servers)}")
         # Everything is checked: now start the actors.
-        owns = servers is None
-        if servers is None:
-            servers = ShardServers(num_shards, num_cpus=num_cpus, address=address, timeout=timeout)
-        try:
-            tables = ShardedTables(servers, {"table": layout}, dtype, optimizer, options, owns_servers=owns)
-            if _weight is None:
-                tables.init_rows("table", draw)
-            else:
-                tables.init_rows("table", _block_reader(_weight.astype(dtype, copy=False)))
-        except BaseException:
-            if owns:
-                servers.close()
-            raise
+        rows = draw if _weight is None else _block_reader(_weight.astype(dtype, copy=False))
+        tables = open_tables(servers, num_shards, {"table": layout}, dtype, optimizer, options,
+                             lambda tables: tables.init_rows("table", rows), num_cpus=num_cpus, address=address,
+                             timeout=timeout)
         self._attach(tables, "table", plan)
 
     @classmethod

@@ -29,7 +29,7 @@ from .layout import TableLayout
 from .runtime import ShardServers
 from .shard import OPTIMIZERS, optimizer_options
 
-__all__ = ["PHASES", "ShardedTables"]
+__all__ = ["PHASES", "ShardedTables", "open_tables"]
 
 PHASES = ("validate_route_s", "round_trip_s", "assemble_s")
 
@@ -300,3 +300,21 @@ class ShardedTables:
         t["validate_route_s"] += routed - start
         t["round_trip_s"] += returned - routed
         t["assemble_s"] += end - returned
+
+
+def open_tables(servers: ShardServers | None, num_servers: int, layouts: dict[str, TableLayout], dtype,
+                optimizer: str, options: dict, fill: Callable[[ShardedTables], None], *, num_cpus: float,
+                address: str | None, timeout: float) -> ShardedTables:
+    """Tables over ``servers``, or over ``num_servers`` new ones they then own; ``fill(tables)`` sends
+    their rows. If anything fails, servers started here are closed: no actor is left running."""
+    owns = servers is None
+    if servers is None:
+        servers = ShardServers(num_servers, num_cpus=num_cpus, address=address, timeout=timeout)
+    try:
+        tables = ShardedTables(servers, layouts, dtype, optimizer, options, owns_servers=owns)
+        fill(tables)
+    except BaseException:
+        if owns:
+            servers.close()
+        raise
+    return tables
