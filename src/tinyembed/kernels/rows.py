@@ -240,10 +240,8 @@ def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
         check_out(out, shape, np.dtype(np.float32))
     flat = ids.reshape(-1)
     out2d = out.reshape(flat.size, dim)
-    if storage == "float32":
-        from .gather import gather_rows  # noqa: PLC0415 - gather sits beside rows; imported late, no cycle
-
-        gather_rows(stored, flat, out=out2d)
+    if storage == "float32":  # nothing to decode (dense tables look up through gather, which sits above rows)
+        np.take(stored, flat, axis=0, out=out2d, mode="clip")
         return out
     if flat.size and dim and _compiled_ok(stored):
         _run(_GATHERS[storage], flat.size * dim * 4, *_gather_args(stored, storage, flat, out2d))
@@ -657,7 +655,7 @@ def _gather_int4(fused, ids, ahead, out):
             o[dim - 1] = _low_nibble(row[half]) * scale + bias
 
 
-# storage type -> (parallel, serial) lookup kernels; float32 is gather.gather_rows.
+# storage type -> (parallel, serial) lookup kernels; float32 tables need none.
 _GATHERS = {"float16": _with_serial(_gather_float16), "bfloat16": _with_serial(_gather_bfloat16),
             "float8_e4m3fn": _with_serial(_gather_float8), "int8": _with_serial(_gather_int8),
             "int4": _with_serial(_gather_int4)}
