@@ -186,3 +186,42 @@ def test_pool_workers_may_launch_compiled_kernels_concurrently(monkeypatch):
     ids = np.random.default_rng(0).integers(0, 500, 4000)
     pooled = table.bag(ids.reshape(-1, 4))
     np.testing.assert_allclose(pooled, table.to_dense()[ids.reshape(-1, 4)].sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+_TWO_WAYS = '''
+import numba
+import numpy as np
+from tinyembed.kernels import jit, set_num_threads
+from tinyembed.kernels.jit import prange
+
+
+def thread_ids(out):
+    for i in prange(out.shape[0]):
+        out[i] = numba.get_thread_id()
+
+
+set_num_threads(2)
+serial, parallel = jit.Kernel(thread_ids, parallel=False), jit.Kernel(thread_ids, parallel=True)
+for name, kernel in (("serial", serial), ("parallel", parallel)):
+    out = np.full(100_000, -1, np.int64)
+    kernel(out)
+    print(name, len(set(out.tolist())))
+'''
+
+
+@needs_numba
+def test_a_loop_compiled_serial_and_parallel_keeps_both_in_numbas_cache(tmp_path):
+    # numba's disk cache keys a function by name and code, not by `parallel`: the second process once
+    # loaded the serial machine code for both, and the parallel gather ran on one thread.
+    import subprocess
+    import sys
+
+    (tmp_path / "two_ways.py").write_text(_TWO_WAYS)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2",
+           "PYTHONPATH": str(tmp_path)}
+    for run in ("compiles", "loads from the cache"):
+        done = subprocess.run([sys.executable, "-c", "import two_ways"], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["serial", "1", "parallel", "2"], (run, done.stdout)
+    assert any((tmp_path / "cache").rglob("*.nbi"))  # the second run had a cache to load

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import platform
 import threading
-import types
 from collections.abc import Callable
 from functools import cache
 
@@ -582,13 +581,8 @@ def _build_helpers() -> None:
 
 
 def _with_serial(kernel: jit.Kernel) -> tuple[jit.Kernel, jit.Kernel]:
-    """(the parallel kernel, the same loop compiled without threads). The copy has its own name, so
-    numba's cache, which keys a function by its name and code but not by ``parallel``, keeps both."""
-    fn = kernel.fn
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
-    copy.__qualname__ = fn.__qualname__ + "_serial"
-    copy.__doc__ = fn.__doc__
-    return kernel, jit.Kernel(copy, parallel=False)
+    """(the parallel kernel, the same loop compiled without threads)."""
+    return kernel, jit.Kernel(kernel.fn, parallel=False, fastmath=kernel.fastmath)
 
 
 @jit.kernel(parallel=True)
