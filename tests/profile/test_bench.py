@@ -428,3 +428,24 @@ def test_bench_command_refuses_a_non_positive_repeat_count(capsys):
         main(["bench", "--repeats", "0"])
     assert exc.value.code == 2
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_a_fast_call_is_repeated_within_a_sample_and_timed_per_call(monkeypatch):
+    clock = iter(np.arange(0, 10_000, 0.001))        # every clock read advances 1 ms
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    counts = {"fast": 0, "slow": 0}
+
+    def call(name):
+        return lambda: counts.__setitem__(name, counts[name] + 1)
+
+    result = timing.interleaved({"fast": call("fast"), "slow": call("slow")}, repeats=3, warmup=1, min_sample_ms=4.0)
+    # calibration: one call between two clock reads takes 1 ms, so 4 calls fill a 4 ms sample
+    assert result["fast"].calls == result["slow"].calls == 4
+    assert counts["fast"] == 1 + 1 + 3 * 4                 # warm-up, calibration, 3 samples of 4 calls
+    assert result["fast"].times_ms == pytest.approx([0.25] * 3)  # 1 ms between the sample's two reads / 4 calls
+    assert timing.interleaved({"fast": call("fast")}, repeats=2)["fast"].calls == 1  # the default: one call a sample
+
+
+def test_config_refuses_a_negative_sample_time():
+    with pytest.raises(ValueError, match="min_sample_ms"):
+        BenchConfig(min_sample_ms=-1)

@@ -86,7 +86,10 @@ class BenchConfig:
         ops: names from ``OPS``; () means every one.
         ids_shape: (batch, seq) of the table and storage suites' ids; the table suite's bags are
             consecutive runs of ``bag_size`` of them.
-        repeats: timed calls of each contender (after ``warmup`` untimed ones).
+        repeats: timed samples of each contender (after ``warmup`` untimed calls).
+        min_sample_ms: a contender faster than this is called back to back within a sample until
+            the sample lasts about this long, and its time is the sample's per call
+            (:func:`.timing.interleaved`): single calls of the 0.1 ms ops spread over 2-3x their median.
         threads: threads for tinyembed, torch and FBGEMM; None keeps ``kernels.get_num_threads()``.
         copy_mib: size of the array copied to measure copy bandwidth.
         use_torch, use_fbgemm: False runs without that peer even if it is installed.
@@ -111,6 +114,7 @@ class BenchConfig:
     ids_shape: tuple[int, int] = (32, 512)
     bag_size: int = 16
     repeats: int = 5
+    min_sample_ms: float = 5.0
     warmup: int = 1
     threads: int | None = None
     copy_mib: int = 256
@@ -141,9 +145,9 @@ class BenchConfig:
         bad = [d for d in self.distributions if d not in DISTRIBUTIONS]
         if bad:
             raise ValueError(f"unknown distributions {bad}; known: {', '.join(DISTRIBUTIONS)}")
-        if self.repeats < 1 or self.warmup < 0 or self.retimes < 0:
-            raise ValueError(f"repeats must be >= 1, warmup and retimes >= 0, got {self.repeats}, {self.warmup} "
-                             f"and {self.retimes}")
+        if self.repeats < 1 or self.warmup < 0 or self.retimes < 0 or self.min_sample_ms < 0:
+            raise ValueError(f"repeats must be >= 1, warmup, retimes and min_sample_ms >= 0, got {self.repeats}, "
+                             f"{self.warmup}, {self.retimes} and {self.min_sample_ms}")
         n = self.ids_shape[0] * self.ids_shape[1]
         if self.bag_size < 1 or n % self.bag_size:
             raise ValueError(f"bag_size {self.bag_size} must divide the {n} ids")
@@ -411,9 +415,9 @@ def _measure(suite: str, shape: tuple, dist: str | None, op: str, work, config: 
         if attempt > 1:
             time.sleep(config.retime_pause)  # let a passing burst pass
         before, start = cpu_seconds(), time.perf_counter()
-        timings = interleaved(fns, config.repeats, config.warmup)
+        timings = interleaved(fns, config.repeats, config.warmup, config.min_sample_ms)
         if baseline:
-            timings.update(interleaved(baseline, config.repeats, config.warmup))
+            timings.update(interleaved(baseline, config.repeats, config.warmup, config.min_sample_ms))
         seconds = time.perf_counter() - start
         background = background_cores(before, cpu_seconds(), seconds)
         if attempt > 1:
@@ -558,6 +562,7 @@ def format_table(report: BenchReport) -> str:
         f"{bw['all_threads_gbps']:.1f} GB/s with {bw['threads']} threads (the peak below), "
         f"{bw['one_thread_gbps']:.1f} GB/s with 1",
         f"{cfg['repeats']} repeats after {cfg['warmup']} warm-up, interleaved with the peers, medians; "
+        f"calls under {cfg.get('min_sample_ms', 0):g} ms repeated back to back within a repeat, timed per call; "
         f"+-% = (max - min) / median; peer/te = median of the per-round ratios, min-max their range"
         + ("; numpy in its own rounds" if cfg.get("numpy_apart") else ""),
         f"a row timed while other processes kept more than {cfg['disturbed_cores']} cores busy is timed again "

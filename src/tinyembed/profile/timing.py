@@ -10,6 +10,7 @@ roofline every lookup is compared with.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import time
@@ -27,9 +28,10 @@ __all__ = ["Timing", "interleaved", "extra_allocation", "copy_bandwidth", "cpu_s
 
 @dataclass
 class Timing:
-    """Seconds of the repeats of one contender, summarized in milliseconds."""
+    """Milliseconds a call took, one value a repeat (each the mean of ``calls`` back-to-back calls)."""
 
     times_ms: list[float]
+    calls: int = 1
 
     @property
     def median_ms(self) -> float:
@@ -55,18 +57,26 @@ class Timing:
 
     def to_dict(self) -> dict:
         return {"median_ms": self.median_ms, "min_ms": self.min_ms, "max_ms": self.max_ms,
-                "iqr_ms": self.iqr_ms, "times_ms": list(self.times_ms)}
+                "iqr_ms": self.iqr_ms, "times_ms": list(self.times_ms), "calls": self.calls}
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
+                min_sample_ms: float = 0.0) -> dict[str, Timing]:
     """Time each function ``repeats`` times in turns (A B C A B C ...) after ``warmup`` rounds.
 
     Taking turns spreads drift (frequency, other processes) over all alike. The result is
     freed after the clock stops, and the garbage collector is off while timing.
+
+    ``min_sample_ms``: a function faster than this is called back to back, as many times as
+    one timed call after the warm-up says it takes to fill it, and a repeat's time is the
+    sample's divided by the calls (as ``torch.utils.benchmark``'s ``blocked_autorange`` and
+    ``timeit``'s ``autorange`` do). One call of 0.1 ms timed alone was measured spreading
+    over 2-3x its median on this 2-core machine (a timer read and a thread wake-up per call).
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
+    calls = {name: _calls_per_sample(fn, min_sample_ms) for name, fn in fns.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
     gc.collect()
     was_enabled = gc.isenabled()
@@ -74,14 +84,26 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
     try:
         for _ in range(repeats):
             for name, fn in fns.items():
+                n = calls[name]
                 start = time.perf_counter()
-                result = fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
+                for _ in range(n):
+                    result = fn()
+                times[name].append((time.perf_counter() - start) * 1e3 / n)
                 del result
     finally:
         if was_enabled:
             gc.enable()
-    return {name: Timing(t) for name, t in times.items()}
+    return {name: Timing(t, calls[name]) for name, t in times.items()}
+
+
+def _calls_per_sample(fn: Callable[[], Any], min_sample_ms: float) -> int:
+    """Calls of ``fn`` that take at least ``min_sample_ms`` together, by one timed call (at most 10000)."""
+    if min_sample_ms <= 0:
+        return 1
+    start = time.perf_counter()
+    fn()
+    once_ms = (time.perf_counter() - start) * 1e3
+    return max(1, min(10_000, math.ceil(min_sample_ms / max(once_ms, 1e-6))))
 
 
 def extra_allocation(fn: Callable[[], Any]) -> int:
