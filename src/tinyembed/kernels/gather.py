@@ -13,7 +13,7 @@ import numpy as np
 from . import jit, threads
 from .ids import check_ids, check_out
 from .jit import prange
-from .rows import _install_helpers, _prefetch_row, prefetch_distance
+from .rows import _install_helpers, _prefetch_row, _run, _with_serial, prefetch_distance
 
 __all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
 
@@ -38,7 +38,7 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
     if flat.size and threads.jit_ok(weight) and out2d.flags.c_contiguous:
-        _gather(*_as_words(weight, out2d), flat, _ahead(weight))
+        _run(_GATHER, out2d.nbytes, *_as_words(weight, out2d), flat, _ahead(weight))
         return out
 
     def work(a, b):
@@ -75,8 +75,7 @@ def lookup_rows(weight: np.ndarray, ids, out: np.ndarray | None = None,
     else:
         check_out(out, arr.shape + (dim,), weight.dtype)
     flat = np.ascontiguousarray(arr).reshape(-1)
-    gather = _gather_checked if out.nbytes >= threads.PARALLEL_MIN_BYTES else _gather_checked_serial
-    if gather(*_as_words(weight, out.reshape(flat.size, dim)), flat, _ahead(weight)):
+    if _run(_GATHER_CHECKED, out.nbytes, *_as_words(weight, out.reshape(flat.size, dim)), flat, _ahead(weight)):
         check_ids(arr, weight.shape[0], name)  # raises, naming the first bad id
         raise AssertionError("the compiled gather counted a bad id that check_ids did not find")
     return out, arr
@@ -110,7 +109,7 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     out2d = out.reshape(flat.size, dim)
     if flat.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
         # scale 1 skips the product, as the NumPy path does, so both round alike
-        _gather_add(weight, flat, addend, weight.dtype.type(scale), scale != 1.0, out2d)
+        _run(_GATHER_ADD, out2d.nbytes, weight, flat, addend, weight.dtype.type(scale), scale != 1.0, out2d)
         return out
     step = max(1, threads.CHUNK_BYTES // (dim * weight.itemsize))
 
@@ -165,7 +164,8 @@ def _gather(weight, out, ids, ahead):
             o[d] = row[d]
 
 
-def _gather_checked_loop(weight, out, ids, ahead):
+@jit.kernel(parallel=True)
+def _gather_checked(weight, out, ids, ahead):
     # The bounds are checked here, in the copy loop: no separate pass over the ids. A bad id's
     # row is skipped (never read past the table) and counted; the caller names it.
     rows, bad, n = weight.shape[0], 0, ids.shape[0]
@@ -191,11 +191,6 @@ def _ahead(weight: np.ndarray) -> int:
     return prefetch_distance(weight)
 
 
-# Below PARALLEL_MIN_BYTES of output, waking the other threads costs more than they save.
-_gather_checked = jit.kernel(parallel=True)(_gather_checked_loop)
-_gather_checked_serial = jit.kernel()(_gather_checked_loop)
-
-
 @jit.kernel(parallel=True)
 def _gather_add(weight, ids, addend, scale, scaled, out):
     # One pass: each output row is written once, from its table row and its position row.
@@ -208,3 +203,7 @@ def _gather_add(weight, ids, addend, scale, scaled, out):
         else:
             for d in range(dim):
                 o[d] = row[d] + pos[d]
+
+
+# (parallel, serial) pairs: small work runs on the calling thread (threads.LAUNCH_MIN_BYTES).
+_GATHER, _GATHER_CHECKED, _GATHER_ADD = _with_serial(_gather), _with_serial(_gather_checked), _with_serial(_gather_add)
