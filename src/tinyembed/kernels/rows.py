@@ -539,13 +539,17 @@ def _build_helpers() -> None:
             return builder.fmul(builder.fpext(builder.bitcast(bits, f16), f32), ir.Constant(f32, 256.0))
         return numba.types.float32(numba.types.uint8), codegen
 
+    def byte_address(context, builder, signature, args):
+        """The address of byte `offset` of row `row` of the 2-D `table`, from an intrinsic's (table, row, offset)."""
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        stride = cgutils.unpack_tuple(builder, array.strides, signature.args[0].ndim)[0]
+        data = builder.bitcast(array.data, i8.as_pointer())
+        return builder.gep(data, [builder.add(builder.mul(args[1], stride), args[2])])
+
     @intrinsic
     def prefetch(typingctx, table, row, offset):
         def codegen(context, builder, signature, args):
-            array = context.make_array(signature.args[0])(context, builder, args[0])
-            stride = cgutils.unpack_tuple(builder, array.strides, signature.args[0].ndim)[0]
-            data = builder.bitcast(array.data, i8.as_pointer())
-            address = builder.gep(data, [builder.add(builder.mul(args[1], stride), args[2])])
+            address = byte_address(context, builder, signature, args)
             # read, keep in every cache level, data (not instructions)
             kind = ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32])
             fn = cgutils.get_or_insert_function(builder.module, kind, prefetch_name)
@@ -559,10 +563,7 @@ def _build_helpers() -> None:
         @intrinsic
         def value(typingctx, table, row, offset):
             def codegen(context, builder, signature, args):
-                array = context.make_array(signature.args[0])(context, builder, args[0])
-                stride = cgutils.unpack_tuple(builder, array.strides, signature.args[0].ndim)[0]
-                data = builder.bitcast(array.data, i8.as_pointer())
-                address = builder.gep(data, [builder.add(builder.mul(args[1], stride), args[2])])
+                address = byte_address(context, builder, signature, args)
                 loaded = builder.load(builder.bitcast(address, kind.as_pointer()), align=1)
                 return builder.fpext(loaded, f32) if kind == f16 else loaded
             result = numba.types.uint16 if kind == i16 else numba.types.float32
