@@ -1,15 +1,14 @@
-"""What the bench's misses against torch are made of: a call's fixed cost, a small bag's loop, and
-the gather timed alone or in turns with torch.
+"""What the bench's misses against torch are made of: a call's fixed cost, and a bag call's parts.
 
-A benchmark, not a test (the README's performance section quotes its output). Three parts, each
+A benchmark, not a test (the README's performance section quotes its output). Each part is
 tinyembed against torch with the same threads, medians:
 
 * fixed cost: ``Embedding`` and ``EmbeddingBag`` (sum) on a 1000x16 table with one id, where the
   call is all there is, and with 16,384 ids (bags of 16);
-* the float32 bag kernel on one thread, called straight (no checks, no Tensor), against torch's
-  ``F.embedding_bag`` on all threads;
-* ``Embedding(ids, out=)`` against ``index_select(out=)`` at 50257x768 with 32x512 ids: each timed
-  alone (all of ours, then all of torch's) and in turns (A B A B, as ``tinyembed bench`` does).
+* a bag call's parts: the whole call, the checks of its ids and offsets, the pooling kernel
+  called straight (``kernels.bag_pool``, on every thread), and the rest (the layers above, the
+  Tensor), for float32 bags of 1000x16 against ``F.embedding_bag`` and int8 bags of 100000x64
+  (the bench's qbag shape) against torch's quantized op; the parts in turns, torch in its own rounds.
 
 Needs torch (the test or bench extra) and numba::
 
@@ -24,9 +23,10 @@ import time
 import numpy as np
 import torch
 
-from tinyembed import nn, no_grad
+from tinyembed import kernels, nn, no_grad
 from tinyembed.kernels import bags, get_num_threads, set_num_threads
-from tinyembed.kernels.rows import prefetch_distance
+from tinyembed.profile.timing import interleaved
+from tinyembed.tables import QuantizedEmbedding
 
 
 def median_us(fn, repeats: int, warmup: int = 20) -> float:
@@ -58,45 +58,56 @@ def _fixed_cost(weight: np.ndarray, ids: np.ndarray, repeats: int) -> str:
             f"bag_sum {ours_bag:7.1f} us (torch {theirs_bag:6.1f})")
 
 
-def bag_loop(rng, repeats: int) -> list[str]:
+def bag_parts(rng, repeats: int) -> list[str]:
+    """A bag call and its parts: float32 (1000x16) and int8 (100000x64, the bench's qbag shape), the parts
+    timed in turns (each timed in its own stretch, they drifted apart)."""
+    return [_float32_bag_parts(rng, repeats), _int8_bag_parts(rng, repeats)]
+
+
+def _float32_bag_parts(rng, repeats: int) -> str:
     weight = rng.standard_normal((1000, 16)).astype(np.float32)
-    ids = rng.integers(0, 1000, size=16384)
-    bounds = np.arange(0, 16385, 16)
-    out = np.empty((1024, 16), np.float32)
-    bags._install_helpers(vars(bags))
-    serial = bags._BAG_SUM[1]
-    no_weights = bags._weights_or_none(None, np.float32)
-    ours = median_us(lambda: serial(weight, ids, bounds, no_weights, False, prefetch_distance(weight), out), repeats)
-    ids_t, weight_t, offsets_t = torch.from_numpy(ids), torch.from_numpy(weight), torch.from_numpy(bounds[:-1])
-    theirs = median_us(lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum"), repeats)
-    return [f"1000x16, 1024 bags of 16: our float32 bag loop on 1 thread {ours:.1f} us; "
-            f"torch on {torch.get_num_threads()} threads {theirs:.1f} us"]
+    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 1000, 16384)
+    layer, weight_t = nn.EmbeddingBag.from_pretrained(weight, mode="sum"), torch.from_numpy(weight)
 
-
-def gather_alone_and_in_turns(rng, repeats: int) -> list[str]:
-    weight = rng.standard_normal((50257, 768)).astype(np.float32)
-    emb = nn.Embedding.from_pretrained(weight)
-    ids = rng.integers(0, 50257, size=(32, 512))
-    out = np.empty((32, 512, 768), np.float32)
-    weight_t, ids_t, out_t = torch.from_numpy(weight), torch.from_numpy(ids.ravel()), torch.empty((32 * 512, 768))
-
-    def ours():
+    def call():
         with no_grad():
-            emb(ids, out=out)
+            return layer(ids, offsets=offsets)
+    return _parts("1000x16 float32", {
+        "call": call, "checks": lambda: (kernels.check_ids(ids, 1000), kernels.check_offsets(offsets, len(ids))),
+        "pooling": lambda: bags.bag_pool(weight, ids, bounds, "sum"),
+        "torch": lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum")}, repeats)
 
-    def theirs():
-        torch.index_select(weight_t, 0, ids_t, out=out_t)
 
-    alone = median_us(ours, repeats, warmup=3), median_us(theirs, repeats, warmup=3)
-    turns: tuple[list[int], list[int]] = ([], [])
-    for _ in range(repeats):
-        for times, fn in zip(turns, (ours, theirs), strict=True):
-            start = time.perf_counter_ns()
-            fn()
-            times.append(time.perf_counter_ns() - start)
-    in_turns = tuple(float(np.median(t)) / 1e6 for t in turns)
-    return [f"50257x768, 32x512 ids, out=: alone ours {alone[0] / 1e3:.2f} ms, torch {alone[1] / 1e3:.2f} ms; "
-            f"in turns ours {in_turns[0]:.2f} ms, torch {in_turns[1]:.2f} ms"]
+def _int8_bag_parts(rng, repeats: int) -> str:
+    weight = rng.standard_normal((100_000, 64)).astype(np.float32)
+    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 100_000, 65536)
+    table = QuantizedEmbedding.from_float(weight, bits=8)
+    packed = torch.ops.quantized.embedding_bag_byte_prepack(torch.from_numpy(weight))
+    return _parts("100000x64 int8", {
+        "call": lambda: table.bag(ids, offsets),
+        "checks": lambda: (kernels.check_ids(ids, 100_000), kernels.check_offsets(offsets, len(ids))),
+        "pooling": lambda: bags.bag_pool_fused(table.fused, 64, 8, ids, bounds),
+        "torch.quantized": lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(packed, ids_t, offsets_t,
+                                                                                          mode=0)}, repeats)
+
+
+def _bags(rng, vocab: int, n: int):
+    """n ids in bags of 16: (ids, offsets, bounds, and torch's ids and offsets)."""
+    ids = rng.integers(0, vocab, size=n)
+    offsets = np.arange(0, n, 16)
+    return ids, offsets, kernels.check_offsets(offsets, n), torch.from_numpy(ids), torch.from_numpy(offsets)
+
+
+def _parts(name: str, fns: dict, repeats: int) -> str:
+    """Time our call and its parts in turns, the peer (the last of ``fns``) in rounds of its own, and say
+    what the call is made of. In turns with torch, our call took ~40 us more (1000x16) than its parts
+    add up to: torch's OpenMP workers spin after each op, on the cores our next call wants."""
+    *ours, peer = fns
+    us = {key: timing.median_ms * 1e3 for key, timing in
+          interleaved({key: fns[key] for key in ours}, repeats, warmup=2, min_sample_ms=5.0).items()}
+    us[peer] = interleaved({peer: fns[peer]}, repeats, warmup=2, min_sample_ms=5.0)[peer].median_ms * 1e3
+    return (f"{name}, bags of 16: the call {us['call']:.1f} us = checks {us['checks']:.1f} + pooling "
+            f"{us['pooling']:.1f} + the rest {us['call'] - us['checks'] - us['pooling']:.1f}; {peer} {us[peer]:.1f} us")
 
 
 def main() -> None:
@@ -109,8 +120,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"benchmarks/call_costs.py: {get_num_threads()} threads for tinyembed and torch {torch.__version__}; "
           f"medians")
-    for line in (fixed_costs(rng, args.repeats) + bag_loop(rng, args.repeats // 4)
-                 + gather_alone_and_in_turns(rng, 15)):
+    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15):
         print(line, flush=True)
 
 
