@@ -181,6 +181,7 @@ def test_pool_workers_may_launch_compiled_kernels_concurrently(monkeypatch):
     # A table whose rows come through gather_rows, pooled by several kernel threads at once.
     from tinyembed.tables import FactorizedEmbedding
     monkeypatch.setattr(kernels.threads, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(kernels.threads, "LAUNCH_MIN_BYTES", 1)
     monkeypatch.setattr(kernels.threads, "CHUNK_BYTES", 256)
     table = FactorizedEmbedding(500, 16, 4, seed=0)
     ids = np.random.default_rng(0).integers(0, 500, 4000)

@@ -54,7 +54,9 @@ def assert_same_bits(a: np.ndarray, b: np.ndarray, msg: str = "") -> None:
 @pytest.fixture(params=["serial", "parallel"])
 def launch(request, monkeypatch):
     """Small work runs serially, large in parallel: force each, on two threads."""
-    monkeypatch.setattr(threads, "PARALLEL_MIN_BYTES", 1 << 62 if request.param == "serial" else 1)
+    threshold = 1 << 62 if request.param == "serial" else 1
+    monkeypatch.setattr(threads, "PARALLEL_MIN_BYTES", threshold)  # the NumPy path's pool
+    monkeypatch.setattr(threads, "LAUNCH_MIN_BYTES", threshold)    # the compiled kernels
     before = kernels.get_num_threads()
     kernels.set_num_threads(2)
     yield request.param

@@ -131,6 +131,7 @@ def test_fused_tokens_plus_positions_are_bit_identical_to_separate_ops(monkeypat
     # Chunks of 5 rows and threads even for tiny inputs: chunks start mid-sequence and span several.
     monkeypatch.setattr(kernels.threads, "CHUNK_BYTES", 5 * 6 * np.dtype(dtype).itemsize)
     monkeypatch.setattr(kernels.threads, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(kernels.threads, "LAUNCH_MIN_BYTES", 1)
     layer = EmbeddingLayer(40, 6, max_len=16, positional=positional, scale=scale, seed=1)
     layer.tokens.weight.data = layer.tokens.weight.data.astype(dtype)
     if positional == "learned":
