@@ -80,6 +80,19 @@ def test_compiled_lookup_gives_the_bits_of_the_numpy_path(storage, dim, launch):
         assert_same_bits(plain, decode_rows(stored[ids.reshape(-1)], storage, dim).reshape(plain.shape))
 
 
+@needs_numba
+def test_int4_lookup_into_an_out_not_8_byte_aligned_gives_the_same_bits(launch):
+    # An even D's int4 rows are stored two columns at a time through an 8-byte view of `out`; an `out`
+    # that starts 4 bytes past an 8-byte boundary takes the column-at-a-time kernel instead.
+    stored, ids = table("int4", 40, 16, seed=3), np.random.default_rng(3).integers(0, 40, (5, 7))
+    buffer = np.full(5 * 7 * 16 + 2, np.nan, np.float32)
+    start = 1 if buffer.ctypes.data % 8 == 0 else 0
+    out = buffer[start:start + 5 * 7 * 16].reshape(5, 7, 16)
+    assert out.ctypes.data % 8 == 4
+    assert gather_decoded(stored, "int4", 16, ids, out=out) is out
+    assert_same_bits(out, decode_rows(stored[ids.reshape(-1)], "int4", 16).reshape(out.shape))
+
+
 @pytest.mark.parametrize("storage", STORED)
 def test_lookup_into_out_writes_there_on_both_paths(storage):
     stored, ids = table(storage, 30, 5), np.array([[3, 3, 0], [29, 1, 7]])
@@ -204,7 +217,7 @@ def test_float_bags_are_alike_serial_and_parallel(dtype, monkeypatch):
     ids, bounds = _bags(rng, 40, 7, 60)
     results = []
     for threshold in (1 << 62, 1):
-        monkeypatch.setattr(threads, "PARALLEL_MIN_BYTES", threshold)
+        monkeypatch.setattr(threads, "LAUNCH_MIN_BYTES", threshold)
         results.append(kernels.bag_pool(weight, ids, bounds, "mean")[0])
     np.testing.assert_array_equal(results[0], results[1])
 

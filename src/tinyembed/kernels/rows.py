@@ -243,7 +243,7 @@ def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
         np.take(stored, flat, axis=0, out=out2d, mode="clip")
         return out
     if flat.size and dim and _compiled_ok(stored):
-        _run(_GATHERS[storage], flat.size * dim * 4, *_gather_args(stored, storage, flat, out2d))
+        _run(*_gather_kernels_and_args(stored, storage, flat, out2d))
         return out
     if flat.size:
         step = max(1, threads.CHUNK_BYTES // (dim * 4))  # decode a cache-sized chunk at a time
@@ -253,13 +253,18 @@ def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
     return out
 
 
-def _gather_args(stored, storage, flat, out2d) -> tuple:
-    ahead = prefetch_distance(stored)
+def _gather_kernels_and_args(stored, storage, flat, out2d) -> tuple:
+    """(the lookup's (parallel, serial) kernels, its bytes of work, their arguments)."""
+    ahead, work = prefetch_distance(stored), out2d.nbytes
     if storage == "bfloat16":
-        return stored, flat, ahead, out2d.view(np.uint32)
+        return _GATHERS[storage], work, stored, flat, ahead, out2d.view(np.uint32)
     if storage == "float16":
-        return stored.view(np.uint16), flat, ahead, out2d
-    return stored, flat, ahead, out2d
+        return _GATHERS[storage], work, stored.view(np.uint16), flat, ahead, out2d
+    if storage == "int4" and out2d.shape[1] % 2 == 0:
+        pairs = out2d.view(np.uint64)  # a byte's two columns in one 8-byte store
+        if pairs.flags.aligned:
+            return _GATHER_INT4_PAIRS, work, stored, flat, ahead, pairs
+    return _GATHERS[storage], work, stored, flat, ahead, out2d
 
 
 def _compiled_ok(stored: np.ndarray, namespace: dict | None = None) -> bool:
@@ -371,6 +376,11 @@ def _bits_to_float(bits):
     return np.uint32(bits).view(np.float32)
 
 
+def _float_bits(value):
+    """The uint32 bits of the float32 ``value`` (compiled: a bitcast, no instruction)."""
+    return np.float32(value).view(np.uint32)
+
+
 def _half_to_float(bits):
     """The float32 value of the float16 whose bits are the uint16 ``bits``, exactly (compiled: the
     CPU's conversion, F16C's vcvtph2ps, which also quiets a signalling NaN; a table lookup on CPUs
@@ -464,8 +474,8 @@ def _has_half_conversion() -> bool:
 
 
 # The helpers above, by name; a module whose kernels call them imports them under these names.
-HELPER_NAMES = ("_bits_to_float", "_half_to_float", "_float8_value", "_low_nibble", "_high_nibble", "_prefetch",
-                "_prefetch_row", "_dot_rows", "_load_float32", "_load_float16", "_load_bits16")
+HELPER_NAMES = ("_bits_to_float", "_float_bits", "_half_to_float", "_float8_value", "_low_nibble", "_high_nibble",
+                "_prefetch", "_prefetch_row", "_dot_rows", "_load_float32", "_load_float16", "_load_bits16")
 # How far ahead, in bytes of rows, the kernels prefetch; and at most how much of each row.
 _PREFETCH_AHEAD = 4096
 _PREFETCH_BYTES = 1024
@@ -520,6 +530,12 @@ def _build_helpers() -> None:
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], f32)
         return numba.types.float32(numba.types.uint32), codegen
+
+    @intrinsic
+    def float_bits(typingctx, value):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], i32)
+        return numba.types.uint32(numba.types.float32), codegen
 
     @intrinsic
     def half_to_float(typingctx, bits):
@@ -583,7 +599,7 @@ def _build_helpers() -> None:
     hardware = _has_half_conversion()
     values = _float16_values()
     compiled = {
-        "_bits_to_float": bits_to_float,
+        "_bits_to_float": bits_to_float, "_float_bits": float_bits,
         "_half_to_float": half_to_float if hardware else numba.njit(lambda bits: values[bits]),
         "_low_nibble": nibble(False), "_high_nibble": nibble(True), "_prefetch": prefetch,
         "_load_float32": load(f32), "_load_bits16": load(i16),
@@ -674,10 +690,29 @@ def _gather_int4(fused, ids, ahead, out):
             o[2 * k + 1] = _high_nibble(byte) * scale + bias
 
 
+@jit.kernel(parallel=True)
+def _gather_int4_pairs(fused, ids, ahead, pairs):
+    # An even D's rows as (n, D / 2) uint64: each byte's two decoded columns are stored together, the
+    # even one in the low half (little-endian), so the stores are contiguous rather than interleaved
+    # (1.07-1.22x faster than _gather_int4 at D = 16 and 64, measured in two runs).
+    n, half = ids.shape[0], pairs.shape[1]
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(fused, ids[t + ahead])
+        i = ids[t]
+        row, o = fused[i], pairs[t]
+        scale, bias = _load_float16(fused, i, half), _load_float16(fused, i, half + 2)
+        for k in range(half):
+            byte = row[k]
+            low, high = _low_nibble(byte) * scale + bias, _high_nibble(byte) * scale + bias
+            o[k] = np.uint64(_float_bits(low)) | (np.uint64(_float_bits(high)) << np.uint64(32))
+
+
 # storage type -> (parallel, serial) lookup kernels; float32 tables need none.
 _GATHERS = {"float16": _with_serial(_gather_float16), "bfloat16": _with_serial(_gather_bfloat16),
             "float8_e4m3fn": _with_serial(_gather_float8), "int8": _with_serial(_gather_int8),
             "int4": _with_serial(_gather_int4)}
+_GATHER_INT4_PAIRS = _with_serial(_gather_int4_pairs)
 
 # Dot products in vector registers: the sums are reassociated (and multiply-adds fused).
 _DOT_MATH = ("reassoc", "contract")
