@@ -29,7 +29,7 @@ MEDIAN_S, MIN_S, MAX_S = 2e-3, 1e-3, 4e-3
 @pytest.fixture
 def fixed_timings(monkeypatch):
     """timing.interleaved runs each function once and reports TIMES_MS for it."""
-    def interleaved(fns, repeats, warmup=1):
+    def interleaved(fns, repeats, warmup=1, min_sample_ms=0.0):
         for fn in fns.values():
             fn()
         return {name: timing.Timing(list(TIMES_MS)) for name in fns}
@@ -124,7 +124,8 @@ def test_lookup_numbers_follow_the_documented_formula(kind, fixed_timings):
 
 def test_unique_rows_are_those_of_the_ids_looked_up():
     table = RecordingTable(QuantizedEmbedding.from_float(np.ones((1000, 8), np.float32), bits=8))
-    results = profiler(repeats=2, warmup=1).measure_lookup_performance(table, [2, 4], [16, 64], "zipf", alpha=1.2)
+    results = profiler(repeats=2, warmup=1, min_sample_ms=0).measure_lookup_performance(  # one call a repeat
+        table, [2, 4], [16, 64], "zipf", alpha=1.2)
     shapes = [(2, 16), (2, 64), (4, 16), (4, 64)]
     assert len(table.calls) == 3 * len(shapes)  # warm-up and 2 repeats of each shape, nothing else
     for k, (m, shape) in enumerate(zip(results, shapes, strict=True)):
@@ -423,3 +424,17 @@ def test_a_table_of_another_kind_is_a_type_error_naming_it():
 def test_profiler_settings_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EmbeddingProfiler(**kwargs)
+
+
+def test_the_profiler_times_fast_calls_in_samples_as_the_bench_does(monkeypatch):
+    seen = []
+
+    def interleaved(fns, repeats, warmup=1, min_sample_ms=0.0):
+        seen.append(min_sample_ms)
+        return {name: timing.Timing(list(TIMES_MS)) for name in fns}
+    monkeypatch.setattr(timing, "interleaved", interleaved)
+    EmbeddingProfiler(repeats=2).measure_lookup_performance(Embedding(50, 4), [2], [3])
+    EmbeddingProfiler(repeats=2, min_sample_ms=0).measure_lookup_performance(Embedding(50, 4), [2], [3])
+    assert seen == [5.0, 0.0]
+    with pytest.raises(ValueError, match="min_sample_ms must be >= 0, got -1"):
+        EmbeddingProfiler(min_sample_ms=-1)

@@ -228,17 +228,27 @@ class EmbeddingProfiler:
         warmup: untimed runs before them.
         seed: seeds every id batch, so runs are comparable.
         show_progress: draw a progress bar on stderr for the long sweeps.
+        min_sample_ms: a call faster than this is repeated back to back within each repeat and
+            timed per call, as ``tinyembed bench`` times (:func:`.timing.interleaved`): one 0.2 ms
+            lookup timed alone spread over 3x its median here.
     """
 
-    def __init__(self, repeats: int = 5, warmup: int = 1, seed: int = 0, show_progress: bool = False):
+    def __init__(self, repeats: int = 5, warmup: int = 1, seed: int = 0, show_progress: bool = False,
+                 min_sample_ms: float = 5.0):
         self.repeats = _check_sizes(repeats, "repeats")[0]
         self.warmup = check_nonnegative_int(warmup, "warmup")
+        if not min_sample_ms >= 0:
+            raise ValueError(f"min_sample_ms must be >= 0, got {min_sample_ms!r}")
+        self.min_sample_ms = float(min_sample_ms)
         self.seed = seed
         self.show_progress = show_progress
         self._machine: MachineInfo | None = None
 
     def _rng(self, *salt: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *salt])
+
+    def _timed(self, fns: dict[str, Callable[[], Any]]) -> dict[str, timing.Timing]:
+        return timing.interleaved(fns, self.repeats, self.warmup, self.min_sample_ms)
 
     def _progress(self, items, desc: str):
         return progress(items, desc=desc, enabled=self.show_progress)
@@ -280,7 +290,7 @@ class EmbeddingProfiler:
             ids = access.ids(vocab, (b, s), self._rng(1, k))
             lookup = _lookup(table, out_shape=(b, s))
             run = functools.partial(lookup, ids)
-            measured = timing.interleaved({"lookup": run}, self.repeats, self.warmup)["lookup"]
+            measured = self._timed({"lookup": run})["lookup"]
             n = b * s
             moved = int(bytes_moved("forward", n=n, dim=dim, row_bytes=row_bytes, out_itemsize=out_itemsize))
             median = measured.median_ms / 1e3
@@ -361,7 +371,7 @@ class EmbeddingProfiler:
 
         def time_of(fn) -> float:
             with no_grad():
-                return timing.interleaved({"f": fn}, self.repeats, self.warmup)["f"].median_ms / 1e3
+                return self._timed({"f": fn})["f"].median_ms / 1e3
 
         rows = []
         for name, module, fn, what, cached, check in [
@@ -424,7 +434,7 @@ class EmbeddingProfiler:
         for label, batches_ in drawn.items():
             fns[label] = functools.partial(lookup, batches_[0])
             fns[label + " dedup"] = functools.partial(dedup, batches_[0])
-        timings = timing.interleaved(fns, self.repeats, self.warmup)
+        timings = self._timed(fns)
         results = []
         per_token = bytes_moved("forward", n=1, dim=dim, row_bytes=row_bytes, out_itemsize=out_itemsize)
         for label, batches_ in drawn.items():
