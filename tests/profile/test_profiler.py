@@ -438,3 +438,18 @@ def test_the_profiler_times_fast_calls_in_samples_as_the_bench_does(monkeypatch)
     assert seen == [5.0, 0.0]
     with pytest.raises(ValueError, match="min_sample_ms must be >= 0, got -1"):
         EmbeddingProfiler(min_sample_ms=-1)
+
+
+def test_the_storage_types_of_one_shape_take_turns(monkeypatch):
+    rounds = []
+
+    def interleaved(fns, repeats, warmup=1, min_sample_ms=0.0):
+        rounds.append(sorted(fns))
+        for fn in fns.values():
+            fn()
+        return {name: timing.Timing(list(TIMES_MS)) for name in fns}
+    monkeypatch.setattr(timing, "interleaved", interleaved)
+    results = profiler().lookup_scaling([100], [8, 16], dtypes=("float32", "int8"), batch_size=2, seq_len=4)
+    assert rounds == [["float32", "int8"], ["float32", "int8"]]
+    assert [(m.embedding_dim, m.dtype) for m in results] == [(8, "float32"), (8, "int8"), (16, "float32"),
+                                                             (16, "int8")]

@@ -282,41 +282,51 @@ class EmbeddingProfiler:
         access = _pattern(pattern, alpha)
         table = _as_table(table)
         _lookup(table)  # a table it cannot look up fails here, before any work
-        label, row_bytes, out_itemsize = _storage(table)
-        vocab, dim = table.num_embeddings, table.embedding_dim
         results = []
         shapes = [(b, s) for b in batch_sizes for s in seq_lengths]
         for k, (b, s) in enumerate(self._progress(shapes, "lookups")):
-            ids = access.ids(vocab, (b, s), self._rng(1, k))
-            lookup = _lookup(table, out_shape=(b, s))
-            run = functools.partial(lookup, ids)
-            measured = self._timed({"lookup": run})["lookup"]
-            n = b * s
-            moved = int(bytes_moved("forward", n=n, dim=dim, row_bytes=row_bytes, out_itemsize=out_itemsize))
-            median = measured.median_ms / 1e3
-            gbps = moved / median / 1e9
-            results.append(LookupMeasurement(
-                num_embeddings=vocab, embedding_dim=dim, dtype=label, pattern=access.label, batch_size=b,
-                seq_len=s, tokens=n, unique_rows=int(np.unique(ids).size), median_s=median,
-                min_s=measured.min_ms / 1e3, max_s=measured.max_ms / 1e3, bytes_moved=moved,
-                tokens_per_s=n / median, gb_per_s=gbps, percent_of_peak=self._percent_of_peak(gbps)))
+            ids = access.ids(table.num_embeddings, (b, s), self._rng(1, k))
+            measured = self._timed({"lookup": functools.partial(_lookup(table, out_shape=(b, s)), ids)})["lookup"]
+            results.append(self._lookup_measurement(table, access, ids, measured))
         return results
 
     def lookup_scaling(self, vocab_sizes: Sequence[int], dims: Sequence[int],
                        dtypes: Sequence[str] = ("float32",), batch_size: int = 32, seq_len: int = 512,
                        pattern: str | AccessPattern = "uniform") -> list[LookupMeasurement]:
-        """Lookup throughput over vocabulary size, width and storage dtype at one batch shape."""
+        """Lookup throughput over vocabulary size, width and storage dtype at one batch shape.
+
+        The storage types of one (V, D) take turns on the same ids (:func:`.timing.interleaved`), so
+        they compare within a round: timed one after the other, a float16 table measured 0.34x and
+        then 1.09x the float32 one of the same shape in two runs of the report.
+        """
         vocab_sizes = _check_sizes(vocab_sizes, "vocab_sizes")
         dims = _check_sizes(dims, "dims")
         for d in dtypes:
             check_storage(d)
         access = _pattern(pattern, None)
-        grid = [(v, d, t) for v in vocab_sizes for d in dims for t in dtypes]
         results = []
-        for v, d, t in self._progress(grid, "lookup scaling"):
-            table = make_table(v, d, t, seed=self.seed)
-            results += self.measure_lookup_performance(table, [batch_size], [seq_len], access)
+        for vocab, dim in self._progress([(v, d) for v in vocab_sizes for d in dims], "lookup scaling"):
+            tables = {t: make_table(vocab, dim, t, seed=self.seed) for t in dtypes}
+            ids = access.ids(vocab, (batch_size, seq_len), self._rng(1, 0))
+            timings = self._timed({t: functools.partial(_lookup(table, out_shape=ids.shape), ids)
+                                   for t, table in tables.items()})
+            results += [self._lookup_measurement(tables[t], access, ids, timings[t]) for t in tables]
         return results
+
+    def _lookup_measurement(self, table, access: AccessPattern, ids: np.ndarray,
+                            measured: timing.Timing) -> LookupMeasurement:
+        """What a timed lookup of (batch, seq) ``ids`` from ``table`` moved and how fast."""
+        label, row_bytes, out_itemsize = _storage(table)
+        (b, s), n = ids.shape, ids.size
+        moved = int(bytes_moved("forward", n=n, dim=table.embedding_dim, row_bytes=row_bytes,
+                                out_itemsize=out_itemsize))
+        median = measured.median_ms / 1e3
+        gbps = moved / median / 1e9
+        return LookupMeasurement(
+            num_embeddings=table.num_embeddings, embedding_dim=table.embedding_dim, dtype=label,
+            pattern=access.label, batch_size=b, seq_len=s, tokens=n, unique_rows=int(np.unique(ids).size),
+            median_s=median, min_s=measured.min_ms / 1e3, max_s=measured.max_ms / 1e3, bytes_moved=moved,
+            tokens_per_s=n / median, gb_per_s=gbps, percent_of_peak=self._percent_of_peak(gbps))
 
     # -- memory ---------------------------------------------------------------------------------
     def analyze_memory_scaling(self, vocab_sizes: Sequence[int], dims: Sequence[int],
