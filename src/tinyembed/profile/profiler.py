@@ -229,8 +229,8 @@ class EmbeddingProfiler:
         seed: seeds every id batch, so runs are comparable.
         show_progress: draw a progress bar on stderr for the long sweeps.
         min_sample_ms: a call faster than this is repeated back to back within each repeat and
-            timed per call, as ``tinyembed bench`` times (:func:`.timing.interleaved`): one 0.2 ms
-            lookup timed alone spread over 3x its median here.
+            timed per call, as ``tinyembed bench`` times (:func:`.timing.interleaved`): the bench's
+            0.1-0.3 ms lookups, timed one call at a time, spread over 2-3x their median here.
     """
 
     def __init__(self, repeats: int = 5, warmup: int = 1, seed: int = 0, show_progress: bool = False,
