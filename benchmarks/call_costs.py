@@ -7,8 +7,12 @@ tinyembed against torch with the same threads, medians:
   call is all there is, and with 16,384 ids (bags of 16);
 * a bag call's parts: the whole call, the checks of its ids and offsets, the pooling kernel
   called straight (``kernels.bag_pool``, on every thread), and the rest (the layers above, the
-  Tensor), for float32 bags of 1000x16 against ``F.embedding_bag`` and int8 bags of 100000x64
-  (the bench's qbag shape) against torch's quantized op; the parts in turns, torch in its own rounds.
+  Tensor), for float32 bags of 1000x16 against ``F.embedding_bag`` and int8 and int4 bags of
+  100000x64 (the bench's qbag shape) against torch's quantized ops; the parts in turns, torch in
+  its own rounds;
+* a lookup's parts: an int4 lookup of 50257x16 rows (checks, the decoding kernel) beside the
+  float32 lookup of the same rows (whose copy checks bounds inside), and the embedding layer
+  (tokens plus sinusoidal positions, at 50257x64) beside its token lookup, all in turns.
 
 Needs torch (the test or bench extra) and numba::
 
@@ -25,6 +29,8 @@ import torch
 
 from tinyembed import kernels, nn, no_grad
 from tinyembed.kernels import bags, get_num_threads, set_num_threads
+from tinyembed.kernels.rows import gather_decoded
+from tinyembed.positional import EmbeddingLayer
 from tinyembed.profile.timing import interleaved
 from tinyembed.tables import QuantizedEmbedding
 
@@ -61,7 +67,8 @@ def _fixed_cost(weight: np.ndarray, ids: np.ndarray, repeats: int) -> str:
 def bag_parts(rng, repeats: int) -> list[str]:
     """A bag call and its parts: float32 (1000x16) and int8 (100000x64, the bench's qbag shape), the parts
     timed in turns (each timed in its own stretch, they drifted apart)."""
-    return [_float32_bag_parts(rng, repeats), _int8_bag_parts(rng, repeats)]
+    return [_float32_bag_parts(rng, repeats), _quantized_bag_parts(rng, repeats, 8),
+            _quantized_bag_parts(rng, repeats, 4)]
 
 
 def _float32_bag_parts(rng, repeats: int) -> str:
@@ -78,17 +85,19 @@ def _float32_bag_parts(rng, repeats: int) -> str:
         "torch": lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum")}, repeats)
 
 
-def _int8_bag_parts(rng, repeats: int) -> str:
+def _quantized_bag_parts(rng, repeats: int, bits: int) -> str:
     weight = rng.standard_normal((100_000, 64)).astype(np.float32)
     ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 100_000, 65536)
-    table = QuantizedEmbedding.from_float(weight, bits=8)
-    packed = torch.ops.quantized.embedding_bag_byte_prepack(torch.from_numpy(weight))
-    return _parts("100000x64 int8", {
+    table = QuantizedEmbedding.from_float(weight, bits=bits)
+    quantized = torch.ops.quantized
+    prepack, bag = ((quantized.embedding_bag_byte_prepack, quantized.embedding_bag_byte_rowwise_offsets) if bits == 8
+                    else (quantized.embedding_bag_4bit_prepack, quantized.embedding_bag_4bit_rowwise_offsets))
+    packed = prepack(torch.from_numpy(weight))
+    return _parts(f"100000x64 int{bits}", {
         "call": lambda: table.bag(ids, offsets),
         "checks": lambda: (kernels.check_ids(ids, 100_000), kernels.check_offsets(offsets, len(ids))),
-        "pooling": lambda: bags.bag_pool_fused(table.fused, 64, 8, ids, bounds),
-        "torch.quantized": lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(packed, ids_t, offsets_t,
-                                                                                          mode=0)}, repeats)
+        "pooling": lambda: bags.bag_pool_fused(table.fused, 64, bits, ids, bounds),
+        "torch.quantized": lambda: bag(packed, ids_t, offsets_t, mode=0)}, repeats)
 
 
 def _bags(rng, vocab: int, n: int):
@@ -110,6 +119,49 @@ def _parts(name: str, fns: dict, repeats: int) -> str:
             f"{us['pooling']:.1f} + the rest {us['call'] - us['checks'] - us['pooling']:.1f}; {peer} {us[peer]:.1f} us")
 
 
+def lookup_parts(rng, repeats: int) -> list[str]:
+    """A lookup call and its parts: int4 against float32 rows at 50257x16 (the compressed lookups'
+    misses), and the embedding layer (tokens + sinusoidal positions) against its token lookup at 50257x64."""
+    ids = rng.integers(0, 50257, size=(32, 512))
+    flat = ids.reshape(-1)
+    weight = rng.standard_normal((50257, 16)).astype(np.float32)
+    dense, int4 = nn.Embedding.from_pretrained(weight), QuantizedEmbedding.from_float(weight, bits=4)
+    out = np.empty((32, 512, 16), np.float32)
+
+    def dense_call():
+        with no_grad():
+            return dense(ids, out=out)
+    timed = interleaved({
+        "int4 call": lambda: int4.lookup(ids, out=out), "checks": lambda: kernels.check_ids(ids, 50257),
+        "int4 decode": lambda: gather_decoded(int4.fused, "int4", 16, flat, out=out.reshape(-1, 16)),
+        "float32 call": dense_call, "float32 copy": lambda: kernels.gather_rows(weight, flat, out=out.reshape(-1, 16))},
+        repeats, warmup=2, min_sample_ms=5.0)
+    us = {key: t.median_ms * 1e3 for key, t in timed.items()}
+    lines = [f"50257x16, 32x512 ids, out=: int4 lookup {us['int4 call']:.1f} us = checks {us['checks']:.1f} + decoding "
+             f"{us['int4 decode']:.1f} + the rest {us['int4 call'] - us['checks'] - us['int4 decode']:.1f}; float32 "
+             f"lookup {us['float32 call']:.1f} us, its copy {us['float32 copy']:.1f} (bounds checked inside)"]
+
+    layer = EmbeddingLayer(50257, 64, max_len=512, seed=0)
+    table, positions = layer.tokens.weight.data, layer.positions.added_rows(512).data
+
+    def layer_call():
+        with no_grad():
+            return layer(ids)
+
+    def token_call():
+        with no_grad():
+            return layer.tokens(ids)
+    timed = interleaved({
+        "layer": layer_call, "checks": lambda: kernels.check_ids(ids, 50257),
+        "fused add": lambda: kernels.gather_add_rows(table, ids, positions), "lookup": token_call,
+        "copy": lambda: kernels.gather_rows(table, ids)}, repeats, warmup=2, min_sample_ms=5.0)
+    us = {key: t.median_ms * 1e3 for key, t in timed.items()}
+    lines.append(f"50257x64, 32x512 ids: the layer {us['layer']:.1f} us = checks {us['checks']:.1f} + tokens plus "
+                 f"positions {us['fused add']:.1f} + the rest {us['layer'] - us['checks'] - us['fused add']:.1f}; "
+                 f"its token lookup {us['lookup']:.1f} us, the copy alone {us['copy']:.1f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for tinyembed and torch (default 2)")
@@ -120,7 +172,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"benchmarks/call_costs.py: {get_num_threads()} threads for tinyembed and torch {torch.__version__}; "
           f"medians")
-    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15):
+    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + lookup_parts(rng, 15):
         print(line, flush=True)
 
 
