@@ -449,3 +449,15 @@ def test_a_fast_call_is_repeated_within_a_sample_and_timed_per_call(monkeypatch)
 def test_config_refuses_a_negative_sample_time():
     with pytest.raises(ValueError, match="min_sample_ms"):
         BenchConfig(min_sample_ms=-1)
+
+
+def test_the_summary_gives_each_target_its_range_over_the_id_distributions():
+    rows = []
+    for dist, torch_ms in (("uniform", 1.0), ("zipf", 4.0)):  # ratios 0.5 and 2.0
+        row = bench.Row("table", (100, 8), dist, "bag_sum", {}, ("torch",), 0, 0, 0, 1.0)
+        row.timings = {"tinyembed": Timing([2.0]), "torch": Timing([torch_ms])}
+        rows.append(row)
+    report = bench.BenchReport({}, {}, {}, rows, 1.0)
+    [target] = report.summary()["by_target"]
+    assert target == {"case": "100x8", "op": "bag_sum", "label": "vs torch", "low": 0.5, "high": 2.0, "met": 1,
+                      "missed": 1}

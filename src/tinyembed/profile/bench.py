@@ -334,8 +334,20 @@ class BenchReport:
                     "not_measured": sum(c["met"] is None for c, _ in checks)}
         suites = dict.fromkeys(row.suite for row in self.rows)
         return {**count(self.rows), "by_suite": {s: count([r for r in self.rows if r.suite == s]) for s in suites},
+                "by_target": self._by_target(),
                 "disturbed_rows": sum(row.disturbed for row in self.rows),
                 "mismatches": sum(not a["ok"] for row in self.rows for a in row.agreement.values())}
+
+    def _by_target(self) -> list[dict]:
+        """Each (case, op, check) over the id distributions: the lowest and highest value, met and missed."""
+        groups: dict[tuple[str, str, str], list[dict]] = {}
+        for row in self.rows:
+            for check in row.checks():
+                if check["value"] is not None:
+                    groups.setdefault((row.case, row.op, check["label"]), []).append(check)
+        return [{"case": case, "op": op, "label": label, "low": min(c["value"] for c in checks),
+                 "high": max(c["value"] for c in checks), "met": sum(c["met"] for c in checks),
+                 "missed": sum(not c["met"] for c in checks)} for (case, op, label), checks in groups.items()]
 
     def to_dict(self) -> dict:
         return {"machine": self.machine, "config": self.config, "copy_bandwidth": self.copy_bandwidth,
@@ -598,6 +610,10 @@ def format_table(report: BenchReport) -> str:
         "sparse_backward's torch time includes .coalesce(); forward_out's torch is index_select(out=), its numpy "
         "np.take(out=);",
         "rope_backward times forward and backward; fbgemm holds our 8-bit codes with float16 scale and bias.",
+        "",
+        "by target (over the id distributions: lowest-highest value, met/missed):",
+        *(f"  {t['case']:<20} {t['op']:<24} {t['label']:<20} {t['low']:.2f}-{t['high']:.2f}  "
+          f"{t['met']}/{t['missed']}" for t in summary["by_target"]),
         "targets by suite: " + "; ".join(f"{s} {c['met']} met, {c['missed']} missed"
                                          for s, c in summary["by_suite"].items()),
         f"targets met {summary['met']}, missed {summary['missed']} ({summary['missed_disturbed']} of them on "
