@@ -46,6 +46,12 @@ def median_us(fn, repeats: int, warmup: int = 20) -> float:
     return float(np.median(times)) / 1e3
 
 
+def medians_us(fns: dict, repeats: int) -> dict[str, float]:
+    """Microseconds a call of each of ``fns`` takes, timed in turns as the bench times (5 ms samples)."""
+    timed = interleaved(fns, repeats, warmup=2, min_sample_ms=5.0)
+    return {key: timing.median_ms * 1e3 for key, timing in timed.items()}
+
+
 def fixed_costs(rng, repeats: int) -> list[str]:
     weight = rng.standard_normal((1000, 16)).astype(np.float32)
     return [_fixed_cost(weight, rng.integers(0, 1000, size=n), repeats) for n in (1, 16384)]
@@ -112,9 +118,7 @@ def _parts(name: str, fns: dict, repeats: int) -> str:
     what the call is made of. In turns with torch, our call took ~40 us more (1000x16) than its parts
     add up to: torch's OpenMP workers spin after each op, on the cores our next call wants."""
     *ours, peer = fns
-    us = {key: timing.median_ms * 1e3 for key, timing in
-          interleaved({key: fns[key] for key in ours}, repeats, warmup=2, min_sample_ms=5.0).items()}
-    us[peer] = interleaved({peer: fns[peer]}, repeats, warmup=2, min_sample_ms=5.0)[peer].median_ms * 1e3
+    us = {**medians_us({key: fns[key] for key in ours}, repeats), **medians_us({peer: fns[peer]}, repeats)}
     return (f"{name}, bags of 16: the call {us['call']:.1f} us = checks {us['checks']:.1f} + pooling "
             f"{us['pooling']:.1f} + the rest {us['call'] - us['checks'] - us['pooling']:.1f}; {peer} {us[peer]:.1f} us")
 
@@ -131,12 +135,11 @@ def lookup_parts(rng, repeats: int) -> list[str]:
     def dense_call():
         with no_grad():
             return dense(ids, out=out)
-    timed = interleaved({
+    us = medians_us({
         "int4 call": lambda: int4.lookup(ids, out=out), "checks": lambda: kernels.check_ids(ids, 50257),
         "int4 decode": lambda: gather_decoded(int4.fused, "int4", 16, flat, out=out.reshape(-1, 16)),
         "float32 call": dense_call, "float32 copy": lambda: kernels.gather_rows(weight, flat, out=out.reshape(-1, 16))},
-        repeats, warmup=2, min_sample_ms=5.0)
-    us = {key: t.median_ms * 1e3 for key, t in timed.items()}
+        repeats)
     lines = [f"50257x16, 32x512 ids, out=: int4 lookup {us['int4 call']:.1f} us = checks {us['checks']:.1f} + decoding "
              f"{us['int4 decode']:.1f} + the rest {us['int4 call'] - us['checks'] - us['int4 decode']:.1f}; float32 "
              f"lookup {us['float32 call']:.1f} us, its copy {us['float32 copy']:.1f} (bounds checked inside)"]
@@ -151,11 +154,10 @@ def lookup_parts(rng, repeats: int) -> list[str]:
     def token_call():
         with no_grad():
             return layer.tokens(ids)
-    timed = interleaved({
+    us = medians_us({
         "layer": layer_call, "checks": lambda: kernels.check_ids(ids, 50257),
         "fused add": lambda: kernels.gather_add_rows(table, ids, positions), "lookup": token_call,
-        "copy": lambda: kernels.gather_rows(table, ids)}, repeats, warmup=2, min_sample_ms=5.0)
-    us = {key: t.median_ms * 1e3 for key, t in timed.items()}
+        "copy": lambda: kernels.gather_rows(table, ids)}, repeats)
     lines.append(f"50257x64, 32x512 ids: the layer {us['layer']:.1f} us = checks {us['checks']:.1f} + tokens plus "
                  f"positions {us['fused add']:.1f} + the rest {us['layer'] - us['checks'] - us['fused add']:.1f}; "
                  f"its token lookup {us['lookup']:.1f} us, the copy alone {us['copy']:.1f}")

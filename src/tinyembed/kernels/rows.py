@@ -604,14 +604,13 @@ def _build_helpers() -> None:
         "_low_nibble": nibble(False), "_high_nibble": nibble(True), "_prefetch": prefetch,
         "_load_float32": load(f32), "_load_bits16": load(i16),
     }
-    if hardware:  # in place, as the CPU converts (as _half_to_float); else through the table of values below
-        compiled["_load_float16"] = load(f16)
     module.update(compiled)  # the functions below call these: this module's names must be compiled first
     compiled["_float8_value"] = float8_value if hardware else numba.njit(inline="always")(_float8_value)
+    # in place, as the CPU converts (as _half_to_float); else through the table of values
+    compiled["_load_float16"] = load(f16) if hardware else numba.njit(inline="always")(_load_float16)
     # inlined by numba (LLVM left the calls; inlined, _dot_rows also takes its caller's fast-math flags)
-    for name in ("_prefetch_row", "_dot_rows", "_load_float16"):
-        if name not in compiled:
-            compiled[name] = numba.njit(inline="always")(module[name])
+    for name in ("_prefetch_row", "_dot_rows"):
+        compiled[name] = numba.njit(inline="always")(module[name])
     module.update(compiled)
     _helpers.update(compiled)
     _helped.add(__name__)
