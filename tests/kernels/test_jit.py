@@ -74,10 +74,11 @@ def test_numpy_pool_splits_bags_across_chunks_and_threads(numpy_path, monkeypatc
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["sum", "mean"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_compiled_bag_equals_numpy_bag_bit_for_bit(dtype, mode, weighted):
+@pytest.mark.parametrize("dim", [2, 24, 64, 70])  # sums in registers up to 64 columns, in `out` beyond
+def test_compiled_bag_equals_numpy_bag_bit_for_bit(dtype, mode, weighted, dim):
     assert jit.available()
     rng = np.random.default_rng(7)
-    weight = rng.standard_normal((300, 24)).astype(dtype)
+    weight = rng.standard_normal((300, dim)).astype(dtype)
     ids, bounds = _random_bags(rng, 64, 30, 300)
     psw = rng.standard_normal(ids.size).astype(dtype) if weighted else None
     compiled, _ = kernels.bag_pool(weight, ids, bounds, mode, psw)

@@ -184,7 +184,7 @@ def _brute_force(dense, ids, bounds, mode, weights):
 
 @needs_numba
 @pytest.mark.parametrize("storage", STORED)
-@pytest.mark.parametrize("dim", [1, 3, 16, 33])
+@pytest.mark.parametrize("dim", [1, 3, 16, 33, 64, 65, 100])  # sums in registers up to 64 columns, in `out` beyond
 @pytest.mark.parametrize("mode, weighted", [("sum", False), ("mean", False), ("sum", True)])
 def test_compiled_bags_give_the_bits_of_the_numpy_path(storage, dim, mode, weighted, launch):
     stored = table(storage, 50, dim, seed=dim)

@@ -15,21 +15,22 @@ import numpy as np
 from . import jit, threads
 from .gather import gather_rows
 from .jit import prange
+from .lanes import (
+    LANES,
+    _float_lanes,
+    _lanes_zero,
+    _store_lanes,
+    _stored_lanes,
+)
 from .norms import frequency_scale
 from .rows import (
-    _bits_to_float,
     _compiled_ok,
-    _float8_value,
-    _half_to_float,
-    _high_nibble,
     _install_helpers,
-    _load_float16,
-    _load_float32,
-    _low_nibble,
     _prefetch_row,
     _run,
     _with_serial,
     gather_decoded,
+    half_in_hardware,
     prefetch_distance,
 )
 from .segments import segment_reduce, segment_sum_rows
@@ -178,7 +179,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         return bag_pool(stored, ids, bounds, mode, per_sample_weights)[0]
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
-    if dim and _compiled_ok(stored, globals()):
+    if dim and _compiled_ok(stored, globals()) and (storage not in ("float16", "float8_e4m3fn") or half_in_hardware()):
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
@@ -282,18 +283,19 @@ def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray
     return _NO_WEIGHTS[np.dtype(dtype)] if per_sample_weights is None else per_sample_weights
 
 
-# Each kernel adds a bag's rows left to right into its output row (zeroed first, by a loop: acc[:] = 0
-# is a call to memset for every bag), in the output's dtype, as the NumPy path does: identical bags.
-# A mean divides by the count in that dtype.
+# Each kernel adds a bag's rows left to right, each column's sum starting from zero, in the output's
+# dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype (a sum by 1,
+# a weightless row is multiplied by 1: both exact, one loop for all).
 #
-# The float32/float64 loop adds four rows at a time, acc[d] + r0[d] + r1[d] + r2[d] + r3[d] (the same
-# order, left to right): LLVM cannot prove `out` does not alias the table, so acc[d] is loaded and
-# stored around every add; four rows a pass do that a quarter as often. The time against one row a
-# pass (medians of interleaved runs, 1 and 2 threads, four runs): bags of 32 from 50257 x 768,
-# 0.69-0.83x; bags of 16 from 50257 x 64, 0.89-0.93x; bags of 16 from 1000 x 16, 0.93-1.06x (no gain).
-# Not done for the decoding loops: on int8 rows neither gained beyond noise (the same kernel timed
-# twice differs by up to 7% here): a scratch sum per chunk of bags, copied to `out` at the end, was
-# 1.03-1.09x the time; four rows a pass 0.93-0.98x on rows of 72 bytes, 1.11-1.15x on 776.
+# A row of at most IN_REGISTERS columns keeps its bag's sums in four vectors of 16 (.lanes), in
+# registers for the whole bag, stored once at the end. Bags of 16 from 100000 x 64 int8, one thread,
+# medians of 100 calls: 358-368 us, against 760-821 us adding into the output row, which LLVM loads
+# and stores around every add, as it cannot prove `out` does not overlap the table. A wider row is
+# added into its output row sixteen columns at a time: kept in registers 64 or 128 columns at a time
+# (the bag walked again for each), bags of 32 from 50257 x 768 int8 took 1.15-1.36x as long.
+IN_REGISTERS = 4 * LANES
+
+
 @jit.kernel(parallel=True)
 def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     n, dim = ids.shape[0], out.shape[1]
@@ -303,181 +305,107 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     prefetching = ahead < n
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
-        acc = out[b]
-        for d in range(dim):
-            acc[d] = 0
-        for j in range(start, stop - 3, 4):
-            if prefetching:
-                for k in range(j + ahead, min(j + ahead + 4, n)):
-                    _prefetch_row(weight, ids[k])
-            r0, r1, r2, r3 = weight[ids[j]], weight[ids[j + 1]], weight[ids[j + 2]], weight[ids[j + 3]]
-            if weighted:
-                w0, w1 = per_sample_weights[j], per_sample_weights[j + 1]
-                w2, w3 = per_sample_weights[j + 2], per_sample_weights[j + 3]
-                for d in range(dim):
-                    acc[d] = acc[d] + r0[d] * w0 + r1[d] * w1 + r2[d] * w2 + r3[d] * w3
-            else:
-                for d in range(dim):
-                    acc[d] = acc[d] + r0[d] + r1[d] + r2[d] + r3[d]
-        for j in range(stop - (stop - start) % 4, stop):
+        divisor = stop - start if mean and stop > start else 1
+        if dim <= IN_REGISTERS:
+            s0 = s1 = s2 = s3 = _lanes_zero(out)
+            for j in range(start, stop):
+                if prefetching and j + ahead < n:
+                    _prefetch_row(weight, ids[j + ahead])
+                i, w = ids[j], per_sample_weights[j] if weighted else 1
+                s0 += _float_lanes(weight, i, 0, dim) * w
+                if dim > LANES:
+                    s1 += _float_lanes(weight, i, LANES, dim - LANES) * w
+                if dim > 2 * LANES:
+                    s2 += _float_lanes(weight, i, 2 * LANES, dim - 2 * LANES) * w
+                if dim > 3 * LANES:
+                    s3 += _float_lanes(weight, i, 3 * LANES, dim - 3 * LANES) * w
+            _store_lanes(out, b, 0, dim, s0 / divisor)
+            _store_lanes(out, b, LANES, dim - LANES, s1 / divisor)
+            _store_lanes(out, b, 2 * LANES, dim - 2 * LANES, s2 / divisor)
+            _store_lanes(out, b, 3 * LANES, dim - 3 * LANES, s3 / divisor)
+            continue
+        for c in range(0, dim, LANES):
+            _store_lanes(out, b, c, dim - c, _lanes_zero(out))
+        for j in range(start, stop):
             if prefetching and j + ahead < n:
                 _prefetch_row(weight, ids[j + ahead])
-            row = weight[ids[j]]
-            if weighted:
-                w = per_sample_weights[j]
-                for d in range(dim):
-                    acc[d] += row[d] * w
-            else:
-                for d in range(dim):
-                    acc[d] += row[d]
-        if mean and stop > start:
-            for d in range(dim):
-                acc[d] /= stop - start  # in float64 and rounded: the same bits as in the table's dtype
+            i, w = ids[j], per_sample_weights[j] if weighted else 1
+            for c in range(0, dim, LANES):
+                _store_lanes(out, b, c, dim - c,
+                             _float_lanes(out, b, c, dim - c) + _float_lanes(weight, i, c, dim - c) * w)
+        for c in range(0, dim, LANES):
+            _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
 
 
-@jit.kernel(parallel=True)
-def _bag_sum_float16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
+@jit.inline
+def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, out):
+    # _bag_sum over a table stored as the storage type numbered `kind` (lanes.KINDS), decoded as it is added.
+    # Each kernel below passes its own constant `kind`: one loop per storage type, its branches on `kind`
+    # folded away (a `kind` known only at run time took 1.35x as long, bags of 16 from 100000 x 64 int8).
     n, dim = ids.shape[0], out.shape[1]
     weighted = per_sample_weights.size > 0
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
-        acc = out[b]
-        for d in range(dim):
-            acc[d] = 0
+        divisor = np.float32(stop - start if mean and stop > start else 1)
+        if dim <= IN_REGISTERS:
+            s0 = s1 = s2 = s3 = _lanes_zero(out)
+            for j in range(start, stop):
+                if j + ahead < n:
+                    _prefetch_row(table, ids[j + ahead])
+                i, w = ids[j], per_sample_weights[j] if weighted else np.float32(1)
+                x = _stored_lanes(table, kind, i, 0, dim, dim)
+                s0 += x * w if weighted else x
+                if dim > LANES:
+                    x = _stored_lanes(table, kind, i, LANES, dim - LANES, dim)
+                    s1 += x * w if weighted else x
+                if dim > 2 * LANES:
+                    x = _stored_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, dim)
+                    s2 += x * w if weighted else x
+                if dim > 3 * LANES:
+                    x = _stored_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, dim)
+                    s3 += x * w if weighted else x
+            _store_lanes(out, b, 0, dim, s0 / divisor)
+            _store_lanes(out, b, LANES, dim - LANES, s1 / divisor)
+            _store_lanes(out, b, 2 * LANES, dim - 2 * LANES, s2 / divisor)
+            _store_lanes(out, b, 3 * LANES, dim - 3 * LANES, s3 / divisor)
+            continue
+        for c in range(0, dim, LANES):
+            _store_lanes(out, b, c, dim - c, _lanes_zero(out))
         for j in range(start, stop):
             if j + ahead < n:
-                _prefetch_row(weight, ids[j + ahead])
-            row = weight[ids[j]]
-            if weighted:
-                w = per_sample_weights[j]
-                for d in range(dim):
-                    acc[d] += _half_to_float(row[d]) * w
-            else:
-                for d in range(dim):
-                    acc[d] += _half_to_float(row[d])
-        if mean and stop > start:
-            count = np.float32(stop - start)
-            for d in range(dim):
-                acc[d] /= count
+                _prefetch_row(table, ids[j + ahead])
+            i, w = ids[j], per_sample_weights[j] if weighted else np.float32(1)
+            for c in range(0, dim, LANES):
+                _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c)
+                             + _stored_lanes(table, kind, i, c, dim - c, dim) * w)
+        for c in range(0, dim, LANES):
+            _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
+
+
+# `kind`: the storage type's number in lanes.KINDS.
+@jit.kernel(parallel=True)
+def _bag_sum_float16(bits, ids, bounds, per_sample_weights, mean, ahead, out):
+    _bag_sum_stored(bits, 0, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_bfloat16(weight, ids, bounds, per_sample_weights, mean, ahead, out):
-    n, dim = ids.shape[0], out.shape[1]
-    weighted = per_sample_weights.size > 0
-    for b in prange(out.shape[0]):
-        start, stop = bounds[b], bounds[b + 1]
-        acc = out[b]
-        for d in range(dim):
-            acc[d] = 0
-        for j in range(start, stop):
-            if j + ahead < n:
-                _prefetch_row(weight, ids[j + ahead])
-            row = weight[ids[j]]
-            if weighted:
-                w = per_sample_weights[j]
-                for d in range(dim):
-                    acc[d] += _bits_to_float(np.uint32(row[d]) << 16) * w
-            else:
-                for d in range(dim):
-                    acc[d] += _bits_to_float(np.uint32(row[d]) << 16)
-        if mean and stop > start:
-            count = np.float32(stop - start)
-            for d in range(dim):
-                acc[d] /= count
+def _bag_sum_bfloat16(bits, ids, bounds, per_sample_weights, mean, ahead, out):
+    _bag_sum_stored(bits, 1, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
-def _bag_sum_float8(weight, ids, bounds, per_sample_weights, mean, ahead, out):
-    n, dim = ids.shape[0], out.shape[1]
-    weighted = per_sample_weights.size > 0
-    for b in prange(out.shape[0]):
-        start, stop = bounds[b], bounds[b + 1]
-        acc = out[b]
-        for d in range(dim):
-            acc[d] = 0
-        for j in range(start, stop):
-            if j + ahead < n:
-                _prefetch_row(weight, ids[j + ahead])
-            row = weight[ids[j]]
-            if weighted:
-                w = per_sample_weights[j]
-                for d in range(dim):
-                    acc[d] += _float8_value(row[d]) * w
-            else:
-                for d in range(dim):
-                    acc[d] += _float8_value(row[d])
-        if mean and stop > start:
-            count = np.float32(stop - start)
-            for d in range(dim):
-                acc[d] /= count
+def _bag_sum_float8(codes, ids, bounds, per_sample_weights, mean, ahead, out):
+    _bag_sum_stored(codes, 2, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, ahead, out):
-    n, dim = ids.shape[0], out.shape[1]
-    weighted = per_sample_weights.size > 0
-    for b in prange(out.shape[0]):
-        start, stop = bounds[b], bounds[b + 1]
-        acc = out[b]
-        for d in range(dim):
-            acc[d] = 0
-        for j in range(start, stop):
-            if j + ahead < n:
-                _prefetch_row(fused, ids[j + ahead])
-            i = ids[j]
-            row = fused[i]
-            scale, bias = _load_float32(fused, i, dim), _load_float32(fused, i, dim + 4)
-            if weighted:
-                w = per_sample_weights[j]
-                for d in range(dim):
-                    acc[d] += (np.float32(row[d]) * scale + bias) * w
-            else:
-                for d in range(dim):
-                    acc[d] += np.float32(row[d]) * scale + bias
-        if mean and stop > start:
-            count = np.float32(stop - start)
-            for d in range(dim):
-                acc[d] /= count
+    _bag_sum_stored(fused, 3, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, ahead, out):
-    n, dim = ids.shape[0], out.shape[1]
-    half, packed = dim // 2, (dim + 1) // 2
-    weighted = per_sample_weights.size > 0
-    for b in prange(out.shape[0]):
-        start, stop = bounds[b], bounds[b + 1]
-        acc = out[b]
-        for d in range(dim):
-            acc[d] = 0
-        for j in range(start, stop):
-            if j + ahead < n:
-                _prefetch_row(fused, ids[j + ahead])
-            i = ids[j]
-            row = fused[i]
-            scale, bias = _load_float16(fused, i, packed), _load_float16(fused, i, packed + 2)
-            # An odd D's last column before the loop, as in rows._gather_int4: after it, it kept the loop
-            # from being vectorized. Each column's sum still adds the rows in order.
-            if weighted:
-                w = per_sample_weights[j]
-                if dim % 2:
-                    acc[dim - 1] += (_low_nibble(row[half]) * scale + bias) * w
-                for k in range(half):  # two columns a byte, the even one in the low nibble
-                    byte = row[k]
-                    acc[2 * k] += (_low_nibble(byte) * scale + bias) * w
-                    acc[2 * k + 1] += (_high_nibble(byte) * scale + bias) * w
-            else:
-                if dim % 2:
-                    acc[dim - 1] += _low_nibble(row[half]) * scale + bias
-                for k in range(half):
-                    byte = row[k]
-                    acc[2 * k] += _low_nibble(byte) * scale + bias
-                    acc[2 * k + 1] += _high_nibble(byte) * scale + bias
-        if mean and stop > start:
-            count = np.float32(stop - start)
-            for d in range(dim):
-                acc[d] /= count
+    _bag_sum_stored(fused, 4, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 _BAG_SUM = _with_serial(_bag_sum)

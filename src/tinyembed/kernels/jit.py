@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["available", "set_enabled", "set_num_threads", "kernel", "threads", "prange"]
+__all__ = ["available", "set_enabled", "set_num_threads", "kernel", "inline", "threads", "prange"]
 
 # What a kernel's parallel loop is called in its source; numba's prange replaces it when it compiles.
 prange = range
@@ -83,6 +83,9 @@ class Kernel:
             with _import_lock:
                 if self._compiled is None:
                     self.fn.__globals__["prange"] = numba.prange  # the kernel's module sees numba's loop
+                    for name, value in list(self.fn.__globals__.items()):  # and numba's build of its inlined loops
+                        if isinstance(value, Inline):
+                            self.fn.__globals__[name] = numba.njit(inline="always", nogil=True)(value.fn)
                     # cache=True keeps the machine code between runs; nogil lets other threads run meanwhile.
                     self._compiled = numba.njit(parallel=self.parallel, fastmath=set(self.fastmath) or False,
                                                 cache=True, nogil=True)(_cache_named(self.fn, self.parallel))
@@ -105,6 +108,23 @@ def _cache_named(fn: Callable, parallel: bool) -> Callable:
     copy.__qualname__ = fn.__qualname__ + "_serial"
     copy.__doc__ = fn.__doc__
     return copy
+
+
+class Inline:
+    """A loop that kernels call, compiled into each of them (numba's ``inline="always"``): a kernel that
+    passes it a constant gets a loop specialized for that constant (branches on it folded away)."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+def inline(fn: Callable) -> Inline:
+    """Decorator: ``fn`` is a loop the kernels of its module call, compiled into each (:class:`Inline`)."""
+    return Inline(fn)
 
 
 def kernel(*, parallel: bool = False, fastmath: tuple[str, ...] = ()) -> Callable[[Callable], Kernel]:

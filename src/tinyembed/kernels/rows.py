@@ -52,7 +52,7 @@ from functools import cache
 import numpy as np
 
 from ..io.dtypes import DECODED_DTYPES
-from . import jit, threads
+from . import jit, lanes, threads
 from .ids import check_out
 from .jit import prange
 
@@ -453,7 +453,8 @@ _helpers: dict[str, object] = {}        # name -> what numba compiles in its pla
 _helped: set[str] = set()               # modules (by __name__) whose kernels have them
 
 
-def _has_half_conversion() -> bool:
+@cache
+def half_in_hardware() -> bool:
     """The CPU converts float16 to float32 in hardware and numba compiles for this CPU."""
     import numba  # noqa: PLC0415 - only once the compiled kernels are in use
 
@@ -475,7 +476,8 @@ def _has_half_conversion() -> bool:
 
 # The helpers above, by name; a module whose kernels call them imports them under these names.
 HELPER_NAMES = ("_bits_to_float", "_float_bits", "_half_to_float", "_float8_value", "_low_nibble", "_high_nibble",
-                "_prefetch", "_prefetch_row", "_dot_rows", "_load_float32", "_load_float16", "_load_bits16")
+                "_prefetch", "_prefetch_row", "_dot_rows", "_load_float32", "_load_float16", "_load_bits16",
+                *lanes.HELPER_NAMES)
 # How far ahead, in bytes of rows, the kernels prefetch; and at most how much of each row.
 _PREFETCH_AHEAD = 4096
 _PREFETCH_BYTES = 1024
@@ -543,24 +545,29 @@ def _build_helpers() -> None:
             return builder.fpext(builder.bitcast(args[0], f16), f32)
         return numba.types.float32(numba.types.uint16), codegen
 
+    def float8_bits(builder, codes):
+        """float8_e4m3fn codes (i8, or a vector of them) -> the bits (i16) of the float16 of value code / 2^8."""
+        lanes = getattr(codes.type, "count", None)
+        kind = i16 if lanes is None else ir.VectorType(i16, lanes)
+
+        def constant(value):
+            return ir.Constant(kind, value if lanes is None else [value] * lanes)
+        code = builder.zext(codes, kind)
+        magnitude = builder.and_(code, constant(0x7F))
+        sign = builder.shl(builder.and_(code, constant(0x80)), constant(8))
+        bits = builder.or_(builder.shl(magnitude, constant(7)), sign)
+        return builder.select(builder.icmp_unsigned("==", magnitude, constant(0x7F)), constant(0x7E00), bits)
+
     @intrinsic
     def float8_value(typingctx, code):
         def codegen(context, builder, signature, args):
-            code = builder.zext(args[0], i16)
-            magnitude = builder.and_(code, ir.Constant(i16, 0x7F))
-            bits = builder.or_(builder.shl(magnitude, ir.Constant(i16, 7)),
-                               builder.shl(builder.and_(code, ir.Constant(i16, 0x80)), ir.Constant(i16, 8)))
-            nan = builder.icmp_unsigned("==", magnitude, ir.Constant(i16, 0x7F))
-            bits = builder.select(nan, ir.Constant(i16, 0x7E00), bits)
+            bits = float8_bits(builder, args[0])
             return builder.fmul(builder.fpext(builder.bitcast(bits, f16), f32), ir.Constant(f32, 256.0))
         return numba.types.float32(numba.types.uint8), codegen
 
     def byte_address(context, builder, signature, args):
         """The address of byte `offset` of row `row` of the 2-D `table`, from an intrinsic's (table, row, offset)."""
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        stride = cgutils.unpack_tuple(builder, array.strides, signature.args[0].ndim)[0]
-        data = builder.bitcast(array.data, i8.as_pointer())
-        return builder.gep(data, [builder.add(builder.mul(args[1], stride), args[2])])
+        return lanes.byte_address(context, builder, signature.args[0], args[0], args[1], args[2])
 
     @intrinsic
     def prefetch(typingctx, table, row, offset):
@@ -596,7 +603,7 @@ def _build_helpers() -> None:
         return value
 
     module = globals()
-    hardware = _has_half_conversion()
+    hardware = half_in_hardware()
     values = _float16_values()
     compiled = {
         "_bits_to_float": bits_to_float, "_float_bits": float_bits,
@@ -611,6 +618,7 @@ def _build_helpers() -> None:
     # inlined by numba (LLVM left the calls; inlined, _dot_rows also takes its caller's fast-math flags)
     for name in ("_prefetch_row", "_dot_rows"):
         compiled[name] = numba.njit(inline="always")(module[name])
+    compiled.update(lanes.build(float8_bits))
     module.update(compiled)
     _helpers.update(compiled)
     _helped.add(__name__)
