@@ -19,8 +19,10 @@ from .lanes import (
     LANES,
     _float_lanes,
     _lanes_zero,
+    _scale_and_bias,
     _store_lanes,
     _stored_lanes,
+    _weighted,
 )
 from .norms import frequency_scale
 from .rows import (
@@ -80,7 +82,7 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
             _install_helpers(globals())
             out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
             _run(_BAG_SUM, len(ids) * weight.shape[1] * weight.itemsize, weight, ids, bounds,
-                 _weights_or_none(per_sample_weights, weight.dtype), mode == "mean",
+                 per_sample_weights, mode == "mean",
                  prefetch_distance(weight), out)
             return out, None
         return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
@@ -183,7 +185,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
-             _weights_or_none(per_sample_weights, np.float32), mode == "mean", prefetch_distance(stored),
+             per_sample_weights, mode == "mean", prefetch_distance(stored),
              out)
         return out
     return pool_rows(lambda at, buf: gather_decoded(stored, storage, dim, at, out=buf), ids, bounds, dim,
@@ -275,66 +277,78 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 
 
 # -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
-_NO_WEIGHTS: dict[np.dtype, np.ndarray] = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
-
-
-def _weights_or_none(per_sample_weights: np.ndarray | None, dtype) -> np.ndarray:
-    """The kernels take an empty array for "no per-sample weights" (one compiled signature)."""
-    return _NO_WEIGHTS[np.dtype(dtype)] if per_sample_weights is None else per_sample_weights
-
-
 # Each kernel adds a bag's rows left to right, each column's sum starting from zero, in the output's
-# dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype (a sum by 1,
-# a weightless row is multiplied by 1: both exact, one loop for all).
+# dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype (a sum by 1:
+# exact). Without per-sample weights the kernels get None, and numba compiles them without the multiply
+# (.lanes._weighted).
 #
-# A row of at most IN_REGISTERS columns keeps its bag's sums in four vectors of 16 (.lanes), in
-# registers for the whole bag, stored once at the end. Bags of 16 from 100000 x 64 int8, one thread,
-# medians of 100 calls: 358-368 us, against 760-821 us adding into the output row, which LLVM loads
-# and stores around every add, as it cannot prove `out` does not overlap the table. A wider row is
-# added into its output row sixteen columns at a time: kept in registers 64 or 128 columns at a time
-# (the bag walked again for each), bags of 32 from 50257 x 768 int8 took 1.15-1.36x as long.
+# A row of at most IN_REGISTERS columns keeps its bag's sums in vectors of 16 (.lanes), in registers
+# for the whole bag, stored once at the end: one vector up to 16 columns, else four (a masked vector
+# past the row's end reads nothing). Bags of 16 from 100000 x 64 int8, one thread, medians of 100
+# calls: 291-294 us, against 760-821 us adding into the output row, which LLVM loads and stores around
+# every add, as it cannot prove `out` does not overlap the table. Testing the width before each vector
+# took 1.23x as long, multiplying weightless rows by 1 1.17x. A wider row is added into its output row
+# sixteen columns at a time: kept in registers 64 or 128 columns at a time (the bag walked again for
+# each), bags of 32 from 50257 x 768 int8 took 1.15-1.36x as long.
 IN_REGISTERS = 4 * LANES
 
 
 @jit.kernel(parallel=True)
 def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     n, dim = ids.shape[0], out.shape[1]
-    weighted = per_sample_weights.size > 0
     # Tested once, not per row: a table in the caches is never prefetched (bags of 16 from 1000 x 16,
     # 1.10-1.13x faster than testing each row's distance; neutral on tables beyond the caches).
     prefetching = ahead < n
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         divisor = stop - start if mean and stop > start else 1
-        if dim <= IN_REGISTERS:
+        if dim <= LANES:
+            s = _lanes_zero(out)
+            for j in range(start, stop):
+                if prefetching and j + ahead < n:
+                    _prefetch_row(weight, ids[j + ahead])
+                s += _weighted(_float_lanes(weight, ids[j], 0, dim), per_sample_weights, j)
+            _store_lanes(out, b, 0, dim, s / divisor)
+        elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
             for j in range(start, stop):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
-                i, w = ids[j], per_sample_weights[j] if weighted else 1
-                s0 += _float_lanes(weight, i, 0, dim) * w
-                if dim > LANES:
-                    s1 += _float_lanes(weight, i, LANES, dim - LANES) * w
-                if dim > 2 * LANES:
-                    s2 += _float_lanes(weight, i, 2 * LANES, dim - 2 * LANES) * w
-                if dim > 3 * LANES:
-                    s3 += _float_lanes(weight, i, 3 * LANES, dim - 3 * LANES) * w
+                i = ids[j]
+                s0 += _weighted(_float_lanes(weight, i, 0, dim), per_sample_weights, j)
+                s1 += _weighted(_float_lanes(weight, i, LANES, dim - LANES), per_sample_weights, j)
+                s2 += _weighted(_float_lanes(weight, i, 2 * LANES, dim - 2 * LANES), per_sample_weights, j)
+                s3 += _weighted(_float_lanes(weight, i, 3 * LANES, dim - 3 * LANES), per_sample_weights, j)
             _store_lanes(out, b, 0, dim, s0 / divisor)
             _store_lanes(out, b, LANES, dim - LANES, s1 / divisor)
             _store_lanes(out, b, 2 * LANES, dim - 2 * LANES, s2 / divisor)
             _store_lanes(out, b, 3 * LANES, dim - 3 * LANES, s3 / divisor)
-            continue
-        for c in range(0, dim, LANES):
-            _store_lanes(out, b, c, dim - c, _lanes_zero(out))
-        for j in range(start, stop):
-            if prefetching and j + ahead < n:
-                _prefetch_row(weight, ids[j + ahead])
-            i, w = ids[j], per_sample_weights[j] if weighted else 1
+        else:
             for c in range(0, dim, LANES):
-                _store_lanes(out, b, c, dim - c,
-                             _float_lanes(out, b, c, dim - c) + _float_lanes(weight, i, c, dim - c) * w)
-        for c in range(0, dim, LANES):
-            _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
+                _store_lanes(out, b, c, dim - c, _lanes_zero(out))
+            # Four rows a pass, added to the output row left to right (((out + r0) + r1) + r2) + r3: a quarter
+            # of its loads and stores (bags of 32 from 50257 x 768: 0.69-0.83x the time of one row a pass).
+            for j in range(start, stop - 3, 4):
+                if prefetching:
+                    for k in range(j + ahead, min(j + ahead + 4, n)):
+                        _prefetch_row(weight, ids[k])
+                i0, i1, i2, i3 = ids[j], ids[j + 1], ids[j + 2], ids[j + 3]
+                for c in range(0, dim, LANES):
+                    left = dim - c
+                    total = _float_lanes(out, b, c, left)
+                    total += _weighted(_float_lanes(weight, i0, c, left), per_sample_weights, j)
+                    total += _weighted(_float_lanes(weight, i1, c, left), per_sample_weights, j + 1)
+                    total += _weighted(_float_lanes(weight, i2, c, left), per_sample_weights, j + 2)
+                    total += _weighted(_float_lanes(weight, i3, c, left), per_sample_weights, j + 3)
+                    _store_lanes(out, b, c, left, total)
+            for j in range(stop - (stop - start) % 4, stop):
+                if prefetching and j + ahead < n:
+                    _prefetch_row(weight, ids[j + ahead])
+                for c in range(0, dim, LANES):
+                    row = _weighted(_float_lanes(weight, ids[j], c, dim - c), per_sample_weights, j)
+                    _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) + row)
+            for c in range(0, dim, LANES):
+                _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
 
 
 @jit.inline
@@ -343,43 +357,54 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
     # Each kernel below passes its own constant `kind`: one loop per storage type, its branches on `kind`
     # folded away (a `kind` known only at run time took 1.35x as long, bags of 16 from 100000 x 64 int8).
     n, dim = ids.shape[0], out.shape[1]
-    weighted = per_sample_weights.size > 0
+    full = dim - dim % LANES
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         divisor = np.float32(stop - start if mean and stop > start else 1)
-        if dim <= IN_REGISTERS:
+        if dim <= LANES:
+            s = _lanes_zero(out)
+            for j in range(start, stop):
+                if j + ahead < n:
+                    _prefetch_row(table, ids[j + ahead])
+                i = ids[j]
+                scale, bias = _scale_and_bias(table, kind, i, dim)
+                s += _weighted(_stored_lanes(table, kind, i, 0, dim, scale, bias), per_sample_weights, j)
+            _store_lanes(out, b, 0, dim, s / divisor)
+        elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
             for j in range(start, stop):
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
-                i, w = ids[j], per_sample_weights[j] if weighted else np.float32(1)
-                x = _stored_lanes(table, kind, i, 0, dim, dim)
-                s0 += x * w if weighted else x
-                if dim > LANES:
-                    x = _stored_lanes(table, kind, i, LANES, dim - LANES, dim)
-                    s1 += x * w if weighted else x
-                if dim > 2 * LANES:
-                    x = _stored_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, dim)
-                    s2 += x * w if weighted else x
-                if dim > 3 * LANES:
-                    x = _stored_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, dim)
-                    s3 += x * w if weighted else x
+                i = ids[j]
+                scale, bias = _scale_and_bias(table, kind, i, dim)
+                x0 = _stored_lanes(table, kind, i, 0, dim, scale, bias)
+                x1 = _stored_lanes(table, kind, i, LANES, dim - LANES, scale, bias)
+                x2 = _stored_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, scale, bias)
+                x3 = _stored_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, scale, bias)
+                s0 += _weighted(x0, per_sample_weights, j)
+                s1 += _weighted(x1, per_sample_weights, j)
+                s2 += _weighted(x2, per_sample_weights, j)
+                s3 += _weighted(x3, per_sample_weights, j)
             _store_lanes(out, b, 0, dim, s0 / divisor)
             _store_lanes(out, b, LANES, dim - LANES, s1 / divisor)
             _store_lanes(out, b, 2 * LANES, dim - 2 * LANES, s2 / divisor)
             _store_lanes(out, b, 3 * LANES, dim - 3 * LANES, s3 / divisor)
-            continue
-        for c in range(0, dim, LANES):
-            _store_lanes(out, b, c, dim - c, _lanes_zero(out))
-        for j in range(start, stop):
-            if j + ahead < n:
-                _prefetch_row(table, ids[j + ahead])
-            i, w = ids[j], per_sample_weights[j] if weighted else np.float32(1)
+        else:
             for c in range(0, dim, LANES):
-                _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c)
-                             + _stored_lanes(table, kind, i, c, dim - c, dim) * w)
-        for c in range(0, dim, LANES):
-            _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
+                _store_lanes(out, b, c, dim - c, _lanes_zero(out))
+            for j in range(start, stop):
+                if j + ahead < n:
+                    _prefetch_row(table, ids[j + ahead])
+                i = ids[j]
+                scale, bias = _scale_and_bias(table, kind, i, dim)
+                for c in range(0, full, LANES):  # whole vectors: a constant count, plain loads and stores
+                    row = _weighted(_stored_lanes(table, kind, i, c, LANES, scale, bias), per_sample_weights, j)
+                    _store_lanes(out, b, c, LANES, _float_lanes(out, b, c, LANES) + row)
+                if full < dim:
+                    row = _weighted(_stored_lanes(table, kind, i, full, dim - full, scale, bias), per_sample_weights, j)
+                    _store_lanes(out, b, full, dim - full, _float_lanes(out, b, full, dim - full) + row)
+            for c in range(0, dim, LANES):
+                _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
 
 
 # `kind`: the storage type's number in lanes.KINDS.

@@ -7,7 +7,8 @@ a float, held in a register for the whole bag; the loops add rows sixteen column
 
     s = _lanes_zero(out)
     for j in range(start, stop):
-        s = s + _int8_lanes(fused, ids[j], 0, dim, dim)   # columns 0:16 of a row of width dim
+        scale, bias = _int8_scale_and_bias(fused, ids[j], dim)
+        s = s + _int8_lanes(fused, ids[j], 0, dim, scale, bias)   # columns 0:16 of the row
     _store_lanes(out, b, 0, dim, s)
 
 Each ``*_lanes`` load reads the columns ``col : col + 16`` of row ``row`` decoded to float, the
@@ -26,7 +27,7 @@ __all__ = ["LANES", "KINDS", "HELPER_NAMES", "build", "byte_address"]
 
 LANES = 16
 HELPER_NAMES = ("_lanes_zero", "_float_lanes", "_float16_lanes", "_bfloat16_lanes", "_float8_lanes",
-                "_int8_lanes", "_int4_lanes", "_stored_lanes", "_store_lanes")
+                "_int8_lanes", "_int4_lanes", "_scale_and_bias", "_stored_lanes", "_weighted", "_store_lanes")
 
 
 def _lanes_zero(like):
@@ -72,29 +73,49 @@ def _scaled(codes, count, scale, bias):
     return np.where(np.arange(LANES) < count, values, 0).astype(np.float32)
 
 
-def _int8_lanes(fused, row, col, count, dim):
-    """Columns of an 8-bit fused row (:mod:`.rows`) of width ``dim``: ``code * scale + bias`` with the
-    row's own scale and bias, rounded after each step (no fused multiply-add)."""
-    scale, bias = fused[row, dim: dim + 8].view(np.float32)
+def _int8_lanes(fused, row, col, count, scale, bias):
+    """Columns of an 8-bit fused row (:mod:`.rows`): ``code * scale + bias``, rounded after each step
+    (no fused multiply-add); ``scale`` and ``bias`` the row's own (:func:`_scale_and_bias`)."""
     return _scaled(_padded(_columns(fused, row, col, count), np.float32), count, scale, bias)
 
 
-def _int4_lanes(fused, row, col, count, dim):
-    """Columns of a 4-bit fused row of width ``dim``, ``col`` even: ``code * scale + bias``, column 2k
-    in byte k's low nibble, 2k + 1 in its high one."""
+def _int4_lanes(fused, row, col, count, scale, bias):
+    """Columns of a 4-bit fused row, ``col`` even: ``code * scale + bias``, column 2k in byte k's low
+    nibble, 2k + 1 in its high one."""
     packed = _columns(fused, row, col, count, width=2)
-    scale, bias = fused[row, (dim + 1) // 2: (dim + 1) // 2 + 4].view(np.float16).astype(np.float32)
     codes = np.stack([packed & 15, packed >> 4], axis=1).reshape(-1)[: min(count, LANES)]
     return _scaled(_padded(codes, np.float32), count, scale, bias)
+
+
+def _int8_scale_and_bias(fused, row, dim):
+    """The float32 scale and bias after the ``dim`` codes of an 8-bit fused row."""
+    scale, bias = fused[row, dim: dim + 8].view(np.float32)
+    return scale, bias
+
+
+def _int4_scale_and_bias(fused, row, dim):
+    """The float16 scale and bias after the ``ceil(dim / 2)`` bytes of a 4-bit fused row, in float32."""
+    at = (dim + 1) // 2
+    scale, bias = fused[row, at: at + 4].view(np.float16).astype(np.float32)
+    return scale, bias
 
 
 # The storage types :func:`_stored_lanes` decodes, by number (one compiled loop serves them all).
 KINDS = {"float16": 0, "bfloat16": 1, "float8_e4m3fn": 2, "int8": 3, "int4": 4}
 
 
-def _stored_lanes(table, kind, row, col, count, dim):
+def _scale_and_bias(table, kind, row, dim):
+    """A quantized row's scale and bias in float32; (1, 0), unused, for the other storage types."""
+    if kind == 3:
+        return _int8_scale_and_bias(table, row, dim)
+    if kind == 4:
+        return _int4_scale_and_bias(table, row, dim)
+    return np.float32(1), np.float32(0)
+
+
+def _stored_lanes(table, kind, row, col, count, scale, bias):
     """Columns of a row stored as the storage type numbered ``kind`` (:data:`KINDS`), in float32; a
-    float16 or bfloat16 table read as its uint16 bits."""
+    float16 or bfloat16 table read as its uint16 bits; ``scale, bias``: :func:`_scale_and_bias`."""
     if kind == 0:
         return _float16_lanes(table, row, col, count)
     if kind == 1:
@@ -102,8 +123,14 @@ def _stored_lanes(table, kind, row, col, count, dim):
     if kind == 2:
         return _float8_lanes(table, row, col, count)
     if kind == 3:
-        return _int8_lanes(table, row, col, count, dim)
-    return _int4_lanes(table, row, col, count, dim)
+        return _int8_lanes(table, row, col, count, scale, bias)
+    return _int4_lanes(table, row, col, count, scale, bias)
+
+
+def _weighted(x, weights, j):
+    """``x`` times ``weights[j]``, or ``x`` itself when ``weights`` is None (decided when numba compiles:
+    no multiply by 1 and no branch in a loop without weights)."""
+    return x if weights is None else x * weights[j]
 
 
 def _store_lanes(out, row, col, count, value):
@@ -201,15 +228,21 @@ def build(float8_bits) -> dict[str, object]:
         loaded.add_incoming(some, some_block)
         return loaded
 
-    def scale_and_bias(context, builder, array_type, args, kind, at):
-        """The row's scale and bias, stored as ``kind`` at byte ``at`` (an LLVM value) of row args[1], in float32."""
-        values = []
-        for offset in (0, size(kind)):
-            byte = builder.add(at, ir.Constant(i64, offset))
-            address = byte_address(context, builder, array_type, args[0], args[1], byte)
-            value = builder.load(builder.bitcast(address, kind.as_pointer()), align=1)
-            values.append(value if kind == f32 else builder.fpext(value, f32))
-        return values
+    def scale_and_bias(kind, at_byte):
+        """An intrinsic (fused, row, dim) -> the row's (scale, bias), stored as ``kind`` from byte
+        ``at_byte(builder, dim)``, in float32."""
+        @intrinsic
+        def load(typingctx, fused, row, dim):
+            def codegen(context, builder, signature, args):
+                values = []
+                for offset in (0, size(kind)):
+                    byte = builder.add(at_byte(builder, args[2]), ir.Constant(i64, offset))
+                    address = byte_address(context, builder, signature.args[0], args[0], args[1], byte)
+                    value = builder.load(builder.bitcast(address, kind.as_pointer()), align=1)
+                    values.append(value if kind == f32 else builder.fpext(value, f32))
+                return context.make_tuple(builder, signature.return_type, values)
+            return types.UniTuple(types.float32, 2)(fused, index, index), codegen
+        return load
 
     def scaled(builder, codes, scale, bias):  # scale, bias: float32 values
         # code * scale, then + bias: two roundings, no fused multiply-add, as dequantize_rows rounds
@@ -255,14 +288,13 @@ def build(float8_bits) -> dict[str, object]:
         return float32_lanes(codes, index, index, index), codegen
 
     @intrinsic
-    def int8_lanes(typingctx, fused, row, col, count, dim):
+    def int8_lanes(typingctx, fused, row, col, count, scale, bias):
         def codegen(context, builder, signature, args):
-            scale, bias = scale_and_bias(context, builder, signature.args[0], args, f32, args[4])
-            return scaled(builder, load(context, builder, signature.args[0], args, i8), scale, bias)
-        return float32_lanes(fused, index, index, index, index), codegen
+            return scaled(builder, load(context, builder, signature.args[0], args, i8), args[4], args[5])
+        return float32_lanes(fused, index, index, index, types.float32, types.float32), codegen
 
     @intrinsic
-    def int4_lanes(typingctx, fused, row, col, count, dim):
+    def int4_lanes(typingctx, fused, row, col, count, scale, bias):
         def codegen(context, builder, signature, args):
             half = LANES // 2
             packed = load(context, builder, signature.args[0], args, i8, lanes=half, per_value=2)
@@ -271,10 +303,8 @@ def build(float8_bits) -> dict[str, object]:
             # column 2k from byte k's low nibble, 2k + 1 from its high one
             order = [k // 2 + (half if k % 2 else 0) for k in range(LANES)]
             codes = builder.shuffle_vector(low, high, ir.Constant(vector(i32), order))
-            packed_bytes = builder.sdiv(builder.add(args[4], ir.Constant(i64, 1)), ir.Constant(i64, 2))
-            scale, bias = scale_and_bias(context, builder, signature.args[0], args, f16, packed_bytes)
-            return scaled(builder, codes, scale, bias)
-        return float32_lanes(fused, index, index, index, index), codegen
+            return scaled(builder, codes, args[4], args[5])
+        return float32_lanes(fused, index, index, index, types.float32, types.float32), codegen
 
     @intrinsic
     def store_lanes(typingctx, out, row, col, count, value):
@@ -322,8 +352,19 @@ def build(float8_bits) -> dict[str, object]:
 
     compiled = {"_lanes_zero": lanes_zero, "_float_lanes": float_lanes, "_float16_lanes": float16_lanes,
                 "_bfloat16_lanes": bfloat16_lanes, "_float8_lanes": float8_lanes, "_int8_lanes": int8_lanes,
-                "_int4_lanes": int4_lanes, "_store_lanes": store_lanes}
+                "_int4_lanes": int4_lanes, "_store_lanes": store_lanes,
+                "_int8_scale_and_bias": scale_and_bias(f32, lambda builder, dim: dim),
+                "_int4_scale_and_bias": scale_and_bias(f16, lambda builder, dim: builder.sdiv(
+                    builder.add(dim, ir.Constant(i64, 1)), ir.Constant(i64, 2)))}
     globals().update(compiled)  # _stored_lanes calls these: this module's names must be compiled first
-    compiled["_stored_lanes"] = numba.njit(inline="always")(_stored_lanes)
+    for name in ("_stored_lanes", "_scale_and_bias"):
+        compiled[name] = numba.njit(inline="always")(globals()[name])
+
+    @overload(_weighted, inline="always")
+    def weighted(x, weights, j):
+        if isinstance(weights, types.NoneType):
+            return lambda x, weights, j: x
+        return lambda x, weights, j: x * weights[j]
+    compiled["_weighted"] = _weighted  # the overload above: numba compiles calls of the function itself
     globals().update(compiled)
     return compiled
