@@ -1,5 +1,6 @@
 """Kernels: each against an independent reference (fancy indexing, np.add.at, Python loops)."""
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -13,6 +14,7 @@ from tinyembed.kernels import (
     check_offsets,
     frequency_scale,
     gather_rows,
+    jit,
     renorm_rows_,
     scatter_add_rows,
     segment_reduce,
@@ -286,6 +288,27 @@ def test_check_ids_returns_int64_of_same_shape_and_values(ids):
     out = check_ids(ids, 10)
     assert out.dtype == np.int64 and out.shape == np.shape(ids)
     np.testing.assert_array_equal(out, np.asarray(ids))
+
+
+@pytest.mark.parametrize("enabled", [True, False])  # many int64 ids: checked in one compiled pass, or in NumPy
+@pytest.mark.parametrize("bad, where", [(None, None), (-1, (2, 5)), (5000, (48, 99)), (2**62, (0, 0))])
+def test_check_ids_of_many_ids_copies_them_or_names_the_first_bad_one(enabled, bad, where):
+    ids = np.random.default_rng(0).integers(0, 5000, size=(50, 100))
+    strided = ids[:, ::1].T.T  # a view: the check must copy, never hand back the caller's array
+    if bad is not None:
+        ids[where] = bad
+        ids[-1, -1] = -7  # a later bad id: the message names the first
+    old = jit.set_enabled(enabled)
+    try:
+        if bad is None:
+            out = check_ids(strided, 5000)
+            assert out.dtype == np.int64 and not np.shares_memory(out, ids)
+            np.testing.assert_array_equal(out, ids)
+        else:
+            with pytest.raises(IndexError, match=re.escape(f"id {bad} at position {where} ")):
+                check_ids(strided, 5000)
+    finally:
+        jit.set_enabled(old)
 
 
 @pytest.mark.parametrize("offsets, num_ids, last, exc, pattern", [

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import jit
+
 __all__ = ["check_ids", "check_offsets", "check_out", "bag_bounds"]
 
 
@@ -27,6 +29,11 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
             arr = arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
         else:
             raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    if arr.dtype == np.int64 and arr.size >= _COMPILED_MIN_IDS and jit.available():
+        checked = np.empty(arr.shape, dtype=np.int64)
+        if not _copy_checked.compiled()(np.ascontiguousarray(arr).reshape(-1), num_embeddings, checked.reshape(-1)):
+            return checked
+        # a bad id: the NumPy checks below name it
     # Checked in the ids' own dtype: a uint64 beyond int64 is named as itself, not wrapped.
     # Two reductions are cheaper than a boolean mask; the mask is built only to name a bad id.
     if arr.size and (arr.min() < 0 or arr.max() >= num_embeddings):
@@ -94,3 +101,20 @@ def bag_bounds(ids: np.ndarray, offsets, include_last_offset: bool) -> tuple[np.
             raise ValueError("1-D input needs offsets (the start of each bag)")
         return ids, check_offsets(offsets, len(ids), include_last_offset)
     raise ValueError(f"bag input must be 1-D (with offsets) or 2-D, got shape {ids.shape}")
+
+
+# From this many int64 ids, check_ids checks and copies them in one compiled pass: NumPy's min, max and
+# copy are three (65536 ids, best of 5: 34.6 us in NumPy, 14.8 us compiled, the copy alone 12.0 us).
+_COMPILED_MIN_IDS = 1024
+
+
+@jit.kernel()
+def _copy_checked(ids, num_embeddings, out):
+    # Every id compared and copied in one pass, without a branch (so the loop is vectorized); returns
+    # how many are out of range.
+    bad = 0
+    for t in range(ids.shape[0]):
+        i = ids[t]
+        bad += (i < 0) | (i >= num_embeddings)
+        out[t] = i
+    return bad
