@@ -222,6 +222,23 @@ def test_float_bags_are_alike_serial_and_parallel(dtype, monkeypatch):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("storage", STORED)
+@pytest.mark.parametrize("enabled", [True, False])  # checked inside the compiled loop, or before the NumPy one
+def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, launch):
+    stored = table(storage, 40, 20)
+    ids = np.random.default_rng(2).integers(0, 40, size=(30, 50))
+    old = jit.set_enabled(enabled)
+    try:
+        assert_same_bits(rows.lookup_decoded(stored, storage, 20, ids), gather_decoded(stored, storage, 20, ids))
+        for bad in (40, -1):
+            wrong = ids.copy()
+            wrong[7, 3], wrong[20, 0] = bad, -5
+            with pytest.raises(IndexError, match=rf"id {bad} at position \(7, 3\)"):
+                rows.lookup_decoded(stored, storage, 20, wrong)
+    finally:
+        jit.set_enabled(old)
+
+
 # -- attend ----------------------------------------------------------------------------------------
 def assert_scores_close(scores, h, dense):
     h64, dense64 = h.astype(np.float64), dense.astype(np.float64)

@@ -53,12 +53,13 @@ import numpy as np
 
 from ..io.dtypes import DECODED_DTYPES
 from . import jit, lanes, threads
-from .ids import check_out
+from .ids import check_ids, check_out
 from .jit import prange
 from .lanes import LANES, _scale_and_bias, _store_lanes, _stored_lanes
 
 __all__ = ["BITS", "STORAGE_TYPES", "STORED_DTYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
-           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "attend_decoded", "scores_by_chunks"]
+           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "lookup_decoded", "attend_decoded",
+           "scores_by_chunks"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
@@ -251,6 +252,30 @@ def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
         for a in range(0, flat.size, step):
             rows = np.take(stored, flat[a:a + step], axis=0, mode="clip")
             out2d[a:a + len(rows)] = decode_rows(rows, storage, dim)
+    return out
+
+
+def lookup_decoded(stored: np.ndarray, storage: str, dim: int, ids, out: np.ndarray | None = None,
+                   name: str = "input") -> np.ndarray:
+    """:func:`gather_decoded` at ids not validated yet: :func:`.ids.check_ids` and the lookup in one.
+
+    The compiled loop checks each id as it decodes the row, so a call costs one pass and no separate
+    check; a bad id then raises :func:`.ids.check_ids`' error (naming the id and its position), with
+    ``out`` possibly partly written. Arguments and result as :func:`gather_decoded`, ``ids`` as
+    :func:`.ids.check_ids` takes them.
+    """
+    if not (isinstance(ids, np.ndarray) and ids.dtype == np.int64 and ids.size and dim and storage != "float32"
+            and _compiled_ok(stored)):
+        return gather_decoded(stored, storage, dim, check_ids(ids, stored.shape[0], name), out)
+    shape = ids.shape + (dim,)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    else:
+        check_out(out, shape, np.dtype(np.float32))
+    flat = np.ascontiguousarray(ids).reshape(-1)
+    if _run(*_gather_kernels_and_args(stored, storage, flat, out.reshape(flat.size, dim))):
+        check_ids(ids, stored.shape[0], name)  # raises, naming the first bad id
+        raise AssertionError("the compiled lookup counted a bad id that check_ids did not find")
     return out
 
 
@@ -629,43 +654,51 @@ def _with_serial(kernel: jit.Kernel) -> tuple[jit.Kernel, jit.Kernel]:
 # and 768 columns. The rows decode as decode_rows does them: the same bits.
 @jit.inline
 def _gather_stored(table, kind, ids, ahead, out):
-    # `kind`: the storage type's number in lanes.KINDS, a constant in each kernel below.
-    n, dim = ids.shape[0], out.shape[1]
+    # `kind`: the storage type's number in lanes.KINDS, a constant in each kernel below. The ids' bounds
+    # are checked here, as the float32 gather checks them (lookup_decoded): a bad id's row is skipped
+    # (never read past the table) and counted, and the caller names it.
+    n, dim, rows, bad = ids.shape[0], out.shape[1], table.shape[0], 0
     full = dim - dim % LANES
     for t in prange(n):
         if t + ahead < n:
-            _prefetch_row(table, ids[t + ahead])
+            k = ids[t + ahead]
+            if k >= 0 and k < rows:
+                _prefetch_row(table, k)
         i = ids[t]
-        scale, bias = _scale_and_bias(table, kind, i, dim)
-        for c in range(0, full, LANES):
-            _store_lanes(out, t, c, LANES, _stored_lanes(table, kind, i, c, LANES, scale, bias))
-        if full < dim:
-            _store_lanes(out, t, full, dim - full, _stored_lanes(table, kind, i, full, dim - full, scale, bias))
+        if i < 0 or i >= rows:
+            bad += 1
+        else:
+            scale, bias = _scale_and_bias(table, kind, i, dim)
+            for c in range(0, full, LANES):
+                _store_lanes(out, t, c, LANES, _stored_lanes(table, kind, i, c, LANES, scale, bias))
+            if full < dim:
+                _store_lanes(out, t, full, dim - full, _stored_lanes(table, kind, i, full, dim - full, scale, bias))
+    return bad
 
 
 @jit.kernel(parallel=True)
 def _gather_float16(bits, ids, ahead, out):
-    _gather_stored(bits, 0, ids, ahead, out)
+    return _gather_stored(bits, 0, ids, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _gather_bfloat16(bits, ids, ahead, out):
-    _gather_stored(bits, 1, ids, ahead, out)
+    return _gather_stored(bits, 1, ids, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _gather_float8(codes, ids, ahead, out):
-    _gather_stored(codes, 2, ids, ahead, out)
+    return _gather_stored(codes, 2, ids, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _gather_int8(fused, ids, ahead, out):
-    _gather_stored(fused, 3, ids, ahead, out)
+    return _gather_stored(fused, 3, ids, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _gather_int4(fused, ids, ahead, out):
-    _gather_stored(fused, 4, ids, ahead, out)
+    return _gather_stored(fused, 4, ids, ahead, out)
 
 
 # storage type -> (parallel, serial) lookup kernels; float32 tables need none.

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import check_positive_int
-from ..kernels.rows import attend_decoded, decode_rows, gather_decoded
+from ..kernels.rows import attend_decoded, decode_rows, gather_decoded, lookup_decoded
 from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
@@ -129,6 +129,10 @@ class ReducedPrecisionEmbedding(EmbeddingTable, Module):
 
     def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
         gather_decoded(self.weight, self.dtype, self.embedding_dim, ids, out=out)
+
+    def lookup(self, ids, out: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`EmbeddingTable.lookup`; the ids are checked inside the decoding loop (:func:`lookup_decoded`)."""
+        return lookup_decoded(self.weight, self.dtype, self.embedding_dim, ids, out)
 
     def _pool(self, ids, bounds, mode, weights):
         return kernels.bag_pool_decoded(self.weight, self.dtype, self.embedding_dim, ids, bounds, mode, weights)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import check_positive_int
-from ..kernels.rows import attend_decoded, check_bits, gather_decoded, quantize_rows, row_bytes
+from ..kernels.rows import attend_decoded, check_bits, gather_decoded, lookup_decoded, quantize_rows, row_bytes
 from ..nn import Module
 from ..nn.table import EmbeddingTable, as_float_table, register_table, take_array
 
@@ -83,6 +83,10 @@ class QuantizedEmbedding(EmbeddingTable, Module):
 
     def _rows_into(self, ids: np.ndarray, out: np.ndarray) -> None:
         gather_decoded(self.fused, self.storage, self.embedding_dim, ids, out=out)
+
+    def lookup(self, ids, out: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`EmbeddingTable.lookup`; the ids are checked inside the decoding loop (:func:`lookup_decoded`)."""
+        return lookup_decoded(self.fused, self.storage, self.embedding_dim, ids, out)
 
     def _pool(self, ids, bounds, mode, weights):
         return kernels.bag_pool_decoded(self.fused, self.storage, self.embedding_dim, ids, bounds, mode, weights)
