@@ -142,15 +142,16 @@ def test_compiled_scatter_add_equals_add_at_and_the_numpy_path(dtype, dim):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale", [1.0, 2.5])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_compiled_gathers_equal_the_numpy_path_bit_for_bit(dtype, scale, threads):
+@pytest.mark.parametrize("dim", [12, 64, 70])  # a masked vector only, whole vectors only, both
+def test_compiled_gathers_equal_the_numpy_path_bit_for_bit(dtype, scale, threads, dim):
     assert jit.available()
     before = kernels.get_num_threads()
     kernels.set_num_threads(threads)
     try:
         rng = np.random.default_rng(13)
-        weight = rng.standard_normal((97, 12)).astype(dtype)
+        weight = rng.standard_normal((97, dim)).astype(dtype)
         ids = rng.integers(0, 97, (5, 7))
-        addend = rng.standard_normal((7, 12)).astype(dtype)
+        addend = rng.standard_normal((7, dim)).astype(dtype)
         compiled = kernels.gather_rows(weight, ids), kernels.gather_add_rows(weight, ids, addend, scale)
         old = jit.set_enabled(False)
         try:

@@ -13,6 +13,7 @@ import numpy as np
 from . import jit, threads
 from .ids import check_ids, check_out
 from .jit import prange
+from .lanes import LANES, _float_lanes, _store_lanes
 from .rows import _install_helpers, _prefetch_row, _run, _with_serial, prefetch_distance
 
 __all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
@@ -108,8 +109,7 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     flat = ids.reshape(-1)
     out2d = out.reshape(flat.size, dim)
     if flat.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
-        # scale 1 skips the product, as the NumPy path does, so both round alike
-        _run(_GATHER_ADD, out2d.nbytes, weight, flat, addend, weight.dtype.type(scale), scale != 1.0, out2d)
+        _run(_GATHER_ADD, out2d.nbytes, weight, flat, addend, weight.dtype.type(scale), _ahead(weight), out2d)
         return out
     step = max(1, threads.CHUNK_BYTES // (dim * weight.itemsize))
 
@@ -192,17 +192,23 @@ def _ahead(weight: np.ndarray) -> int:
 
 
 @jit.kernel(parallel=True)
-def _gather_add(weight, ids, addend, scale, scaled, out):
-    # One pass: each output row is written once, from its table row and its position row.
+def _gather_add(weight, ids, addend, scale, ahead, out):
+    # One pass: each output row written once, sixteen columns at a time (.lanes), from its table row times
+    # `scale` (times 1 is exact: the NumPy path's unscaled sum has the same bits) and its position row.
+    # 50257 x 64, 32 x 512 ids, two threads (benchmarks/call_costs.py): 109.2 us against the plain copy's
+    # 85.4; the column loop it replaced, without prefetching, took 129.5 us against 82.7.
     seq, dim = addend.shape
-    for t in prange(ids.shape[0]):
-        row, pos, o = weight[ids[t]], addend[t % seq], out[t]
-        if scaled:
-            for d in range(dim):
-                o[d] = row[d] * scale + pos[d]
-        else:
-            for d in range(dim):
-                o[d] = row[d] + pos[d]
+    n, full = ids.shape[0], dim - dim % LANES
+    for t in prange(n):
+        if t + ahead < n:
+            _prefetch_row(weight, ids[t + ahead])
+        i, s = ids[t], t % seq
+        for c in range(0, full, LANES):
+            row = _float_lanes(weight, i, c, LANES) * scale
+            _store_lanes(out, t, c, LANES, row + _float_lanes(addend, s, c, LANES))
+        if full < dim:
+            row = _float_lanes(weight, i, full, dim - full) * scale
+            _store_lanes(out, t, full, dim - full, row + _float_lanes(addend, s, full, dim - full))
 
 
 # (parallel, serial) pairs: small work runs on the calling thread (threads.LAUNCH_MIN_BYTES).
