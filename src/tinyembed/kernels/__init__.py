@@ -14,8 +14,11 @@ modes and compiled loops that never test a bound.
                bag_pool_decoded: bags of a table stored in a narrower type, decoded as they are added
     rows       how rows are stored: the storage types, FBGEMM's fused quantized rows (quantize_rows,
                dequantize_rows), and reading any of them: decode_rows, gather_decoded (the lookup,
-               decoded straight into its output), attend_decoded (scores against every row),
-               scores_by_chunks (h @ table.T a chunk of rows at a time)
+               decoded straight into its output; lookup_decoded checks the ids as it goes),
+               attend_decoded (scores against every row), scores_by_chunks (h @ table.T a chunk
+               of rows at a time)
+    lanes      sixteen columns of a row as one vector value, decoded from any storage type: what the
+               compiled bags keep their sums in (registers, not the output row) and lookups decode
     jit        compiled loops (numba, optional): each written beside the NumPy path it replaces
 """
 
@@ -24,7 +27,7 @@ from .bags import bag_pool, bag_pool_backward, bag_pool_decoded, bag_pool_fused,
 from .gather import gather_add_rows, gather_rows, lookup_rows
 from .ids import bag_bounds, check_ids, check_offsets, check_out
 from .norms import frequency_scale, renorm_rows_, row_norms
-from .rows import attend_decoded, decode_rows, gather_decoded, scores_by_chunks
+from .rows import attend_decoded, decode_rows, gather_decoded, lookup_decoded, scores_by_chunks
 from .segments import scatter_add_rows, segment_reduce, segment_sum_rows
 from .threads import get_num_threads, set_num_threads
 
@@ -32,6 +35,7 @@ __all__ = [
     "check_ids", "check_offsets", "check_out", "bag_bounds", "get_num_threads", "set_num_threads",
     "gather_rows", "gather_add_rows", "lookup_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows",
     "row_norms", "renorm_rows_", "frequency_scale", "bag_pool", "pool_rows", "pool_segments",
-    "bag_pool_backward", "bag_pool_fused", "bag_pool_decoded", "decode_rows", "gather_decoded", "attend_decoded",
+    "bag_pool_backward", "bag_pool_fused", "bag_pool_decoded", "decode_rows", "gather_decoded", "lookup_decoded",
+    "attend_decoded",
     "scores_by_chunks", "jit", "rows",
 ]

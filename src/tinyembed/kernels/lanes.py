@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io.dtypes import DECODED_DTYPES
+
 __all__ = ["LANES", "KINDS", "HELPER_NAMES", "build", "byte_address"]
 
 LANES = 16
@@ -62,10 +64,8 @@ def _bfloat16_lanes(bits, row, col, count):
 
 
 def _float8_lanes(codes, row, col, count):
-    """Columns of a float8_e4m3fn row (uint8 codes), in float32, as :func:`.rows._float8_value` decodes."""
-    from .rows import _float8_value  # noqa: PLC0415 - rows imports this module
-
-    return _padded([_float8_value(c) for c in _columns(codes, row, col, count)], np.float32)
+    """Columns of a float8_e4m3fn row (uint8 codes), in float32, as :func:`.rows.decode_rows` decodes."""
+    return _padded(DECODED_DTYPES["F8_E4M3"](_columns(codes, row, col, count)), np.float32)
 
 
 def _scaled(codes, count, scale, bias):
