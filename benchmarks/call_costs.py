@@ -167,7 +167,8 @@ def lookup_parts(rng, repeats: int) -> list[str]:
 
 _WITHOUT_BIAS = """
 def pooled(fused, ids, bounds, ahead, out):
-    # the int8 kernel's loop for 64 columns, bias -0.0: LLVM drops x + -0.0 (exactly x), one rounding step fewer
+    # the int8 bag kernel's loop for rows of 17 to 64 columns, its bias -0.0: LLVM drops x + -0.0 (exactly x),
+    # one rounding step fewer
     n, dim, bias = ids.shape[0], out.shape[1], np.float32(-0.0)
     for b in range(out.shape[0]):
         s0 = s1 = s2 = s3 = _lanes_zero(out)
@@ -176,14 +177,14 @@ def pooled(fused, ids, bounds, ahead, out):
                 _prefetch_row(fused, ids[j + ahead])
             i = ids[j]
             scale = _scale_and_bias(fused, 3, i, dim)[0]
-            s0 += _int8_lanes(fused, i, 0, 16, scale, bias)
-            s1 += _int8_lanes(fused, i, 16, 16, scale, bias)
-            s2 += _int8_lanes(fused, i, 32, 16, scale, bias)
-            s3 += _int8_lanes(fused, i, 48, 16, scale, bias)
-        _store_lanes(out, b, 0, 16, s0)
-        _store_lanes(out, b, 16, 16, s1)
-        _store_lanes(out, b, 32, 16, s2)
-        _store_lanes(out, b, 48, 16, s3)
+            s0 += _int8_lanes(fused, i, 0, dim, scale, bias)
+            s1 += _int8_lanes(fused, i, 16, dim - 16, scale, bias)
+            s2 += _int8_lanes(fused, i, 32, dim - 32, scale, bias)
+            s3 += _int8_lanes(fused, i, 48, dim - 48, scale, bias)
+        _store_lanes(out, b, 0, dim, s0)
+        _store_lanes(out, b, 16, dim - 16, s1)
+        _store_lanes(out, b, 32, dim - 32, s2)
+        _store_lanes(out, b, 48, dim - 48, s3)
 """
 
 
