@@ -7,7 +7,7 @@ tinyembed against torch with the same threads, medians:
   call is all there is, and with 16,384 ids (bags of 16);
 * a bag call's parts: the whole call, the checks of its ids and offsets, the pooling kernel
   called straight (``kernels.bag_pool``, on every thread), and the rest (the layers above, the
-  Tensor), for float32 bags of 1000x16 against ``F.embedding_bag`` and int8 and int4 bags of
+  Tensor), for float32 bags of 1000x16 and 50257x64 against ``F.embedding_bag`` and int8 and int4 bags of
   100000x64 (the bench's qbag shape) against torch's quantized ops; the parts in turns, torch in
   its own rounds;
 * what rounding costs: int8 bags on one thread, our pooling kernel against the same loop without
@@ -73,22 +73,22 @@ def _fixed_cost(weight: np.ndarray, ids: np.ndarray, repeats: int) -> str:
 
 
 def bag_parts(rng, repeats: int) -> list[str]:
-    """A bag call and its parts: float32 (1000x16) and int8 (100000x64, the bench's qbag shape), the parts
-    timed in turns (each timed in its own stretch, they drifted apart)."""
-    return [_float32_bag_parts(rng, repeats), _quantized_bag_parts(rng, repeats, 8),
-            _quantized_bag_parts(rng, repeats, 4)]
+    """A bag call and its parts: float32 (1000x16, 50257x64), int8 and int4 (100000x64, the bench's qbag
+    shape), the parts timed in turns (each timed in its own stretch, they drifted apart)."""
+    return [_float32_bag_parts(rng, repeats, 1000, 16), _float32_bag_parts(rng, repeats, 50257, 64),
+            _quantized_bag_parts(rng, repeats, 8), _quantized_bag_parts(rng, repeats, 4)]
 
 
-def _float32_bag_parts(rng, repeats: int) -> str:
-    weight = rng.standard_normal((1000, 16)).astype(np.float32)
-    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 1000, 16384)
+def _float32_bag_parts(rng, repeats: int, vocab: int, dim: int) -> str:
+    weight = rng.standard_normal((vocab, dim)).astype(np.float32)
+    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, vocab, 16384)
     layer, weight_t = nn.EmbeddingBag.from_pretrained(weight, mode="sum"), torch.from_numpy(weight)
 
     def call():
         with no_grad():
             return layer(ids, offsets=offsets)
-    return _parts("1000x16 float32", {
-        "call": call, "checks": lambda: (kernels.check_ids(ids, 1000), kernels.check_offsets(offsets, len(ids))),
+    return _parts(f"{vocab}x{dim} float32", {
+        "call": call, "checks": lambda: (kernels.check_ids(ids, vocab), kernels.check_offsets(offsets, len(ids))),
         "pooling": lambda: bags.bag_pool(weight, ids, bounds, "sum"),
         "torch": lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum")}, repeats)
 
