@@ -10,7 +10,7 @@ import pytest
 
 from tinyembed import kernels
 from tinyembed.io.dtypes import DECODED_DTYPES
-from tinyembed.kernels import jit, rows, threads
+from tinyembed.kernels import bags, jit, rows, threads
 from tinyembed.kernels.rows import STORAGE_TYPES, STORED_DTYPES, decode_rows, gather_decoded, quantize_rows
 
 needs_numba = pytest.mark.skipif(
@@ -237,6 +237,23 @@ def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, la
                 rows.lookup_decoded(stored, storage, 20, wrong)
     finally:
         jit.set_enabled(old)
+
+
+@pytest.mark.parametrize("storage", ["float16", "float8_e4m3fn"])
+def test_without_the_cpus_half_conversion_half_tables_take_the_numpy_path(storage, monkeypatch):
+    # A portable build (NUMBA_CPU_NAME) cannot assume F16C: the lanes' float16 decoding is not compiled.
+    monkeypatch.setattr(rows, "half_in_hardware", lambda: False)
+    stored = table(storage, 30, 20)
+    rng = np.random.default_rng(5)
+    ids, bounds = _bags(rng, 10, 6, 30)
+    compiled_kernels = []
+    for module in (rows, bags):
+        monkeypatch.setattr(module, "_run", lambda *args: compiled_kernels.append(args))
+    decoded = decode_rows(stored, storage, 20)
+    assert_same_bits(rows.lookup_decoded(stored, storage, 20, ids), decoded[ids])
+    assert_same_bits(kernels.bag_pool_decoded(stored, storage, 20, ids, bounds, "sum"),
+                     _brute_force(decoded, ids, bounds, "sum", None))
+    assert not compiled_kernels
 
 
 # -- attend ----------------------------------------------------------------------------------------

@@ -26,13 +26,12 @@ from .lanes import (
 )
 from .norms import frequency_scale
 from .rows import (
-    _compiled_ok,
+    _decodes_compiled,
     _install_helpers,
     _prefetch_row,
     _run,
     _with_serial,
     gather_decoded,
-    half_in_hardware,
     prefetch_distance,
 )
 from .segments import segment_reduce, segment_sum_rows
@@ -181,7 +180,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         return bag_pool(stored, ids, bounds, mode, per_sample_weights)[0]
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
-    if dim and _compiled_ok(stored, globals()) and (storage not in ("float16", "float8_e4m3fn") or half_in_hardware()):
+    if dim and _decodes_compiled(stored, storage, globals()):
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,

@@ -244,7 +244,7 @@ def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
     if storage == "float32":  # nothing to decode (dense tables look up through gather, which sits above rows)
         np.take(stored, flat, axis=0, out=out2d, mode="clip")
         return out
-    if flat.size and dim and _compiled_ok(stored):
+    if flat.size and dim and _decodes_compiled(stored, storage):
         _run(*_gather_kernels_and_args(stored, storage, flat, out2d))
         return out
     if flat.size:
@@ -265,7 +265,7 @@ def lookup_decoded(stored: np.ndarray, storage: str, dim: int, ids, out: np.ndar
     :func:`.ids.check_ids` takes them.
     """
     if not (isinstance(ids, np.ndarray) and ids.dtype == np.int64 and ids.size and dim and storage != "float32"
-            and _compiled_ok(stored)):
+            and _decodes_compiled(stored, storage)):
         return gather_decoded(stored, storage, dim, check_ids(ids, stored.shape[0], name), out)
     shape = ids.shape + (dim,)
     if out is None:
@@ -292,6 +292,15 @@ def _compiled_ok(stored: np.ndarray, namespace: dict | None = None) -> bool:
         return False
     _install_helpers(globals() if namespace is None else namespace)
     return True
+
+
+def _decodes_compiled(stored: np.ndarray, storage: str, namespace: dict | None = None) -> bool:
+    """:func:`_compiled_ok`, and the lanes' decoding (:mod:`.lanes`) runs on this CPU: it converts float16
+    (and float8, through float16) with the CPU's instruction, which a portable build cannot assume."""
+    return (storage not in _HALF_DECODED or half_in_hardware()) and _compiled_ok(stored, namespace)
+
+
+_HALF_DECODED = ("float16", "float8_e4m3fn")
 
 
 def _run(kernels: tuple[jit.Kernel, jit.Kernel], work_bytes: int, *args):
