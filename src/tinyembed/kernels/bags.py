@@ -283,12 +283,12 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 #
 # A row of at most IN_REGISTERS columns keeps its bag's sums in vectors of 16 (.lanes), in registers
 # for the whole bag, stored once at the end: one vector up to 16 columns, else four (a masked vector
-# past the row's end reads nothing). Bags of 16 from 100000 x 64 int8, one thread, medians of 100
-# calls: 291-294 us, against 760-821 us adding into the output row, which LLVM loads and stores around
-# every add, as it cannot prove `out` does not overlap the table. Testing the width before each vector
-# took 1.23x as long, multiplying weightless rows by 1 1.17x. A wider row is added into its output row
-# sixteen columns at a time: kept in registers 64 or 128 columns at a time (the bag walked again for
-# each), bags of 32 from 50257 x 768 int8 took 1.15-1.36x as long.
+# past the row's end reads nothing). Bags of 16 from 100000 x 64 int8, one thread: 295-300 us (the
+# one-thread line of benchmarks/call_costs.py), against 760-821 us adding into the output row, which
+# LLVM loads and stores around every add, as it cannot prove `out` does not overlap the table. Testing
+# the width before each vector took 1.23x as long, multiplying weightless rows by 1 1.17x. A wider row
+# is added into its output row sixteen columns at a time: kept in registers 64 or 128 columns at a time
+# (the bag walked again for each), bags of 32 from 50257 x 768 int8 took 1.15-1.36x as long.
 IN_REGISTERS = 4 * LANES
 
 

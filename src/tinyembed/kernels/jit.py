@@ -10,7 +10,10 @@ loop, two or more in NumPy.
 A kernel is a plain Python loop decorated with :func:`kernel`, written in the module
 of the NumPy path it replaces (:mod:`.gather`, :mod:`.bags`, :mod:`.segments`,
 :mod:`.rows`); numba compiles it on its first call, so importing tinyembed stays
-fast and needs no numba. Its parallel loop is ``prange`` (imported from here). The
+fast and needs no numba. Its parallel loop is ``prange`` (imported from here). A loop
+that several kernels share is decorated with :func:`inline` instead: numba compiles it
+into each kernel that calls it, so a kernel that passes it a constant (a storage type's
+number, in :mod:`.bags` and :mod:`.rows`) gets a loop of its own for that constant. The
 callers ask :func:`available` first: without numba (``pip install tinyembed[fast]``)
 or with ``TINYEMBED_JIT=0`` the NumPy path runs instead, with the same results.
 
