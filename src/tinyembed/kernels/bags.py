@@ -22,7 +22,8 @@ from .lanes import (
     _scale_and_bias,
     _store_lanes,
     _stored_lanes,
-    _weighted,
+    _times,
+    _weight,
 )
 from .norms import frequency_scale
 from .rows import (
@@ -279,7 +280,7 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 # Each kernel adds a bag's rows left to right, each column's sum starting from zero, in the output's
 # dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype (a sum by 1:
 # exact). Without per-sample weights the kernels get None, and numba compiles them without the multiply
-# (.lanes._weighted).
+# (.lanes._weight, ._times).
 #
 # A row of at most IN_REGISTERS columns keeps its bag's sums in vectors of 16 (.lanes), in registers
 # for the whole bag, stored once at the end: one vector up to 16 columns, else four (a masked vector
@@ -331,18 +332,18 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
             for j in range(start, stop):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
-                s += _weighted(_float_lanes(weight, ids[j], 0, dim), per_sample_weights, j)
+                s += _times(_float_lanes(weight, ids[j], 0, dim), _weight(per_sample_weights, j))
             _store_lanes(out, b, 0, dim, s / divisor)
         elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
             for j in range(start, stop):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
-                i = ids[j]
-                s0 += _weighted(_float_lanes(weight, i, 0, dim), per_sample_weights, j)
-                s1 += _weighted(_float_lanes(weight, i, LANES, dim - LANES), per_sample_weights, j)
-                s2 += _weighted(_float_lanes(weight, i, 2 * LANES, dim - 2 * LANES), per_sample_weights, j)
-                s3 += _weighted(_float_lanes(weight, i, 3 * LANES, dim - 3 * LANES), per_sample_weights, j)
+                i, w = ids[j], _weight(per_sample_weights, j)
+                s0 += _times(_float_lanes(weight, i, 0, dim), w)
+                s1 += _times(_float_lanes(weight, i, LANES, dim - LANES), w)
+                s2 += _times(_float_lanes(weight, i, 2 * LANES, dim - 2 * LANES), w)
+                s3 += _times(_float_lanes(weight, i, 3 * LANES, dim - 3 * LANES), w)
             _store_four(out, b, s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor)
         else:
             _zero_row(out, b)
@@ -353,26 +354,30 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                     for k in range(j + ahead, min(j + ahead + 4, n)):
                         _prefetch_row(weight, ids[k])
                 i0, i1, i2, i3 = ids[j], ids[j + 1], ids[j + 2], ids[j + 3]
+                # the weights read once a pass: loaded in the column loop, each was read again after every store
+                w0, w1 = _weight(per_sample_weights, j), _weight(per_sample_weights, j + 1)
+                w2, w3 = _weight(per_sample_weights, j + 2), _weight(per_sample_weights, j + 3)
                 for c in range(0, full, LANES):  # whole vectors: a constant count, plain loads and stores
                     total = _float_lanes(out, b, c, LANES)
-                    total += _weighted(_float_lanes(weight, i0, c, LANES), per_sample_weights, j)
-                    total += _weighted(_float_lanes(weight, i1, c, LANES), per_sample_weights, j + 1)
-                    total += _weighted(_float_lanes(weight, i2, c, LANES), per_sample_weights, j + 2)
-                    total += _weighted(_float_lanes(weight, i3, c, LANES), per_sample_weights, j + 3)
+                    total += _times(_float_lanes(weight, i0, c, LANES), w0)
+                    total += _times(_float_lanes(weight, i1, c, LANES), w1)
+                    total += _times(_float_lanes(weight, i2, c, LANES), w2)
+                    total += _times(_float_lanes(weight, i3, c, LANES), w3)
                     _store_lanes(out, b, c, LANES, total)
                 if full < dim:
                     left = dim - full
                     total = _float_lanes(out, b, full, left)
-                    total += _weighted(_float_lanes(weight, i0, full, left), per_sample_weights, j)
-                    total += _weighted(_float_lanes(weight, i1, full, left), per_sample_weights, j + 1)
-                    total += _weighted(_float_lanes(weight, i2, full, left), per_sample_weights, j + 2)
-                    total += _weighted(_float_lanes(weight, i3, full, left), per_sample_weights, j + 3)
+                    total += _times(_float_lanes(weight, i0, full, left), w0)
+                    total += _times(_float_lanes(weight, i1, full, left), w1)
+                    total += _times(_float_lanes(weight, i2, full, left), w2)
+                    total += _times(_float_lanes(weight, i3, full, left), w3)
                     _store_lanes(out, b, full, left, total)
             for j in range(stop - (stop - start) % 4, stop):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
+                i, w = ids[j], _weight(per_sample_weights, j)
                 for c in range(0, dim, LANES):
-                    row = _weighted(_float_lanes(weight, ids[j], c, dim - c), per_sample_weights, j)
+                    row = _times(_float_lanes(weight, i, c, dim - c), w)
                     _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) + row)
             _divide_row(out, b, divisor)
 
@@ -392,38 +397,38 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
             for j in range(start, stop):
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
-                i = ids[j]
+                i, w = ids[j], _weight(per_sample_weights, j)
                 scale, bias = _scale_and_bias(table, kind, i, dim)
-                s += _weighted(_stored_lanes(table, kind, i, 0, dim, scale, bias), per_sample_weights, j)
+                s += _times(_stored_lanes(table, kind, i, 0, dim, scale, bias), w)
             _store_lanes(out, b, 0, dim, s / divisor)
         elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
             for j in range(start, stop):
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
-                i = ids[j]
+                i, w = ids[j], _weight(per_sample_weights, j)
                 scale, bias = _scale_and_bias(table, kind, i, dim)
                 x0 = _stored_lanes(table, kind, i, 0, dim, scale, bias)
                 x1 = _stored_lanes(table, kind, i, LANES, dim - LANES, scale, bias)
                 x2 = _stored_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, scale, bias)
                 x3 = _stored_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, scale, bias)
-                s0 += _weighted(x0, per_sample_weights, j)
-                s1 += _weighted(x1, per_sample_weights, j)
-                s2 += _weighted(x2, per_sample_weights, j)
-                s3 += _weighted(x3, per_sample_weights, j)
+                s0 += _times(x0, w)
+                s1 += _times(x1, w)
+                s2 += _times(x2, w)
+                s3 += _times(x3, w)
             _store_four(out, b, s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor)
         else:
             _zero_row(out, b)
             for j in range(start, stop):
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
-                i = ids[j]
+                i, w = ids[j], _weight(per_sample_weights, j)
                 scale, bias = _scale_and_bias(table, kind, i, dim)
                 for c in range(0, full, LANES):  # whole vectors: a constant count, plain loads and stores
-                    row = _weighted(_stored_lanes(table, kind, i, c, LANES, scale, bias), per_sample_weights, j)
+                    row = _times(_stored_lanes(table, kind, i, c, LANES, scale, bias), w)
                     _store_lanes(out, b, c, LANES, _float_lanes(out, b, c, LANES) + row)
                 if full < dim:
-                    row = _weighted(_stored_lanes(table, kind, i, full, dim - full, scale, bias), per_sample_weights, j)
+                    row = _times(_stored_lanes(table, kind, i, full, dim - full, scale, bias), w)
                     _store_lanes(out, b, full, dim - full, _float_lanes(out, b, full, dim - full) + row)
             _divide_row(out, b, divisor)
 

@@ -29,7 +29,8 @@ __all__ = ["LANES", "KINDS", "HELPER_NAMES", "build", "byte_address"]
 
 LANES = 16
 HELPER_NAMES = ("_lanes_zero", "_float_lanes", "_float16_lanes", "_bfloat16_lanes", "_float8_lanes",
-                "_int8_lanes", "_int4_lanes", "_scale_and_bias", "_stored_lanes", "_weighted", "_store_lanes")
+                "_int8_lanes", "_int4_lanes", "_scale_and_bias", "_stored_lanes", "_weight", "_times",
+                "_store_lanes")
 
 
 def _lanes_zero(like):
@@ -127,10 +128,15 @@ def _stored_lanes(table, kind, row, col, count, scale, bias):
     return _int4_lanes(table, row, col, count, scale, bias)
 
 
-def _weighted(x, weights, j):
-    """``x`` times ``weights[j]``, or ``x`` itself when ``weights`` is None (decided when numba compiles:
-    no multiply by 1 and no branch in a loop without weights)."""
-    return x if weights is None else x * weights[j]
+def _weight(weights, j):
+    """Entry ``j``'s weight, ``weights[j]``, or None when there are no weights (``weights`` is None)."""
+    return None if weights is None else weights[j]
+
+
+def _times(x, weight):
+    """``x`` times ``weight``, or ``x`` itself when ``weight`` is None: decided when numba compiles, so a
+    loop without weights has no multiply by 1 and no branch."""
+    return x if weight is None else x * weight
 
 
 def _store_lanes(out, row, col, count, value):
@@ -360,11 +366,18 @@ def build(float8_bits) -> dict[str, object]:
     for name in ("_stored_lanes", "_scale_and_bias"):
         compiled[name] = numba.njit(inline="always")(globals()[name])
 
-    @overload(_weighted, inline="always")
-    def weighted(x, weights, j):
+    @overload(_weight, inline="always")
+    def weight_of(weights, j):
         if isinstance(weights, types.NoneType):
-            return lambda x, weights, j: x
-        return lambda x, weights, j: x * weights[j]
-    compiled["_weighted"] = _weighted  # the overload above: numba compiles calls of the function itself
+            return lambda weights, j: None
+        return lambda weights, j: weights[j]
+
+    @overload(_times, inline="always")
+    def times(x, weight):
+        if isinstance(weight, types.NoneType):
+            return lambda x, weight: x
+        return lambda x, weight: x * weight
+    # the overloads above: numba compiles calls of the functions themselves
+    compiled.update({"_weight": _weight, "_times": _times})
     globals().update(compiled)
     return compiled
