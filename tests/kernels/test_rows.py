@@ -239,7 +239,7 @@ def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, la
         jit.set_enabled(old)
 
 
-@pytest.mark.parametrize("storage", ["float16", "float8_e4m3fn"])
+@pytest.mark.parametrize("storage", ["float16", "float8_e4m3fn", "int4"])  # int4: its float16 scale and bias
 def test_without_the_cpus_half_conversion_half_tables_take_the_numpy_path(storage, monkeypatch):
     # A portable build (NUMBA_CPU_NAME) cannot assume F16C: the lanes' float16 decoding is not compiled.
     monkeypatch.setattr(rows, "half_in_hardware", lambda: False)

@@ -296,11 +296,12 @@ def _compiled_ok(stored: np.ndarray, namespace: dict | None = None) -> bool:
 
 def _decodes_compiled(stored: np.ndarray, storage: str, namespace: dict | None = None) -> bool:
     """:func:`_compiled_ok`, and the lanes' decoding (:mod:`.lanes`) runs on this CPU: it converts float16
-    (and float8, through float16) with the CPU's instruction, which a portable build cannot assume."""
+    (float16 values, float8 through float16, int4's scale and bias) with the CPU's instruction, which a
+    portable build cannot assume."""
     return (storage not in _HALF_DECODED or half_in_hardware()) and _compiled_ok(stored, namespace)
 
 
-_HALF_DECODED = ("float16", "float8_e4m3fn")
+_HALF_DECODED = ("float16", "float8_e4m3fn", "int4")
 
 
 def _run(kernels: tuple[jit.Kernel, jit.Kernel], work_bytes: int, *args):
