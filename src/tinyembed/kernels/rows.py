@@ -404,11 +404,6 @@ def _bits_to_float(bits):
     return np.uint32(bits).view(np.float32)
 
 
-def _float_bits(value):
-    """The uint32 bits of the float32 ``value`` (compiled: a bitcast, no instruction)."""
-    return np.float32(value).view(np.uint32)
-
-
 def _half_to_float(bits):
     """The float32 value of the float16 whose bits are the uint16 ``bits``, exactly (compiled: the
     CPU's conversion, F16C's vcvtph2ps, which also quiets a signalling NaN; a table lookup on CPUs
@@ -503,7 +498,7 @@ def half_in_hardware() -> bool:
 
 
 # The helpers above, by name; a module whose kernels call them imports them under these names.
-HELPER_NAMES = ("_bits_to_float", "_float_bits", "_half_to_float", "_float8_value", "_low_nibble", "_high_nibble",
+HELPER_NAMES = ("_bits_to_float", "_half_to_float", "_float8_value", "_low_nibble", "_high_nibble",
                 "_prefetch", "_prefetch_row", "_dot_rows", "_load_float32", "_load_float16", "_load_bits16",
                 *lanes.HELPER_NAMES)
 # How far ahead, in bytes of rows, the kernels prefetch; and at most how much of each row.
@@ -560,12 +555,6 @@ def _build_helpers() -> None:
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], f32)
         return numba.types.float32(numba.types.uint32), codegen
-
-    @intrinsic
-    def float_bits(typingctx, value):
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], i32)
-        return numba.types.uint32(numba.types.float32), codegen
 
     @intrinsic
     def half_to_float(typingctx, bits):
@@ -634,7 +623,7 @@ def _build_helpers() -> None:
     hardware = half_in_hardware()
     values = _float16_values()
     compiled = {
-        "_bits_to_float": bits_to_float, "_float_bits": float_bits,
+        "_bits_to_float": bits_to_float,
         "_half_to_float": half_to_float if hardware else numba.njit(lambda bits: values[bits]),
         "_low_nibble": nibble(False), "_high_nibble": nibble(True), "_prefetch": prefetch,
         "_load_float32": load(f32), "_load_bits16": load(i16),
