@@ -222,6 +222,23 @@ def test_float_bags_are_alike_serial_and_parallel(dtype, monkeypatch):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@needs_numba
+@pytest.mark.parametrize("dim", [1, 2, 17])
+@pytest.mark.parametrize("lengths", ["one size", "apart"])
+def test_long_float_bags_give_the_bits_of_the_numpy_path(dim, lengths):
+    # Bags longer than NumPy's pairwise blocks (8), pooled in one reduction (all of one size) or one by one
+    # (longer than segment_reduce's _LONG_SEGMENT): both must add left to right, a single column too.
+    rng = np.random.default_rng(dim)
+    weight = (rng.standard_normal((50, dim)) * 10.0 ** rng.uniform(-3, 2, (50, 1))).astype(np.float32)
+    sizes = np.full(40, 30) if lengths == "one size" else rng.integers(17, 40, 40)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    ids = rng.integers(0, 50, bounds[-1])
+    compiled = kernels.bag_pool(weight, ids, bounds, "sum")[0]
+    plain = numpy_path(kernels.bag_pool, weight, ids, bounds, "sum")[0]
+    assert_same_bits(compiled, plain)
+    assert_same_bits(plain, _brute_force(weight, ids, bounds, "sum", None))
+
+
 @pytest.mark.parametrize("storage", STORED)
 @pytest.mark.parametrize("enabled", [True, False])  # checked inside the compiled loop, or before the NumPy one
 def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, launch):

@@ -35,7 +35,7 @@ from .rows import (
     gather_decoded,
     prefetch_distance,
 )
-from .segments import segment_reduce, segment_sum_rows
+from .segments import reduce_rows, segment_reduce, segment_sum_rows
 
 __all__ = ["bag_pool", "bag_pool_fused", "bag_pool_decoded", "pool_rows", "pool_segments", "bag_pool_backward"]
 
@@ -146,7 +146,7 @@ def pool_rows(fetch, ids: np.ndarray, bounds: np.ndarray, dim: int, dtype, mode:
                 rows *= per_sample_weights[lo:hi, None]
             lengths = counts[s:e]
             if lengths[0] > 0 and (lengths == lengths[0]).all():  # fixed-size bags: one reduce
-                np.add.reduce(rows.reshape(e - s, lengths[0], dim), axis=1, out=out[s:e])
+                out[s:e] = reduce_rows(rows.reshape(e - s, lengths[0], dim))
             else:
                 out[s:e] = pool_segments(rows, bounds[s:e + 1] - lo, "sum")
 

@@ -13,11 +13,22 @@ import numpy as np
 from . import jit, threads
 from .jit import prange
 
-__all__ = ["segment_reduce", "segment_sum_rows", "scatter_add_rows"]
+__all__ = ["reduce_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows"]
 
 # Segments longer than this are reduced one by one with ufunc.reduce (a long,
 # fast inner loop); shorter ones by adding their k-th rows for k = 1, 2, ...
 _LONG_SEGMENT = 16
+
+
+def reduce_rows(block: np.ndarray, op=np.add) -> np.ndarray:
+    """``op`` over the rows of ``block`` (..., count, D), left to right: (..., D).
+
+    ``np.add.reduce`` adds whole rows in order, except over a single column: then its inner loop runs
+    along the rows, and adds them pairwise, eight partial sums at a time (other bits than in order).
+    """
+    if op is np.add and block.shape[-1] == 1 and block.shape[-2] > 1:
+        return np.add.accumulate(block, axis=-2)[..., -1, :]
+    return op.reduce(block, axis=-2)
 
 
 def segment_reduce(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, op=np.add,
@@ -56,7 +67,7 @@ def segment_reduce(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, o
     for i in np.flatnonzero(long_):
         s = starts[i]
         segment = values[s:s + counts[i]] if order is None else np.take(values, order[s:s + counts[i]], axis=0)
-        out[i] = op.reduce(segment, axis=0)
+        out[i] = reduce_rows(segment, op)
     return out
 
 
