@@ -10,8 +10,7 @@ tinyembed against torch with the same threads, medians:
   Tensor), for float32 bags of 1000x16 and 50257x64 against ``F.embedding_bag`` and int8 and int4 bags of
   100000x64 (the bench's qbag shape) against torch's quantized ops; the parts in turns, torch in
   its own rounds;
-* what rounding costs: int8 bags on one thread, our pooling kernel against the same loop without
-  the bias's add (one rounding step fewer, as FBGEMM's fused multiply-add has) and torch's op;
+* the loops alone: int8 bags on one thread, our pooling kernel against torch's quantized op;
 * a lookup's parts: an int4 lookup of 50257x16 rows and its decoding kernel beside the float32
   lookup of the same rows and its copy (both check their ids inside), and the embedding layer
   (tokens plus sinusoidal positions, at 50257x64) beside its token lookup, all in turns.
@@ -165,35 +164,9 @@ def lookup_parts(rng, repeats: int) -> list[str]:
     return lines
 
 
-_WITHOUT_BIAS = """
-def pooled(fused, ids, bounds, ahead, out):
-    # the int8 bag kernel's loop for rows of 17 to 64 columns, its bias -0.0: LLVM drops x + -0.0 (exactly x),
-    # one rounding step fewer
-    n, dim, bias = ids.shape[0], out.shape[1], np.float32(-0.0)
-    for b in range(out.shape[0]):
-        s0 = s1 = s2 = s3 = _lanes_zero(out)
-        for j in range(bounds[b], bounds[b + 1]):
-            if j + ahead < n:
-                _prefetch_row(fused, ids[j + ahead])
-            i = ids[j]
-            scale = _scale_and_bias(fused, 3, i, dim)[0]
-            s0 += _int8_lanes(fused, i, 0, dim, scale, bias)
-            s1 += _int8_lanes(fused, i, 16, dim - 16, scale, bias)
-            s2 += _int8_lanes(fused, i, 32, dim - 32, scale, bias)
-            s3 += _int8_lanes(fused, i, 48, dim - 48, scale, bias)
-        _store_lanes(out, b, 0, dim, s0)
-        _store_lanes(out, b, 16, dim - 16, s1)
-        _store_lanes(out, b, 32, dim - 32, s2)
-        _store_lanes(out, b, 48, dim - 48, s3)
-"""
-
-
-def rounding_cost(rng, repeats: int) -> str:
-    """int8 bags of 16 from 100000x64 on one thread: our kernel (a row decoded as code * scale + bias, two
-    roundings, then added: three per value), the same loop without the bias's add, and torch's quantized op
-    (FBGEMM's kernel, a fused multiply-add: two roundings per value)."""
-    import numba  # noqa: PLC0415 - only this part compiles a loop of its own
-
+def one_thread(rng, repeats: int) -> str:
+    """int8 bags of 16 from 100000x64 on one thread: our pooling kernel (its serial build) against torch's
+    quantized op (FBGEMM's kernel): the loops themselves, without threads."""
     from tinyembed.kernels import rows  # noqa: PLC0415
 
     weight = rng.standard_normal((100_000, 64)).astype(np.float32)
@@ -203,24 +176,20 @@ def rounding_cost(rng, repeats: int) -> str:
     ahead = rows.prefetch_distance(fused)
     kernel = bags._BAG_SUMS["int8"][1]  # the serial one
     if not rows._compiled_ok(fused, vars(bags)):
-        return "rounding cost: needs numba"
-    namespace = dict(vars(bags))
-    exec(_WITHOUT_BIAS, namespace)  # noqa: S102 - the loop above, compiled with bags' helpers
-    without_bias = numba.njit(namespace["pooled"])
+        return "one thread: needs numba"
     packed = torch.ops.quantized.embedding_bag_byte_prepack(torch.from_numpy(weight))
     threads = torch.get_num_threads()
     set_num_threads(1)
     torch.set_num_threads(1)
     try:
-        us = {**medians_us({"ours": lambda: kernel(fused, ids, bounds, None, False, ahead, out),
-                            "without bias": lambda: without_bias(fused, ids, bounds, ahead, out)}, repeats),
+        us = {**medians_us({"ours": lambda: kernel(fused, ids, bounds, None, False, ahead, out)}, repeats),
               **medians_us({"torch": lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
                   packed, ids_t, offsets_t, mode=0)}, repeats)}
     finally:
         set_num_threads(threads)
         torch.set_num_threads(threads)
-    return (f"100000x64 int8, bags of 16, 1 thread: our pooling {us['ours']:.1f} us, the same loop without the bias's "
-            f"add {us['without bias']:.1f}; torch.quantized {us['torch']:.1f} us")
+    return (f"100000x64 int8, bags of 16, 1 thread: our pooling {us['ours']:.1f} us; "
+            f"torch.quantized {us['torch']:.1f} us")
 
 
 def main() -> None:
@@ -233,7 +202,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"benchmarks/call_costs.py: {get_num_threads()} threads for tinyembed and torch {torch.__version__}; "
           f"medians")
-    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + [rounding_cost(rng, 15)] + lookup_parts(rng, 15):
+    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + [one_thread(rng, 15)] + lookup_parts(rng, 15):
         print(line, flush=True)
 
 

@@ -92,7 +92,8 @@ def test_compiled_bag_equals_numpy_bag_bit_for_bit(dtype, mode, weighted, dim):
 
 @needs_numba
 @pytest.mark.parametrize("mode, weighted", [("sum", False), ("mean", False), ("sum", True)])
-def test_compiled_int8_bag_equals_decode_then_pool(mode, weighted):
+def test_compiled_int8_bag_equals_the_numpy_path_and_decode_then_pool_closely(mode, weighted):
+    # Its biases are summed apart from its codes (kernels.bag_pool_decoded), so only close to decode then pool.
     assert jit.available()
     rng = np.random.default_rng(11)
     table = QuantizedEmbedding.from_float(rng.standard_normal((200, 32)).astype(np.float32), bits=8)
@@ -106,7 +107,12 @@ def test_compiled_int8_bag_equals_decode_then_pool(mode, weighted):
     finally:
         jit.set_enabled(old)
     np.testing.assert_array_equal(compiled, plain)
-    np.testing.assert_array_equal(plain, _brute_force(table.to_dense(), ids, bounds, mode, psw))
+    decoded = table.to_dense()
+    # each bag's error against the sum of |weight| * max|row| of its entries (values cancel to near zero)
+    row_sizes = np.repeat(np.abs(decoded).max(axis=1, keepdims=True), decoded.shape[1], axis=1)
+    magnitude = _brute_force(row_sizes, ids, bounds, mode, None if psw is None else np.abs(psw))
+    error = np.abs(plain - _brute_force(decoded, ids, bounds, mode, psw))
+    np.testing.assert_array_less(error, 1e-6 * magnitude + 1e-30)
 
 
 def test_jit_can_be_switched_off_and_reports_it():

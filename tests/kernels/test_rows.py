@@ -172,7 +172,7 @@ def _bags(rng, num_bags, max_len, vocab):
 
 
 def _brute_force(dense, ids, bounds, mode, weights):
-    """Left to right in float32, each row times its weight first: what both paths promise."""
+    """Left to right in float32, each row times its weight first: what both paths promise for the float types."""
     out = np.zeros((len(bounds) - 1, dense.shape[1]), np.float32)
     for b in range(len(bounds) - 1):
         for j in range(bounds[b], bounds[b + 1]):
@@ -180,6 +180,36 @@ def _brute_force(dense, ids, bounds, mode, weights):
         if mode == "mean" and bounds[b + 1] > bounds[b]:
             out[b] /= np.float32(bounds[b + 1] - bounds[b])
     return out
+
+
+def _brute_force_quantized(fused, storage, dim, ids, bounds, mode, weights):
+    """A quantized bag, from the fused bytes: left to right in float32, code * (scale * weight) into the sum,
+    bias * weight into a sum of its own, the two added at the end: what both paths promise (FBGEMM's order)."""
+    if storage == "int8":
+        codes = fused[:, :dim].astype(np.float32)
+        scales, biases = fused[:, dim:dim + 8].copy().view(np.float32).T
+    else:
+        half = (dim + 1) // 2
+        codes = np.stack([fused[:, :half] & 15, fused[:, :half] >> 4], axis=2).reshape(len(fused), -1)[:, :dim]
+        codes = codes.astype(np.float32)
+        scales, biases = fused[:, half:half + 4].copy().view(np.float16).astype(np.float32).T
+    out = np.zeros((len(bounds) - 1, dim), np.float32)
+    for b in range(len(bounds) - 1):
+        bias_sum = np.float32(0)
+        for j in range(bounds[b], bounds[b + 1]):
+            w = np.float32(1) if weights is None else weights[j]
+            out[b] += codes[ids[j]] * (scales[ids[j]] * w)
+            bias_sum += biases[ids[j]] * w
+        out[b] += bias_sum
+        if mode == "mean" and bounds[b + 1] > bounds[b]:
+            out[b] /= np.float32(bounds[b + 1] - bounds[b])
+    return out
+
+
+def _reference_bags(stored, storage, dim, ids, bounds, mode, weights):
+    if storage in ("int8", "int4"):
+        return _brute_force_quantized(stored, storage, dim, ids, bounds, mode, weights)
+    return _brute_force(decode_rows(stored, storage, dim), ids, bounds, mode, weights)
 
 
 @needs_numba
@@ -194,7 +224,7 @@ def test_compiled_bags_give_the_bits_of_the_numpy_path(storage, dim, mode, weigh
     compiled = kernels.bag_pool_decoded(stored, storage, dim, ids, bounds, mode, weights)
     plain = numpy_path(kernels.bag_pool_decoded, stored, storage, dim, ids, bounds, mode, weights)
     assert_same_bits(compiled, plain, f"{storage} D={dim} {mode} weighted={weighted}")
-    assert_same_bits(plain, _brute_force(decode_rows(stored, storage, dim), ids, bounds, mode, weights))
+    assert_same_bits(plain, _reference_bags(stored, storage, dim, ids, bounds, mode, weights))
 
 
 def test_bags_of_no_ids_and_no_bags():
@@ -269,7 +299,7 @@ def test_without_the_cpus_half_conversion_half_tables_take_the_numpy_path(storag
     decoded = decode_rows(stored, storage, 20)
     assert_same_bits(rows.lookup_decoded(stored, storage, 20, ids), decoded[ids])
     assert_same_bits(kernels.bag_pool_decoded(stored, storage, 20, ids, bounds, "sum"),
-                     _brute_force(decoded, ids, bounds, "sum", None))
+                     _reference_bags(stored, storage, 20, ids, bounds, "sum", None))
     assert not compiled_kernels
 
 
@@ -309,3 +339,18 @@ def test_each_lookup_kernel_has_a_serial_twin_of_the_same_loop():
     for parallel, serial in rows._GATHERS.values():
         assert parallel.parallel and not serial.parallel
         assert serial.fn is parallel.fn and serial.fastmath == parallel.fastmath
+
+
+@needs_numba
+@pytest.mark.parametrize("storage", ["int8", "int4", "float16"])
+@pytest.mark.parametrize("dim", [1, 2, 17])
+def test_long_bags_of_one_size_give_the_bits_of_the_numpy_path(storage, dim):
+    # All bags of one size: the NumPy path pools them in one reduction, which must still add left to right.
+    stored = table(storage, 50, dim, seed=3)
+    rng = np.random.default_rng(dim)
+    ids, bounds = rng.integers(0, 50, 40 * 30), np.arange(0, 40 * 30 + 1, 30)
+    for weights in (None, rng.standard_normal(ids.size).astype(np.float32)):
+        compiled = kernels.bag_pool_decoded(stored, storage, dim, ids, bounds, "sum", weights)
+        plain = numpy_path(kernels.bag_pool_decoded, stored, storage, dim, ids, bounds, "sum", weights)
+        assert_same_bits(compiled, plain)
+        assert_same_bits(plain, _reference_bags(stored, storage, dim, ids, bounds, "sum", weights))

@@ -8,7 +8,7 @@ from jit_paths import needs_numba, on_numpy_path
 from table_files import rewrite
 
 from tinyembed.io.assets import minilm_tensor
-from tinyembed.kernels import jit, rows
+from tinyembed.kernels import bags, jit, rows
 from tinyembed.nn import Embedding
 from tinyembed.tables.quantized import QuantizedEmbedding
 
@@ -228,9 +228,9 @@ def test_to_dense_equals_brute_force_decoding_of_the_bytes(table):
 
 def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table_on_the_numpy_path(table, monkeypatch):
     decoded = []
-    real = rows.decode_rows
-    monkeypatch.setattr(rows, "decode_rows", lambda fused, storage, dim: decoded.append(len(fused)) or
-                        real(fused, storage, dim))
+    real = rows.split_rows  # a quantized bag splits its rows into codes, scales and biases (kernels.bags)
+    monkeypatch.setattr(bags, "split_rows", lambda fused, dim, bits: decoded.append(len(fused)) or
+                        real(fused, dim, bits))
     monkeypatch.setattr(QuantizedEmbedding, "to_dense", lambda self: pytest.fail("bag built the dense table"))
     ids = np.array([3, 3, 5, 1, 0, 2])
     on_numpy_path(table.bag, ids, np.array([0, 2]), include_last_offset=True, mode="mean")  # only ids[:2] in a bag
@@ -241,6 +241,7 @@ def test_bag_decodes_only_the_rows_in_its_bags_and_never_the_dense_table_on_the_
 def test_compiled_lookup_bag_and_attend_decode_inside_the_kernels(table, monkeypatch):
     dense, h = table.to_dense(), np.ones((1, table.embedding_dim), np.float32)
     monkeypatch.setattr(rows, "decode_rows", lambda *args: pytest.fail("decoded in NumPy"))
+    monkeypatch.setattr(bags, "split_rows", lambda *args: pytest.fail("split in NumPy"))
     monkeypatch.setattr(QuantizedEmbedding, "to_dense", lambda self: pytest.fail("built the dense table"))
     np.testing.assert_array_equal(table.lookup([4, 4, 9]), dense[[4, 4, 9]])
     np.testing.assert_array_equal(table.bag([1, 2, 3, 0], [0, 1], include_last_offset=True), dense[[1]])

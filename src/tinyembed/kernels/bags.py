@@ -34,6 +34,7 @@ from .rows import (
     _with_serial,
     gather_decoded,
     prefetch_distance,
+    split_rows,
 )
 from .segments import reduce_rows, segment_reduce, segment_sum_rows
 
@@ -165,8 +166,11 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
     """Sum or mean of each bag over a table stored as ``storage`` (:mod:`.rows`), decoding only the
     rows in the bags: the compiled loop decodes each row as it adds it into its bag's sum.
 
-    Rows are decoded as :func:`.rows.decode_rows` decodes them and added left to right in float32
-    (times their weight first, if any), so both paths give the same bits.
+    Rows of a float type are decoded as :func:`.rows.decode_rows` decodes them and added left to right
+    in float32 (times their weight first, if any). A quantized bag (int8, int4) is summed as FBGEMM
+    sums it, its biases apart from its codes: left to right, ``code * (scale * weight)`` into the
+    bag's sum and ``bias * weight`` into its bias sum, the two added at the end (then divided, for a
+    mean). Both paths give the same bits.
 
     Args:
         stored: (V, width) array of ``STORED_DTYPES[storage]``; storage: one of
@@ -188,8 +192,31 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
              per_sample_weights, mode == "mean", prefetch_distance(stored),
              out)
         return out
+    if storage in ("int8", "int4"):
+        return _pool_quantized(stored, int(storage[3:]), dim, ids, bounds, mode, per_sample_weights)
     return pool_rows(lambda at, buf: gather_decoded(stored, storage, dim, at, out=buf), ids, bounds, dim,
                      np.float32, mode, per_sample_weights)
+
+
+def _pool_quantized(fused, bits, dim, ids, bounds, mode, per_sample_weights):
+    # bag_pool_decoded's quantized bags in NumPy: each entry's codes times its scale, its bias in one more
+    # column, pooled left to right; `pool_rows` is handed the entries' positions, for their weights.
+    def fetch(at, buf):
+        codes, scale, bias = split_rows(np.take(fused, ids[at], axis=0), dim, bits)
+        if per_sample_weights is not None:
+            scale, bias = scale * per_sample_weights[at], bias * per_sample_weights[at]
+        with np.errstate(invalid="ignore", over="ignore"):  # as dequantize_rows
+            np.multiply(codes, scale[:, None], out=buf[:, :dim])
+        buf[:, dim] = bias
+
+    sums = pool_rows(fetch, np.arange(len(ids)), bounds, dim + 1, np.float32)
+    with np.errstate(invalid="ignore"):
+        out = sums[:, :dim] + sums[:, dim:]
+    if mode == "mean":
+        counts = np.diff(bounds)
+        full = counts > 0
+        out[full] /= counts[full, None].astype(np.float32)
+    return out
 
 
 def bag_pool_fused(fused: np.ndarray, dim: int, bits: int, ids: np.ndarray, bounds: np.ndarray,
@@ -278,8 +305,9 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 
 # -- compiled (tinyembed.kernels.jit) ----------------------------------------------------------------
 # Each kernel adds a bag's rows left to right, each column's sum starting from zero, in the output's
-# dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype (a sum by 1:
-# exact). Without per-sample weights the kernels get None, and numba compiles them without the multiply
+# dtype, as the NumPy path does: identical bags. A mean divides by the count in that dtype; a sum is not
+# divided by 1 (exact, but a division per 16 columns of every bag: 4-5% of bags of 16 from 100000 x 64
+# int8). Without per-sample weights the kernels get None, and numba compiles them without the multiply
 # (.lanes._weight, ._times).
 #
 # A row of at most IN_REGISTERS columns keeps its bag's sums in vectors of 16 (.lanes), in registers
@@ -311,10 +339,12 @@ def _zero_row(out, b):
 
 
 @jit.inline
-def _divide_row(out, b, divisor):
+def _finish_row(out, b, plus, mean, divisor):
+    # Row b of `out` plus `plus` (a quantized bag's bias sum, else 0: a sum is never -0.0), over `divisor` for a mean.
     dim = out.shape[1]
     for c in range(0, dim, LANES):
-        _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
+        total = _float_lanes(out, b, c, dim - c) + plus
+        _store_lanes(out, b, c, dim - c, total / divisor if mean else total)
 
 
 @jit.kernel(parallel=True)
@@ -326,14 +356,14 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
     full = dim - dim % LANES
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
-        divisor = stop - start if mean and stop > start else 1
+        divisor = max(stop - start, 1)
         if dim <= LANES:
             s = _lanes_zero(out)
             for j in range(start, stop):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
                 s += _times(_float_lanes(weight, ids[j], 0, dim), _weight(per_sample_weights, j))
-            _store_lanes(out, b, 0, dim, s / divisor)
+            _store_lanes(out, b, 0, dim, s / divisor if mean else s)
         elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
             for j in range(start, stop):
@@ -344,7 +374,9 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                 s1 += _times(_float_lanes(weight, i, LANES, dim - LANES), w)
                 s2 += _times(_float_lanes(weight, i, 2 * LANES, dim - 2 * LANES), w)
                 s3 += _times(_float_lanes(weight, i, 3 * LANES, dim - 3 * LANES), w)
-            _store_four(out, b, s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor)
+            if mean:
+                s0, s1, s2, s3 = s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor
+            _store_four(out, b, s0, s1, s2, s3)
         else:
             _zero_row(out, b)
             # Four rows a pass, added to the output row left to right (((out + r0) + r1) + r2) + r3: a quarter
@@ -379,19 +411,38 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                 for c in range(0, dim, LANES):
                     row = _times(_float_lanes(weight, i, c, dim - c), w)
                     _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) + row)
-            _divide_row(out, b, divisor)
+            if mean:
+                _finish_row(out, b, 0, mean, divisor)
+
+
+# A quantized bag sums its biases apart from its codes, one scalar add a row: adding each decoded value,
+# code * scale + bias, is one more vector add per 16 columns, and took 1.44x as long (bags of 16 from
+# 100000 x 64 int8, one thread: 327.9 against 228.0 us without the bias's add, benchmarks/call_costs.py at
+# ac6744c). _NO_BIAS decodes a row's codes times its scale alone: LLVM drops x + -0.0 (exactly x).
+_NO_BIAS = np.float32(-0.0)
+
+
+@jit.inline
+def _bag_lanes(table, kind, row, col, count, scale, w):
+    # Columns col:col + 16 of a row as its bag adds them: a quantized row's codes times `scale`, its scale
+    # times its weight (the bias is summed apart); a row of a float type decoded, times its weight.
+    if kind >= 3:
+        return _stored_lanes(table, kind, row, col, count, scale, _NO_BIAS)
+    return _times(_stored_lanes(table, kind, row, col, count, scale, _NO_BIAS), w)
 
 
 @jit.inline
 def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, out):
-    # _bag_sum over a table stored as the storage type numbered `kind` (lanes.KINDS), decoded as it is added.
+    # _bag_sum over a table stored as the storage type numbered `kind` (lanes.KINDS), decoded as it is added;
+    # a quantized one (kind 3, 4) as bag_pool_decoded says, its biases summed apart in `biases`.
     # Each kernel below passes its own constant `kind`: one loop per storage type, its branches on `kind`
     # folded away (a `kind` known only at run time took 1.35x as long, bags of 16 from 100000 x 64 int8).
     n, dim = ids.shape[0], out.shape[1]
     full = dim - dim % LANES
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
-        divisor = np.float32(stop - start if mean and stop > start else 1)
+        divisor = np.float32(max(stop - start, 1))
+        biases = np.float32(0)
         if dim <= LANES:
             s = _lanes_zero(out)
             for j in range(start, stop):
@@ -399,8 +450,12 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                     _prefetch_row(table, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
                 scale, bias = _scale_and_bias(table, kind, i, dim)
-                s += _times(_stored_lanes(table, kind, i, 0, dim, scale, bias), w)
-            _store_lanes(out, b, 0, dim, s / divisor)
+                if kind >= 3:
+                    scale, biases = _times(scale, w), biases + _times(bias, w)
+                s += _bag_lanes(table, kind, i, 0, dim, scale, w)
+            if kind >= 3:
+                s += biases
+            _store_lanes(out, b, 0, dim, s / divisor if mean else s)
         elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
             for j in range(start, stop):
@@ -408,15 +463,17 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                     _prefetch_row(table, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
                 scale, bias = _scale_and_bias(table, kind, i, dim)
-                x0 = _stored_lanes(table, kind, i, 0, dim, scale, bias)
-                x1 = _stored_lanes(table, kind, i, LANES, dim - LANES, scale, bias)
-                x2 = _stored_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, scale, bias)
-                x3 = _stored_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, scale, bias)
-                s0 += _times(x0, w)
-                s1 += _times(x1, w)
-                s2 += _times(x2, w)
-                s3 += _times(x3, w)
-            _store_four(out, b, s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor)
+                if kind >= 3:
+                    scale, biases = _times(scale, w), biases + _times(bias, w)
+                s0 += _bag_lanes(table, kind, i, 0, dim, scale, w)
+                s1 += _bag_lanes(table, kind, i, LANES, dim - LANES, scale, w)
+                s2 += _bag_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, scale, w)
+                s3 += _bag_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, scale, w)
+            if kind >= 3:
+                s0, s1, s2, s3 = s0 + biases, s1 + biases, s2 + biases, s3 + biases
+            if mean:
+                s0, s1, s2, s3 = s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor
+            _store_four(out, b, s0, s1, s2, s3)
         else:
             _zero_row(out, b)
             for j in range(start, stop):
@@ -424,13 +481,16 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                     _prefetch_row(table, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
                 scale, bias = _scale_and_bias(table, kind, i, dim)
+                if kind >= 3:
+                    scale, biases = _times(scale, w), biases + _times(bias, w)
                 for c in range(0, full, LANES):  # whole vectors: a constant count, plain loads and stores
-                    row = _times(_stored_lanes(table, kind, i, c, LANES, scale, bias), w)
+                    row = _bag_lanes(table, kind, i, c, LANES, scale, w)
                     _store_lanes(out, b, c, LANES, _float_lanes(out, b, c, LANES) + row)
                 if full < dim:
-                    row = _times(_stored_lanes(table, kind, i, full, dim - full, scale, bias), w)
+                    row = _bag_lanes(table, kind, i, full, dim - full, scale, w)
                     _store_lanes(out, b, full, dim - full, _float_lanes(out, b, full, dim - full) + row)
-            _divide_row(out, b, divisor)
+            if mean or kind >= 3:
+                _finish_row(out, b, biases, mean, divisor)
 
 
 # `kind`: the storage type's number in lanes.KINDS.

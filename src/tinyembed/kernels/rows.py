@@ -58,8 +58,8 @@ from .jit import prange
 from .lanes import LANES, _scale_and_bias, _store_lanes, _stored_lanes
 
 __all__ = ["BITS", "STORAGE_TYPES", "STORED_DTYPES", "check_bits", "check_storage", "row_bytes", "storage_row_bytes",
-           "quantize_rows", "dequantize_rows", "decode_rows", "gather_decoded", "lookup_decoded", "attend_decoded",
-           "scores_by_chunks"]
+           "quantize_rows", "split_rows", "dequantize_rows", "decode_rows", "gather_decoded", "lookup_decoded",
+           "attend_decoded", "scores_by_chunks"]
 
 BITS = (4, 8)
 # Rows quantized at a time: bounds the float temporaries for large tables.
@@ -161,8 +161,8 @@ def quantize_rows(weight: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
-def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
-    """(n, row_bytes) uint8 fused rows -> (n, dim) float32: ``code * scale + bias``."""
+def split_rows(fused: np.ndarray, dim: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, row_bytes) uint8 fused rows -> their (n, dim) uint8 codes and (n,) float32 scales and biases."""
     if bits == 8:
         codes = fused[:, :dim]
         scale_bias = np.ascontiguousarray(fused[:, dim:dim + 8]).view("<f4")          # (n, 2)
@@ -173,11 +173,17 @@ def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
         nibbles[:, 1::2] = fused[:, :packed] >> 4
         codes = nibbles[:, :dim]
         scale_bias = _decode_float16(np.ascontiguousarray(fused[:, packed:packed + 4]).view("<u2"))
+    return codes, scale_bias[:, 0], scale_bias[:, 1]
+
+
+def dequantize_rows(fused: np.ndarray, dim: int, bits: int) -> np.ndarray:
+    """(n, row_bytes) uint8 fused rows -> (n, dim) float32: ``code * scale + bias``."""
+    codes, scale, bias = split_rows(fused, dim, bits)
     # inf scale, -inf bias (4-bit rows beyond float16): NaN, as FBGEMM; a scale near float32's largest
     # times 255 overflows to inf, as in FBGEMM and the compiled loops.
     with np.errstate(invalid="ignore", over="ignore"):
-        rows = codes.astype(np.float32) * scale_bias[:, :1]
-        rows += scale_bias[:, 1:]
+        rows = codes.astype(np.float32) * scale[:, None]
+        rows += bias[:, None]
     return rows
 
 

@@ -2,8 +2,9 @@
 
 The layout and the rounding are FBGEMM's, stated once in :mod:`tinyembed.kernels.rows`.
 Only rows looked up are ever decoded, and no dense table is built: with numba, a lookup
-decodes each fused row straight into the float32 output, ``bag`` adds rows into their
-bag's sum as it decodes them, and ``attend`` decodes each row inside its dot products
+decodes each fused row straight into the float32 output, ``bag`` adds each row's codes
+times its scale into the bag's sum and its bias into a sum of its own, as FBGEMM orders
+them (:func:`tinyembed.kernels.bag_pool_decoded`), and ``attend`` decodes each row inside its dot products
 (:mod:`tinyembed.kernels.rows`, :mod:`tinyembed.kernels.bags`); without numba, the byte rows
 are gathered and then decoded, a cache-sized chunk at a time, to the same bits.
 """
