@@ -286,6 +286,23 @@ def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, la
         jit.set_enabled(old)
 
 
+@pytest.mark.parametrize("storage", STORED)
+@pytest.mark.parametrize("enabled", [True, False])  # checked inside the compiled loop, or before the NumPy one
+def test_bags_check_their_ids_naming_the_first_bad_one(storage, enabled, launch):
+    stored = table(storage, 40, 20)
+    rng = np.random.default_rng(4)
+    ids, bounds = _bags(rng, 300, 9, 40)
+    old = jit.set_enabled(enabled)
+    try:
+        for bad in (40, -1):
+            wrong = ids.copy()
+            wrong[len(ids) // 3], wrong[-2] = bad, -5
+            with pytest.raises(IndexError, match=rf"id {bad} at position \({len(ids) // 3},\)"):
+                kernels.bag_pool_decoded(stored, storage, 20, wrong, bounds, "sum")
+    finally:
+        jit.set_enabled(old)
+
+
 @pytest.mark.parametrize("storage", ["float16", "float8_e4m3fn", "int4"])  # int4: its float16 scale and bias
 def test_without_the_cpus_half_conversion_half_tables_take_the_numpy_path(storage, monkeypatch):
     # A portable build (NUMBA_CPU_NAME) cannot assume F16C: the lanes' float16 decoding is not compiled.

@@ -135,6 +135,16 @@ def test_ids_out_of_range_are_refused_naming_the_id_and_its_position(table, meth
             call(np.array(ids))
 
 
+def test_bag_refuses_a_bad_id_after_its_last_bag_and_before_its_other_arguments(table):
+    num = table.num_embeddings
+    with pytest.raises(IndexError, match=rf"id {num} at position \(3,\)"):  # ids the bags leave out
+        table.bag(np.array([0, 1, 2, num]), np.array([0, 2]), include_last_offset=True)
+    with pytest.raises(IndexError, match=rf"id {num} at position \(1,\)"):  # not the missing offsets
+        table.bag(np.array([0, num]))
+    with pytest.raises(IndexError, match=r"id -2 at position \(0, 1\)"):  # not the weights' size
+        table.bag(np.array([[0, -2]]), per_sample_weights=np.ones(3, np.float32))
+
+
 @pytest.mark.parametrize("method", ["lookup", "__call__", "bag"])
 def test_float_ids_are_refused(table, method):
     with pytest.raises(TypeError, match="must hold integer ids, got dtype float64"):

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import jit, threads
 from .gather import gather_rows
+from .ids import check_ids
 from .jit import prange
 from .lanes import (
     LANES,
@@ -175,23 +176,26 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
     Args:
         stored: (V, width) array of ``STORED_DTYPES[storage]``; storage: one of
             :data:`.rows.STORAGE_TYPES`; dim: decoded width.
-        ids: (n,) validated ids; bounds: (B + 1,) bag boundaries.
-        mode: 'sum' or 'mean'; per_sample_weights: (n,) float32 or None.
+        ids: (n,) int64 ids, checked here (the compiled loop checks each as it adds its row): a bad id
+            raises :func:`.ids.check_ids`' error, naming its position in ``ids``.
+        bounds: (B + 1,) bag boundaries. mode: 'sum' or 'mean'; per_sample_weights: (n,) float32 or None.
 
     Returns:
         (B, dim) float32; empty bags give zeros.
     """
     if storage == "float32":
-        return bag_pool(stored, ids, bounds, mode, per_sample_weights)[0]
+        return bag_pool(stored, check_ids(ids, stored.shape[0]), bounds, mode, per_sample_weights)[0]
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
     if dim and _decodes_compiled(stored, storage, globals()):
         out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
-        _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
-             per_sample_weights, mode == "mean", prefetch_distance(stored),
-             out)
+        if _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
+                per_sample_weights, mode == "mean", prefetch_distance(stored), out):
+            check_ids(ids, stored.shape[0])  # raises, naming the first bad id
+            raise AssertionError("the compiled bags counted a bad id that check_ids did not find")
         return out
+    ids = check_ids(ids, stored.shape[0])
     if storage in ("int8", "int4"):
         return _pool_quantized(stored, int(storage[3:]), dim, ids, bounds, mode, per_sample_weights)
     return pool_rows(lambda at, buf: gather_decoded(stored, storage, dim, at, out=buf), ids, bounds, dim,
@@ -437,7 +441,10 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
     # a quantized one (kind 3, 4) as bag_pool_decoded says, its biases summed apart in `biases`.
     # Each kernel below passes its own constant `kind`: one loop per storage type, its branches on `kind`
     # folded away (a `kind` known only at run time took 1.35x as long, bags of 16 from 100000 x 64 int8).
-    n, dim = ids.shape[0], out.shape[1]
+    # The ids' bounds are checked here, as the lookups check them: a bad id's row is skipped (never read
+    # past the table) and counted, and the caller names it. A prefetch never faults, so ids not checked
+    # yet are prefetched as they are.
+    n, dim, rows, bad = ids.shape[0], out.shape[1], table.shape[0], 0
     full = dim - dim % LANES
     for b in prange(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
@@ -449,6 +456,9 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
                 scale, bias = _scale_and_bias(table, kind, i, dim)
                 if kind >= 3:
                     scale, biases = _times(scale, w), biases + _times(bias, w)
@@ -462,6 +472,9 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
                 scale, bias = _scale_and_bias(table, kind, i, dim)
                 if kind >= 3:
                     scale, biases = _times(scale, w), biases + _times(bias, w)
@@ -480,6 +493,9 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                 if j + ahead < n:
                     _prefetch_row(table, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
                 scale, bias = _scale_and_bias(table, kind, i, dim)
                 if kind >= 3:
                     scale, biases = _times(scale, w), biases + _times(bias, w)
@@ -491,32 +507,33 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                     _store_lanes(out, b, full, dim - full, _float_lanes(out, b, full, dim - full) + row)
             if mean or kind >= 3:
                 _finish_row(out, b, biases, mean, divisor)
+    return bad
 
 
 # `kind`: the storage type's number in lanes.KINDS.
 @jit.kernel(parallel=True)
 def _bag_sum_float16(bits, ids, bounds, per_sample_weights, mean, ahead, out):
-    _bag_sum_stored(bits, 0, ids, bounds, per_sample_weights, mean, ahead, out)
+    return _bag_sum_stored(bits, 0, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _bag_sum_bfloat16(bits, ids, bounds, per_sample_weights, mean, ahead, out):
-    _bag_sum_stored(bits, 1, ids, bounds, per_sample_weights, mean, ahead, out)
+    return _bag_sum_stored(bits, 1, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _bag_sum_float8(codes, ids, bounds, per_sample_weights, mean, ahead, out):
-    _bag_sum_stored(codes, 2, ids, bounds, per_sample_weights, mean, ahead, out)
+    return _bag_sum_stored(codes, 2, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _bag_sum_int8(fused, ids, bounds, per_sample_weights, mean, ahead, out):
-    _bag_sum_stored(fused, 3, ids, bounds, per_sample_weights, mean, ahead, out)
+    return _bag_sum_stored(fused, 3, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 @jit.kernel(parallel=True)
 def _bag_sum_int4(fused, ids, bounds, per_sample_weights, mean, ahead, out):
-    _bag_sum_stored(fused, 4, ids, bounds, per_sample_weights, mean, ahead, out)
+    return _bag_sum_stored(fused, 4, ids, bounds, per_sample_weights, mean, ahead, out)
 
 
 _BAG_SUM = _with_serial(_bag_sum)

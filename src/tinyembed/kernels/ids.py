@@ -11,7 +11,24 @@ import numpy as np
 
 from . import jit
 
-__all__ = ["check_ids", "check_offsets", "check_out", "bag_bounds"]
+__all__ = ["id_array", "check_ids", "check_offsets", "check_out", "bag_bounds"]
+
+
+def id_array(ids, name: str = "input") -> np.ndarray:
+    """``ids`` (a Tensor, an array, a list) as an array of integers, not copied, not yet checked against
+    a table: for a kernel that checks the ids itself (:func:`check_ids` names a bad one after).
+
+    Raises:
+        TypeError: for float, bool, complex or object arrays.
+    """
+    if hasattr(ids, "data") and not isinstance(ids, np.ndarray):  # a Tensor
+        ids = ids.data
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0 and arr.dtype.kind == "f" and not isinstance(ids, np.ndarray):
+            return arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
+        raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    return arr
 
 
 def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
@@ -21,14 +38,7 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
         TypeError: for float, bool, complex or object arrays.
         IndexError: naming the first id outside [0, num_embeddings) and its position.
     """
-    if hasattr(ids, "data") and not isinstance(ids, np.ndarray):  # a Tensor
-        ids = ids.data
-    arr = np.asarray(ids)
-    if arr.dtype.kind not in "iu":
-        if arr.size == 0 and arr.dtype.kind == "f" and not isinstance(ids, np.ndarray):
-            arr = arr.astype(np.int64)  # `[]` comes in as float64: treat as empty ids
-        else:
-            raise TypeError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    arr = id_array(ids, name)
     if arr.dtype == np.int64 and arr.size >= _COMPILED_MIN_IDS and jit.available():
         checked = np.empty(arr.shape, dtype=np.int64)
         if not _copy_checked.compiled()(np.ascontiguousarray(arr).reshape(-1), num_embeddings, checked.reshape(-1)):

@@ -214,19 +214,27 @@ class EmbeddingTable:
         """
         if mode not in ("sum", "mean"):
             raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
-        ids = kernels.check_ids(ids, self.num_embeddings)
-        flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
-        weights = None
-        if per_sample_weights is not None:
-            if mode != "sum":
-                raise ValueError(f"per_sample_weights is only supported with mode='sum', got {mode!r}")
-            weights = np.asarray(per_sample_weights, dtype=np.float32).reshape(-1)
-            if weights.shape != flat.shape:
-                raise ValueError(f"per_sample_weights has {weights.size} entries, input has {flat.size}")
-        return self._pool(flat, bounds, mode, weights)
+        ids = kernels.id_array(ids)  # checked against the table by _pool, as it pools
+        try:
+            flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
+            if bounds[-1] != len(flat):  # ids after the last bag: checked too
+                kernels.check_ids(ids, self.num_embeddings)
+            weights = None
+            if per_sample_weights is not None:
+                if mode != "sum":
+                    raise ValueError(f"per_sample_weights is only supported with mode='sum', got {mode!r}")
+                weights = np.asarray(per_sample_weights, dtype=np.float32).reshape(-1)
+                if weights.shape != flat.shape:
+                    raise ValueError(f"per_sample_weights has {weights.size} entries, input has {flat.size}")
+            return self._pool(np.ascontiguousarray(flat, dtype=np.int64), bounds, mode, weights)
+        except (IndexError, ValueError):
+            kernels.check_ids(ids, self.num_embeddings)  # a bad id is named first, at its place in the input
+            raise
 
     def _pool(self, ids: np.ndarray, bounds: np.ndarray, mode: str, weights: np.ndarray | None) -> np.ndarray:
-        """Pooled bags from validated (n,) ids and (B + 1,) bounds; tables with a fused kernel override it."""
+        """Pooled bags from (n,) int64 ids and (B + 1,) bounds; tables with a fused kernel override it.
+        The ids are not checked yet: a bad one raises :func:`kernels.check_ids`' IndexError."""
+        ids = kernels.check_ids(ids, self.num_embeddings)
         return kernels.pool_rows(lambda at, buf: np.copyto(buf, self._rows(at)), ids, bounds,
                                  self.embedding_dim, np.float32, mode, weights)
 
