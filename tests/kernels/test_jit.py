@@ -234,3 +234,54 @@ def test_a_loop_compiled_serial_and_parallel_keeps_both_in_numbas_cache(tmp_path
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["serial", "1", "parallel", "2"], (run, done.stdout)
     assert any((tmp_path / "cache").rglob("*.nbi"))  # the second run had a cache to load
+
+
+_OVER_PARTS = '''
+import numpy as np
+from tinyembed.kernels import jit, set_num_threads
+from tinyembed.kernels.jit import prange
+
+
+def _fill(first, out, value):
+    for i in range(out.shape[0]):
+        out[i] = value * (first + i)
+    return out.shape[0]
+
+
+def _over(out, value):
+    done = 0
+    for p in prange(4):
+        lo, hi = out.shape[0] * p // 4, out.shape[0] * (p + 1) // 4
+        done += loop(lo, out[lo:hi], value)
+    return done
+
+
+def _fill_negated(first, out, value):
+    for i in range(out.shape[0]):
+        out[i] = -value * (first + i)
+    return out.shape[0]
+
+
+set_num_threads(2)
+fill, negated = jit.Kernel(_fill, parallel=False), jit.Kernel(_fill_negated, parallel=False)
+for kernel, sign in ((jit.over_parts(fill, _over), 1), (jit.over_parts(negated, _over), -1)):
+    out = np.zeros(1001, np.int64)
+    print(kernel(out, 3) == 1001 and (out == sign * 3 * np.arange(1001)).all())
+'''
+
+
+@needs_numba
+def test_over_parts_runs_the_serial_loop_on_each_range_compiling_it_first(tmp_path):
+    # The parallel kernel compiles the loop it calls (once hung on the compile lock, not re-entrant), and
+    # two kernels from one template are two kernels in numba's cache, each with its own loop.
+    import subprocess
+    import sys
+
+    (tmp_path / "over_parts.py").write_text(_OVER_PARTS)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2",
+           "PYTHONPATH": str(tmp_path)}
+    for run in ("compiles", "loads from the cache"):
+        done = subprocess.run([sys.executable, "-c", "import over_parts"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["True", "True"], (run, done.stdout)

@@ -30,14 +30,14 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["available", "set_enabled", "set_num_threads", "kernel", "inline", "threads", "prange"]
+__all__ = ["available", "set_enabled", "set_num_threads", "kernel", "inline", "over_parts", "threads", "prange"]
 
 # What a kernel's parallel loop is called in its source; numba's prange replaces it when it compiles.
 prange = range
 
 _enabled = os.environ.get("TINYEMBED_JIT", "1") != "0"
 _numba: Any = None      # the numba module once imported; False if it is not installed
-_import_lock = threading.Lock()
+_import_lock = threading.RLock()  # re-entered: a kernel compiles the kernels it calls (over_parts)
 # numba's fallback thread pool (workqueue) aborts the process when two Python threads
 # launch parallel kernels at once (the bag pool's workers can); launches take turns.
 _launch_lock = threading.Lock()
@@ -90,8 +90,12 @@ class Kernel:
                         if isinstance(value, Inline):
                             self.fn.__globals__[name] = numba.njit(inline="always", nogil=True)(value.fn)
                     # cache=True keeps the machine code between runs; nogil lets other threads run meanwhile.
+                    fn = _cache_named(self.fn, self.parallel)
+                    for name in fn.__code__.co_names:  # the compiled loop of the kernel it calls (over_parts)
+                        if isinstance(fn.__globals__.get(name), Kernel):
+                            fn.__globals__[name] = fn.__globals__[name].compiled()
                     self._compiled = numba.njit(parallel=self.parallel, fastmath=set(self.fastmath) or False,
-                                                cache=True, nogil=True)(_cache_named(self.fn, self.parallel))
+                                                cache=True, nogil=True)(fn)
         return self._compiled
 
     def __call__(self, *args):
@@ -128,6 +132,19 @@ class Inline:
 def inline(fn: Callable) -> Inline:
     """Decorator: ``fn`` is a loop the kernels of its module call, compiled into each (:class:`Inline`)."""
     return Inline(fn)
+
+
+def over_parts(loop: Kernel, template: Callable) -> Kernel:
+    """A parallel kernel that runs the serial kernel ``loop`` over ranges of its work, a range at a time:
+    ``template``, a ``prange`` over the ranges calling its global ``loop`` on each, with ``loop`` bound to
+    the one given. A loop compiled on its own ran 9-10% faster per thread than the same loop inside
+    numba's parallel loop (bags, :mod:`.bags`)."""
+    name = f"{loop.fn.__name__}_parts"
+    fn = types.FunctionType(template.__code__, {**template.__globals__, "loop": loop}, name, template.__defaults__,
+                            template.__closure__)
+    fn.__qualname__ = name  # numba's on-disk cache tells the kernels made from one template apart by name
+    fn.__doc__ = template.__doc__
+    return Kernel(fn, parallel=True)
 
 
 def kernel(*, parallel: bool = False, fastmath: tuple[str, ...] = ()) -> Callable[[Callable], Kernel]:
