@@ -484,6 +484,30 @@ def test_invalid_call_raises_naming_value_and_leaves_weight_unchanged(big_table,
     assert weight.grad is None
 
 
+@pytest.mark.parametrize("ids, kwargs, exc, pattern", [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES])
+def test_invalid_call_on_a_frozen_table_raises_the_same(big_table, ids, kwargs, exc, pattern):
+    # No backward recorded and no max_norm: the ids are checked by the pooling loop, not before it.
+    with pytest.raises(exc, match=pattern):
+        embedding_bag(ids, Tensor(big_table[1]), **kwargs)
+
+
+@pytest.mark.parametrize("dim", [16, 64, 100])  # each of the compiled loop's paths: 1, 4 vectors, rows in `out`
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_a_bad_id_among_many_is_named_where_the_pooling_loop_checks_it(dim, threads, monkeypatch):
+    from tinyembed.kernels import threads as pool_threads
+    monkeypatch.setattr(pool_threads, "LAUNCH_MIN_BYTES", 1 << 62 if threads == "serial" else 1)
+    bag = EmbeddingBag.from_pretrained(np.ones((50, dim), np.float32), mode="sum")
+    ids = np.random.default_rng(dim).integers(0, 50, (400, 8))
+    for bad, where in ((50, (123, 5)), (-3, (399, 7))):
+        wrong = ids.copy()
+        wrong[where] = bad
+        with pytest.raises(IndexError, match=rf"id {bad} at position \({where[0]}, {where[1]}\)"):
+            bag(wrong)
+        with pytest.raises(IndexError, match=rf"id {bad} at position \({where[0] * 8 + where[1]},\)"):
+            bag(wrong.reshape(-1), np.arange(0, 3200, 8))
+    np.testing.assert_array_equal(bag(ids).data, np.full((400, dim), 8, np.float32))
+
+
 @pytest.mark.parametrize("max_norm", [0.0, -1.0])
 def test_nonpositive_max_norm_raises_naming_value_and_leaves_weight_unchanged(big_table, max_norm):
     weight, before = big_table

@@ -67,7 +67,8 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
 
     Args:
         weight: (V, D) table.
-        ids: (n,) validated int64 ids.
+        ids: (n,) int64 ids, checked here (the compiled loop checks each as it adds its row): a bad id
+            raises :func:`.ids.check_ids`' error, naming its position in ``ids``.
         bounds: (B + 1,) bag boundaries from :func:`check_offsets`.
         mode: 'sum', 'mean' or 'max'.
         per_sample_weights: (n,) weights multiplying each row ('sum' only).
@@ -77,17 +78,22 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         (out (B, D), argmax (B, D) int64 row ids or None). Empty bags give zeros;
         for 'max', ``argmax`` is -1 there.
     """
-    ids, bounds, per_sample_weights, _ = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
+    compiled = mode != "max" and threads.jit_ok(weight)
+    if not compiled or bounds[-1] != len(ids):  # the compiled loop checks only the ids in a bag
+        ids = check_ids(ids, weight.shape[0])
+    entries, bounds, per_sample_weights, _ = _bag_entries(ids, bounds, per_sample_weights, padding_idx)
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
+    if compiled:
+        _install_helpers(globals())
+        out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
+        if _run(_BAG_SUM, len(entries) * weight.shape[1] * weight.itemsize, weight, entries, bounds,
+                per_sample_weights, mode == "mean", prefetch_distance(weight), out):
+            check_ids(ids, weight.shape[0])  # raises, naming the first bad id
+            raise AssertionError("the compiled bags counted a bad id that check_ids did not find")
+        return out, None
+    ids = entries
     if mode != "max":
-        if threads.jit_ok(weight):
-            _install_helpers(globals())
-            out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
-            _run(_BAG_SUM, len(ids) * weight.shape[1] * weight.itemsize, weight, ids, bounds,
-                 per_sample_weights, mode == "mean",
-                 prefetch_distance(weight), out)
-            return out, None
         return pool_rows(lambda at, buf: np.take(weight, at, axis=0, out=buf, mode="clip"),
                          ids, bounds, weight.shape[1], weight.dtype, mode, per_sample_weights), None
 
@@ -185,7 +191,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         (B, dim) float32; empty bags give zeros.
     """
     if storage == "float32":
-        return bag_pool(stored, check_ids(ids, stored.shape[0]), bounds, mode, per_sample_weights)[0]
+        return bag_pool(stored, ids, bounds, mode, per_sample_weights)[0]
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
     if dim and _decodes_compiled(stored, storage, globals()):
@@ -354,7 +360,8 @@ def _finish_row(out, b, plus, mean, divisor):
 
 @jit.kernel()
 def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
-    n, dim = ids.shape[0], out.shape[1]
+    # The ids' bounds are checked here, as in _bag_sum_stored (a bad id's row, or its four rows below, skipped).
+    n, dim, rows, bad = ids.shape[0], out.shape[1], weight.shape[0], 0
     # Tested once, not per row: a table in the caches is never prefetched (bags of 16 from 1000 x 16,
     # 1.10-1.13x faster than testing each row's distance; neutral on tables beyond the caches).
     prefetching = ahead < n
@@ -367,7 +374,11 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
             for j in range(start, stop):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
-                s += _times(_float_lanes(weight, ids[j], 0, dim), _weight(per_sample_weights, j))
+                i = ids[j]
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
+                s += _times(_float_lanes(weight, i, 0, dim), _weight(per_sample_weights, j))
             _store_lanes(out, b, 0, dim, s / divisor if mean else s)
         elif dim <= IN_REGISTERS:
             s0 = s1 = s2 = s3 = _lanes_zero(out)
@@ -375,6 +386,9 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
                 s0 += _times(_float_lanes(weight, i, 0, dim), w)
                 s1 += _times(_float_lanes(weight, i, LANES, dim - LANES), w)
                 s2 += _times(_float_lanes(weight, i, 2 * LANES, dim - 2 * LANES), w)
@@ -391,6 +405,9 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                     for k in range(j + ahead, min(j + ahead + 4, n)):
                         _prefetch_row(weight, ids[k])
                 i0, i1, i2, i3 = ids[j], ids[j + 1], ids[j + 2], ids[j + 3]
+                if min(i0, i1, i2, i3) < 0 or max(i0, i1, i2, i3) >= rows:
+                    bad += 1
+                    continue
                 # the weights read once a pass: loaded in the column loop, each was read again after every store
                 w0, w1 = _weight(per_sample_weights, j), _weight(per_sample_weights, j + 1)
                 w2, w3 = _weight(per_sample_weights, j + 2), _weight(per_sample_weights, j + 3)
@@ -413,12 +430,15 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                 if prefetching and j + ahead < n:
                     _prefetch_row(weight, ids[j + ahead])
                 i, w = ids[j], _weight(per_sample_weights, j)
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
                 for c in range(0, dim, LANES):
                     row = _times(_float_lanes(weight, i, c, dim - c), w)
                     _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) + row)
             if mean:
                 _finish_row(out, b, 0, mean, divisor)
-    return 0  # no bad ids: bag_pool's are checked before (_over_bags adds up what the loops count)
+    return bad
 
 
 # A quantized bag sums its biases apart from its codes, one scalar add a row: adding each decoded value,

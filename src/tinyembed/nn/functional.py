@@ -667,24 +667,33 @@ def embedding_bag(input, weight: Tensor, offsets=None, max_norm: float | None = 
     weight = _check_weight(weight)
     num_embeddings, dim = weight.shape
     _check_bag_mode(mode, sparse)
-    ids = kernels.check_ids(input, num_embeddings)
-    flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
-    padding_idx = check_padding_idx(padding_idx, num_embeddings)
-    _check_norm(max_norm, norm_type)
-    psw_tensor, psw = None, None
-    if per_sample_weights is not None:
-        if mode != "sum":
-            raise ValueError(f"per_sample_weights is only supported with mode='sum', got mode={mode!r}")
-        psw_tensor = per_sample_weights if isinstance(per_sample_weights, Tensor) else Tensor(per_sample_weights)
-        if psw_tensor.shape != ids.shape:
-            raise ValueError(f"per_sample_weights has shape {psw_tensor.shape}, input has {ids.shape}")
-        if psw_tensor.dtype != weight.dtype:
-            raise TypeError(f"per_sample_weights has dtype {psw_tensor.dtype}, the table has {weight.dtype}")
-        psw = psw_tensor.data.reshape(-1)
-    if max_norm is not None:
-        kernels.renorm_rows_(weight.data, flat[: bounds[-1]], max_norm, norm_type)
-        weight.increment_version("max_norm renormalization")
-    data, argmax = kernels.bag_pool(weight.data, flat, bounds, mode, psw, padding_idx)
+    # Checked (and copied: the backward keeps them) here when a backward is recorded or max_norm changes
+    # the table first; else the pooling loop checks them as it goes (kernels.bag_pool), a pass fewer.
+    records = is_grad_enabled() and (weight.requires_grad or getattr(per_sample_weights, "requires_grad", False))
+    ids = (kernels.check_ids(input, num_embeddings) if records or max_norm is not None
+           else kernels.id_array(input))
+    try:
+        flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
+        padding_idx = check_padding_idx(padding_idx, num_embeddings)
+        _check_norm(max_norm, norm_type)
+        psw_tensor, psw = None, None
+        if per_sample_weights is not None:
+            if mode != "sum":
+                raise ValueError(f"per_sample_weights is only supported with mode='sum', got mode={mode!r}")
+            psw_tensor = per_sample_weights if isinstance(per_sample_weights, Tensor) else Tensor(per_sample_weights)
+            if psw_tensor.shape != ids.shape:
+                raise ValueError(f"per_sample_weights has shape {psw_tensor.shape}, input has {ids.shape}")
+            if psw_tensor.dtype != weight.dtype:
+                raise TypeError(f"per_sample_weights has dtype {psw_tensor.dtype}, the table has {weight.dtype}")
+            psw = psw_tensor.data.reshape(-1)
+        if max_norm is not None:
+            kernels.renorm_rows_(weight.data, flat[: bounds[-1]], max_norm, norm_type)
+            weight.increment_version("max_norm renormalization")
+        flat = flat.astype(np.int64, copy=False)
+        data, argmax = kernels.bag_pool(weight.data, flat, bounds, mode, psw, padding_idx)
+    except (IndexError, ValueError, TypeError):
+        kernels.check_ids(input, num_embeddings)  # a bad id is named first, at its place in the input
+        raise
 
     def backward(g):
         rows, grads, grad_psw = kernels.bag_pool_backward(
