@@ -336,6 +336,23 @@ def test_check_offsets_returns_bag_bounds(offsets, num_ids, last, bounds):
     np.testing.assert_array_equal(check_offsets(np.array(offsets), num_ids, last), bounds)
 
 
+@pytest.mark.parametrize("enabled", [True, False])  # from 64 int64 offsets, one compiled pass checks them
+@pytest.mark.parametrize("last", [False, True])
+def test_many_offsets_are_checked_and_named_alike_on_both_paths(enabled, last):
+    offsets = np.arange(0, 1000, 5)  # 200 bags of 5
+    old = jit.set_enabled(enabled)
+    try:
+        expected = offsets if last else np.append(offsets, 1003)
+        np.testing.assert_array_equal(check_offsets(offsets, 1003, last), expected)
+        for wrong, pattern in ((np.append([2], offsets[1:]), r"offsets\[0\] must be 0.*got 2"),
+                               (np.where(offsets == 500, 480, offsets), r"offsets\[100\] = 480 < 495"),
+                               (np.append(offsets[:-1], 1010), r"offset 1010 runs past the input of 1003")):
+            with pytest.raises(ValueError, match=pattern):
+                check_offsets(wrong, 1003, last)
+    finally:
+        jit.set_enabled(old)
+
+
 # -- bag_pool ------------------------------------------------------------------------------------
 def pool_reference(weight, ids, bounds, mode, psw, padding_idx):
     """(out, argmax) by a loop over bags and entries; argmax = the row of the first maximum."""

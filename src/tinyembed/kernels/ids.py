@@ -76,6 +76,10 @@ def check_offsets(offsets, num_ids: int, include_last_offset: bool = False) -> n
     # The bounds are made once, in int64, the input's total after the offsets (np.diff and np.append
     # were half of a small bag's fixed cost).
     bounds = np.empty(n if include_last_offset else n + 1, dtype=np.int64)
+    if off.dtype == np.int64 and n >= _COMPILED_MIN_OFFSETS and jit.available():
+        if _bounds_checked.compiled()(np.ascontiguousarray(off), num_ids, bounds):
+            return bounds
+        # a bad offset: the NumPy checks below name it
     bounds[:n] = off
     if n and bounds[0] != 0:
         raise ValueError(f"offsets[0] must be 0 (the first bag starts the input), got {int(bounds[0])}")
@@ -128,3 +132,23 @@ def _copy_checked(ids, num_embeddings, out):
         bad += (i < 0) | (i >= num_embeddings)
         out[t] = i
     return bad
+
+
+# From this many int64 offsets, check_offsets checks and copies them in one compiled pass (1024 offsets:
+# 3.6 us in NumPy, its compares and copies each a pass and a temporary).
+_COMPILED_MIN_OFFSETS = 64
+
+
+@jit.kernel()
+def _bounds_checked(offsets, num_ids, bounds):
+    # Copies the offsets into `bounds`, and the input's size after them when there is room for it;
+    # returns whether they start at 0, never decrease and stay within the input.
+    n = offsets.shape[0]
+    ok = offsets[0] == 0 and offsets[n - 1] <= num_ids
+    for b in range(n):
+        bounds[b] = offsets[b]
+        if b and offsets[b] < offsets[b - 1]:
+            ok = False
+    if bounds.shape[0] > n:
+        bounds[n] = num_ids
+    return ok
