@@ -197,6 +197,24 @@ def test_pool_workers_may_launch_compiled_kernels_concurrently(monkeypatch):
     np.testing.assert_allclose(pooled, table.to_dense()[ids.reshape(-1, 4)].sum(axis=1), rtol=1e-5, atol=1e-5)
 
 
+def _compiled_then_loaded(tmp_path, name: str, source: str, timeout: int) -> list[tuple[str, list[str]]]:
+    """Import ``source`` as module ``name`` in two fresh processes sharing a numba cache in ``tmp_path``:
+    the first compiles its kernels, the second loads them. Returns (run, the words it printed) for each."""
+    import subprocess
+    import sys
+
+    (tmp_path / f"{name}.py").write_text(source)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2",
+           "PYTHONPATH": str(tmp_path)}
+    printed = []
+    for run in ("compiles", "loads from the cache"):
+        done = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode == 0, done.stderr
+        printed.append((run, done.stdout.split()))
+    return printed
+
+
 _TWO_WAYS = '''
 import numba
 import numpy as np
@@ -222,17 +240,8 @@ for name, kernel in (("serial", serial), ("parallel", parallel)):
 def test_a_loop_compiled_serial_and_parallel_keeps_both_in_numbas_cache(tmp_path):
     # numba's disk cache keys a function by name and code, not by `parallel`: the second process once
     # loaded the serial machine code for both, and the parallel gather ran on one thread.
-    import subprocess
-    import sys
-
-    (tmp_path / "two_ways.py").write_text(_TWO_WAYS)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2",
-           "PYTHONPATH": str(tmp_path)}
-    for run in ("compiles", "loads from the cache"):
-        done = subprocess.run([sys.executable, "-c", "import two_ways"], env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == ["serial", "1", "parallel", "2"], (run, done.stdout)
+    for run, printed in _compiled_then_loaded(tmp_path, "two_ways", _TWO_WAYS, timeout=300):
+        assert printed == ["serial", "1", "parallel", "2"], run
     assert any((tmp_path / "cache").rglob("*.nbi"))  # the second run had a cache to load
 
 
@@ -274,14 +283,5 @@ for kernel, sign in ((jit.over_parts(fill, _over), 1), (jit.over_parts(negated, 
 def test_over_parts_runs_the_serial_loop_on_each_range_compiling_it_first(tmp_path):
     # The parallel kernel compiles the loop it calls (once hung on the compile lock, not re-entrant), and
     # two kernels from one template are two kernels in numba's cache, each with its own loop.
-    import subprocess
-    import sys
-
-    (tmp_path / "over_parts.py").write_text(_OVER_PARTS)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2",
-           "PYTHONPATH": str(tmp_path)}
-    for run in ("compiles", "loads from the cache"):
-        done = subprocess.run([sys.executable, "-c", "import over_parts"], env=env, capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split() == ["True", "True"], (run, done.stdout)
+    for run, printed in _compiled_then_loaded(tmp_path, "over_parts", _OVER_PARTS, timeout=120):
+        assert printed == ["True", "True"], run
