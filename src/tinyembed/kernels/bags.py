@@ -16,7 +16,7 @@ import numpy as np
 
 from . import jit, threads
 from .gather import gather_rows
-from .ids import check_ids
+from .ids import check_ids, name_bad_id
 from .jit import prange
 from .lanes import (
     LANES,
@@ -89,8 +89,7 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
         if _run(_BAG_SUM, len(entries) * weight.shape[1] * weight.itemsize, weight, entries, bounds,
                 per_sample_weights, mode == "mean", prefetch_distance(weight), out):
-            check_ids(ids, weight.shape[0])  # raises, naming the first bad id
-            raise AssertionError("the compiled bags counted a bad id that check_ids did not find")
+            name_bad_id(ids, weight.shape[0])
         return out, None
     ids = entries
     if mode != "max":
@@ -199,8 +198,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         if _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
                 per_sample_weights, mode == "mean", prefetch_distance(stored), out):
-            check_ids(ids, stored.shape[0])  # raises, naming the first bad id
-            raise AssertionError("the compiled bags counted a bad id that check_ids did not find")
+            name_bad_id(ids, stored.shape[0])
         return out
     ids = check_ids(ids, stored.shape[0])
     if storage in ("int8", "int4"):
@@ -442,8 +440,8 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
 
 
 # A quantized bag sums its biases apart from its codes, one scalar add a row: adding each decoded value,
-# code * scale + bias, is one more vector add per 16 columns, and took 1.44x as long (bags of 16 from
-# 100000 x 64 int8, one thread: 327.9 against 228.0 us without the bias's add, benchmarks/call_costs.py at
+# code * scale + bias, is one more vector add per 16 columns, and took 1.52x as long (bags of 16 from
+# 100000 x 64 int8, one thread: 359.2 against 235.7 us without the bias's add, benchmarks/call_costs.py at
 # ac6744c). _NO_BIAS decodes a row's codes times its scale alone: LLVM drops x + -0.0 (exactly x).
 _NO_BIAS = np.float32(-0.0)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import jit, threads
-from .ids import check_ids, check_out
+from .ids import check_ids, check_out, name_bad_id
 from .jit import prange
 from .lanes import LANES, _float_lanes, _store_lanes
 from .rows import _install_helpers, _prefetch_row, _run, _with_serial, prefetch_distance
@@ -77,8 +77,7 @@ def lookup_rows(weight: np.ndarray, ids, out: np.ndarray | None = None,
         check_out(out, arr.shape + (dim,), weight.dtype)
     flat = np.ascontiguousarray(arr).reshape(-1)
     if _run(_GATHER_CHECKED, out.nbytes, *_as_words(weight, out.reshape(flat.size, dim)), flat, _ahead(weight)):
-        check_ids(arr, weight.shape[0], name)  # raises, naming the first bad id
-        raise AssertionError("the compiled gather counted a bad id that check_ids did not find")
+        name_bad_id(arr, weight.shape[0], name)
     return out, arr
 
 

@@ -7,6 +7,8 @@ value, its position and what was allowed.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 
 from . import jit
@@ -55,6 +57,12 @@ def check_ids(ids, num_embeddings: int, name: str = "input") -> np.ndarray:
         )
     # Always a copy: backward closures keep the ids, and the caller may reuse its array.
     return np.array(arr, dtype=np.int64)
+
+
+def name_bad_id(ids, num_embeddings: int, name: str = "input") -> NoReturn:
+    """Raise :func:`check_ids`' error for ``ids``, where a compiled loop that checks its ids counted a bad one."""
+    check_ids(ids, num_embeddings, name)
+    raise AssertionError("a compiled loop counted a bad id that check_ids did not find")
 
 
 def check_offsets(offsets, num_ids: int, include_last_offset: bool = False) -> np.ndarray:

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..io.dtypes import DECODED_DTYPES
 from . import jit, lanes, threads
-from .ids import check_ids, check_out
+from .ids import check_ids, check_out, name_bad_id
 from .jit import prange
 from .lanes import LANES, _scale_and_bias, _store_lanes, _stored_lanes
 
@@ -280,8 +280,7 @@ def lookup_decoded(stored: np.ndarray, storage: str, dim: int, ids, out: np.ndar
         check_out(out, shape, np.dtype(np.float32))
     flat = np.ascontiguousarray(ids).reshape(-1)
     if _run(*_gather_kernels_and_args(stored, storage, flat, out.reshape(flat.size, dim))):
-        check_ids(ids, stored.shape[0], name)  # raises, naming the first bad id
-        raise AssertionError("the compiled lookup counted a bad id that check_ids did not find")
+        name_bad_id(ids, stored.shape[0], name)
     return out
 
 
