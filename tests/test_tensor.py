@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
 import pytest
 
 from tinyembed.gradcheck import gradcheck
-from tinyembed.tensor import Tensor, cat, is_grad_enabled, no_grad, stack, unbroadcast
+from tinyembed.tensor import Tensor, cat, enable_grad, is_grad_enabled, no_grad, stack, unbroadcast
 
 try:  # the engine tests run without torch; only the parity tests need the oracle
     import torch
@@ -329,6 +330,52 @@ def test_no_grad_restores_state_after_an_exception():
     with pytest.raises(ZeroDivisionError):
         with no_grad():
             _ = 1 / 0
+    assert is_grad_enabled()
+
+
+def test_no_grad_and_enable_grad_as_decorators_nest_and_restore():
+    @no_grad()
+    def depth(n):  # the same decorated function entered again inside itself
+        assert not is_grad_enabled()
+        return n if n == 0 else depth(n - 1) + 1
+
+    @enable_grad()
+    def inner():
+        return is_grad_enabled()
+
+    assert depth(3) == 3 and is_grad_enabled()
+    with no_grad():
+        assert inner() is True
+        assert not is_grad_enabled()
+    with pytest.raises(ZeroDivisionError):
+        no_grad()(lambda: 1 / 0)()
+    assert is_grad_enabled()
+
+
+def test_grad_mode_is_per_thread_and_a_new_thread_starts_enabled():
+    seen = {}
+    barrier = threading.Barrier(2)
+
+    @no_grad()
+    def off():
+        barrier.wait()  # both threads inside the one decorated function at once
+        seen["off"] = is_grad_enabled()
+        barrier.wait()
+
+    def on():
+        seen["fresh"] = is_grad_enabled()
+        barrier.wait()
+        barrier.wait()
+        seen["on"] = is_grad_enabled()
+
+    with no_grad():  # the calling thread's mode is not the new threads'
+        threads = [threading.Thread(target=off), threading.Thread(target=on)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not is_grad_enabled()
+    assert seen == {"fresh": True, "off": False, "on": True}
     assert is_grad_enabled()
 
 

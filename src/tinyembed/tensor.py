@@ -23,7 +23,7 @@ Two misuses that would give a silently wrong gradient are refused, as PyTorch do
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -35,21 +35,42 @@ from .sparse import RowSparseGrad, accumulate_grad
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "tensor", "cat", "stack"]
 
 
-_state = threading.local()
+class _GradState(threading.local):
+    # A class default, so that a thread that never set the mode reads it without a failed lookup
+    # (getattr with a default raised and caught AttributeError inside: 0.78 us a call, now 0.06).
+    grad_enabled = True
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
-@contextlib.contextmanager
-def _set_grad_enabled(mode: bool):
-    previous = is_grad_enabled()
-    _state.grad_enabled = mode
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+class _set_grad_enabled:
+    """Record a graph (``mode`` True) or not inside a ``with`` block or a decorated function, then
+    restore the mode before it. A class rather than a generator: entering and leaving cost 0.3 us
+    against 1.2, on every call of a layer under ``no_grad``."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous: list[bool] = []  # a stack: one object may be entered again inside itself
+
+    def __enter__(self) -> None:
+        self._previous.append(_state.grad_enabled)
+        _state.grad_enabled = self.mode
+
+    def __exit__(self, *exc) -> None:
+        _state.grad_enabled = self._previous.pop()
+
+    def __call__(self, fn: Callable) -> Callable:
+        # Each call enters an object of its own: threads calling the decorated function share none.
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
 
 
 def no_grad():
