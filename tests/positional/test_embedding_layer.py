@@ -174,6 +174,39 @@ def test_embedding_add_refuses_a_mismatched_addend_and_changes_nothing():
     assert (weight.data == 10).all()  # the renorm did not run
 
 
+@pytest.mark.parametrize("path", ["numpy", "serial", "parallel"])
+@pytest.mark.parametrize("records", [False, True])
+@pytest.mark.parametrize("dim", [16, 20])  # whole vectors only, and a masked last vector
+def test_a_bad_id_in_the_layer_is_named_at_its_place(path, records, dim, monkeypatch):
+    # The fused loop checks each id as it adds its row (no pass before it): a bad one is still named.
+    from tinyembed.kernels import jit
+    from tinyembed.kernels import threads as pool_threads
+    monkeypatch.setattr(pool_threads, "LAUNCH_MIN_BYTES", 1 << 62 if path == "serial" else 1)
+    monkeypatch.setattr(jit, "_enabled", path != "numpy")
+    layer = EmbeddingLayer(50, dim, max_len=8, seed=0)
+    layer.tokens.weight.requires_grad = records
+    ids = np.random.default_rng(dim).integers(0, 50, (300, 8))
+    for bad, where, dtype in ((50, (123, 5), np.int64), (-3, (299, 7), np.int64), (2**64 - 1, (7, 0), np.uint64),
+                              (50, (0, 0), np.int32)):
+        wrong = ids.astype(dtype)
+        wrong[where] = bad
+        with pytest.raises(IndexError, match=rf"id {bad} at position \({where[0]}, {where[1]}\)"):
+            layer(wrong)
+    expected = layer.tokens.weight.data[ids] + sinusoidal_table(np.arange(8), dim)
+    np.testing.assert_allclose(layer(ids.astype(np.int32)).data, expected, atol=1e-6)
+
+
+def test_the_layer_keeps_its_own_ids_for_the_backward():
+    # The fused loop reads the caller's ids in place; a recorded backward keeps a copy of them.
+    layer = EmbeddingLayer(10, 4, max_len=8, seed=0)
+    ids = np.array([[1, 2, 3]])
+    out = layer(ids)
+    ids[0, 0] = 9  # the caller reuses its array before the backward
+    out.backward(np.ones((1, 3, 4), np.float32))
+    grad = np.asarray(layer.tokens.weight.grad)
+    assert (grad[[1, 2, 3]] == 1).all() and (grad[9] == 0).all()
+
+
 def test_layers_that_cannot_fuse_still_add_positions():
     # A float64 table with float32 sinusoidal rows asked for float64: fused; learned float32
     # positions with a float64 table: separate ops (they promote), still correct.

@@ -13,7 +13,7 @@ import numpy as np
 from . import jit, threads
 from .ids import check_ids, check_out, name_bad_id
 from .jit import prange
-from .lanes import LANES, _float_lanes, _store_lanes
+from .lanes import LANES, _float_lanes, _store_lanes, _times
 from .rows import _install_helpers, _prefetch_row, _run, _with_serial, prefetch_distance
 
 __all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
@@ -91,9 +91,10 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
 
     Args:
         weight: (V, D) table.
-        ids: (*, S) validated ids, at least 1-D.
+        ids: (*, S) integer ids, at least 1-D, checked here (the compiled loop checks each as it adds
+            its row): a bad id raises :func:`.ids.check_ids`' error, naming its position in ``ids``.
         addend: (S, D) array of ``weight.dtype``: row ``s`` is added at sequence position ``s``.
-        out: optional (*ids.shape, D) array to write into.
+        out: optional (*ids.shape, D) array to write into (partly written when an id is bad).
 
     Returns:
         (*ids.shape, D) array of ``weight.dtype``.
@@ -105,11 +106,15 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
         out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
-    flat = ids.reshape(-1)
-    out2d = out.reshape(flat.size, dim)
-    if flat.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
-        _run(_GATHER_ADD, out2d.nbytes, weight, flat, addend, weight.dtype.type(scale), _ahead(weight), out2d)
+    out2d = out.reshape(ids.size, dim)
+    if ids.size and threads.jit_ok(weight) and addend.flags.c_contiguous and addend.dtype == weight.dtype:
+        # int64 for the loop: a uint64 beyond int64 wraps to a negative id, which the loop counts as bad
+        flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        times = None if scale == 1.0 else weight.dtype.type(scale)  # None: compiled without the multiply
+        if _run(_GATHER_ADD, out2d.nbytes, weight, flat, addend, times, _ahead(weight), out2d):
+            name_bad_id(ids, weight.shape[0])
         return out
+    flat = check_ids(ids, weight.shape[0]).reshape(-1)
     step = max(1, threads.CHUNK_BYTES // (dim * weight.itemsize))
 
     def add_periodic(rows, phase):  # rows[i] += addend[(phase + i) % seq]
@@ -193,25 +198,29 @@ def _ahead(weight: np.ndarray) -> int:
 @jit.kernel(parallel=True)
 def _gather_add(weight, ids, addend, scale, ahead, out):
     # One pass: each output row written once, sixteen columns at a time (.lanes), from its table row times
-    # `scale` (times 1 is exact: the NumPy path's unscaled sum has the same bits) and its position row.
-    # Threads take whole sequences (ids has n = sequences x seq entries): each position's row follows from
-    # the loop, not from t % seq, a 64-bit division per row. 50257 x 64, 32 x 512 ids, two threads,
-    # interleaved medians: 108-110 us against the plain copy's 98-100 (t % seq: 116); the column loop it
-    # replaced, without prefetching, took 129.5 us against the copy's 82.7 (benchmarks/call_costs.py).
+    # `scale` (None: no multiply, compiled apart; 1000 x 16, 32 x 512 ids: 32-34 us against 36-37 multiplying
+    # by 1, the copy alone 30-32) and its position row. Threads take whole sequences (ids has n = sequences x
+    # seq entries): each position's row follows from the loop, not from t % seq, a 64-bit division per row.
+    # The ids' bounds are checked here, as in _gather_checked: a bad id's row is skipped and counted, no
+    # pass over them before (check_ids: 5.7 us beside a 50257 x 64 layer call of 238 us, 32 x 512 ids).
     seq, dim = addend.shape
-    n, full = ids.shape[0], dim - dim % LANES
+    n, full, rows, bad = ids.shape[0], dim - dim % LANES, weight.shape[0], 0
     for r in prange(n // seq):
         for s in range(seq):
             t = r * seq + s
             if t + ahead < n:
-                _prefetch_row(weight, ids[t + ahead])
+                _prefetch_row(weight, ids[t + ahead])  # a prefetch never faults: ids not checked yet are fine
             i = ids[t]
+            if i < 0 or i >= rows:
+                bad += 1
+                continue
             for c in range(0, full, LANES):
-                row = _float_lanes(weight, i, c, LANES) * scale
+                row = _times(_float_lanes(weight, i, c, LANES), scale)
                 _store_lanes(out, t, c, LANES, row + _float_lanes(addend, s, c, LANES))
             if full < dim:
-                row = _float_lanes(weight, i, full, dim - full) * scale
+                row = _times(_float_lanes(weight, i, full, dim - full), scale)
                 _store_lanes(out, t, full, dim - full, row + _float_lanes(addend, s, full, dim - full))
+    return bad
 
 
 # (parallel, serial) pairs: small work runs on the calling thread (threads.LAUNCH_MIN_BYTES).

@@ -623,7 +623,9 @@ def embedding_add(input, weight: Tensor, addend: Tensor, scale: float = 1.0, pad
     """
     weight = _check_weight(weight)
     addend = addend if isinstance(addend, Tensor) else Tensor(addend)
-    ids = kernels.check_ids(input, weight.shape[0])
+    # As in embedding: checked first only where max_norm changes the table before the lookup; else the
+    # fused loop checks them as it goes, a pass and a copy fewer (kept for the backward only).
+    ids = kernels.check_ids(input, weight.shape[0]) if max_norm is not None else kernels.id_array(input)
     if ids.ndim == 0:
         raise ValueError("embedding_add needs ids of shape (..., seq), got a 0-d id")
     if addend.shape != (ids.shape[-1], weight.shape[1]) or addend.dtype != weight.dtype:
@@ -635,6 +637,9 @@ def embedding_add(input, weight: Tensor, addend: Tensor, scale: float = 1.0, pad
         kernels.renorm_rows_(weight.data, ids, max_norm, norm_type)
         weight.increment_version("max_norm renormalization")
     data = kernels.gather_add_rows(weight.data, ids, addend.data, scale)
+    if not (is_grad_enabled() and (weight.requires_grad or addend.requires_grad)):
+        return Tensor(data)  # inference: no graph, so the ids need not be kept
+    ids = np.array(ids, dtype=np.int64)  # the backward keeps them; the caller may reuse its array
     weight_grad = _lookup_backward(ids, weight.shape, padding_idx, scale_grad_by_freq, sparse)
 
     def backward(g):
