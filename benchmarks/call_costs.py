@@ -7,13 +7,16 @@ tinyembed against torch with the same threads, medians:
   call is all there is, and with 16,384 ids (bags of 16);
 * a bag call's parts: the whole call, the checks of its offsets (its ids are checked in the pooling
   loop, as no backward is recorded), the pooling kernel called straight (``kernels.bag_pool``, on every
-  thread), and the rest (the layers above, the Tensor), for float32 bags of 1000x16 and 50257x64
-  against ``F.embedding_bag`` and int8 and int4 bags of 100000x64 (the bench's qbag shape) against
-  torch's quantized ops; the parts in turns, torch in its own rounds;
-* the loops alone: int8 bags on one thread, our pooling kernel against torch's quantized op;
+  thread), and the rest (the layers above, the Tensor), for float32 bags of 1000x16 and 50257x64, sums
+  and weighted sums, against ``F.embedding_bag`` and int8 and int4 bags of 100000x64 (the bench's qbag
+  shape) against torch's quantized ops; the parts in turns, torch in its own rounds;
+* the loops alone, on one thread: our pooling kernel against torch's op, int8 bags (torch's quantized
+  op) and float32 bags of 50257x64 (``F.embedding_bag``);
 * a lookup's parts: an int4 lookup of 50257x16 rows and its decoding kernel beside the float32
-  lookup of the same rows and its copy (both check their ids inside), and the embedding layer
-  (tokens plus sinusoidal positions, at 50257x64) beside its token lookup, all in turns.
+  lookup of the same rows and its copy (both check their ids inside); the float32 lookup into a
+  preallocated output (1000x16, 50257x64) and its copy loop against ``index_select(out=)``, on two
+  threads and on one; and the embedding layer (tokens plus sinusoidal positions, 1000x16 and 50257x64)
+  beside its token lookup, all in turns.
 
 Needs torch (the test or bench extra) and numba::
 
@@ -72,24 +75,29 @@ def _fixed_cost(weight: np.ndarray, ids: np.ndarray, repeats: int) -> str:
 
 
 def bag_parts(rng, repeats: int) -> list[str]:
-    """A bag call and its parts: float32 (1000x16, 50257x64), int8 and int4 (100000x64, the bench's qbag
-    shape), the parts timed in turns (each timed in its own stretch, they drifted apart)."""
-    return [_float32_bag_parts(rng, repeats, 1000, 16), _float32_bag_parts(rng, repeats, 50257, 64),
-            _quantized_bag_parts(rng, repeats, 8), _quantized_bag_parts(rng, repeats, 4)]
+    """A bag call and its parts: float32 (1000x16, 50257x64; sums and weighted sums), int8 and int4
+    (100000x64, the bench's qbag shape), the parts timed in turns (each timed in its own stretch, they
+    drifted apart)."""
+    float32 = [_float32_bag_parts(rng, repeats, vocab, dim, weighted) for vocab, dim in ((1000, 16), (50257, 64))
+               for weighted in (False, True)]
+    return float32 + [_quantized_bag_parts(rng, repeats, 8), _quantized_bag_parts(rng, repeats, 4)]
 
 
-def _float32_bag_parts(rng, repeats: int, vocab: int, dim: int) -> str:
+def _float32_bag_parts(rng, repeats: int, vocab: int, dim: int, weighted: bool) -> str:
     weight = rng.standard_normal((vocab, dim)).astype(np.float32)
     ids, offsets, bounds, ids_t, offsets_t = _bags(rng, vocab, 16384)
+    psw = rng.random(len(ids), dtype=np.float32) if weighted else None
+    psw_t = None if psw is None else torch.from_numpy(psw)
     layer, weight_t = nn.EmbeddingBag.from_pretrained(weight, mode="sum"), torch.from_numpy(weight)
 
     def call():
         with no_grad():
-            return layer(ids, offsets=offsets)
-    return _parts(f"{vocab}x{dim} float32", {
+            return layer(ids, offsets=offsets, per_sample_weights=psw)
+    return _parts(f"{vocab}x{dim} float32{' weighted' if weighted else ''}", {
         "call": call, "checks": lambda: kernels.check_offsets(offsets, len(ids)),  # the ids: in the pooling loop
-        "pooling": lambda: bags.bag_pool(weight, ids, bounds, "sum"),
-        "torch": lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum")}, repeats)
+        "pooling": lambda: bags.bag_pool(weight, ids, bounds, "sum", psw),
+        "torch": lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum",
+                                                           per_sample_weights=psw_t)}, repeats)
 
 
 def _quantized_bag_parts(rng, repeats: int, bits: int) -> str:
@@ -144,7 +152,36 @@ def lookup_parts(rng, repeats: int) -> list[str]:
     lines = [f"50257x16, 32x512 ids, out=: int4 lookup {us['int4 call']:.1f} us, its decoding {us['int4 decode']:.1f}; "
              f"float32 lookup {us['float32 call']:.1f} us, its copy {us['float32 copy']:.1f} (both check ids inside)"]
 
-    return lines + [layer_parts(rng, repeats, 1000, 16), layer_parts(rng, repeats, 50257, 64)]
+    return (lines + [out_parts(rng, repeats, 1000, 16), out_parts(rng, repeats, 50257, 64)]
+            + [layer_parts(rng, repeats, 1000, 16), layer_parts(rng, repeats, 50257, 64)])
+
+
+def out_parts(rng, repeats: int, vocab: int, dim: int) -> str:
+    """A float32 lookup into a preallocated output (the bench's forward_out): the call, its copy loop (which
+    checks the ids inside) and torch's index_select(out=), on two threads and on one."""
+    ids = rng.integers(0, vocab, size=(32, 512))
+    weight = rng.standard_normal((vocab, dim)).astype(np.float32)
+    emb, out = nn.Embedding.from_pretrained(weight), np.empty((32, 512, dim), np.float32)
+    weight_t, ids_t, out_t = torch.from_numpy(weight), torch.from_numpy(ids.reshape(-1)), torch.empty(32 * 512, dim)
+
+    def call():
+        with no_grad():
+            return emb(ids, out=out)
+    fns = {"call": call, "copy": lambda: kernels.lookup_rows(weight, ids, out=out)}
+    us = {**medians_us(fns, repeats), **medians_us({"torch": lambda: torch.index_select(weight_t, 0, ids_t, out=out_t)},
+                                                   repeats)}
+    threads = torch.get_num_threads()
+    set_num_threads(1)
+    torch.set_num_threads(1)
+    try:
+        one = {**medians_us({"copy": fns["copy"]}, repeats),
+               **medians_us({"torch": lambda: torch.index_select(weight_t, 0, ids_t, out=out_t)}, repeats)}
+    finally:
+        set_num_threads(threads)
+        torch.set_num_threads(threads)
+    return (f"{vocab}x{dim}, 32x512 ids, out=: the lookup {us['call']:.1f} us = the copy {us['copy']:.1f} + the rest "
+            f"{us['call'] - us['copy']:.1f}; torch index_select {us['torch']:.1f} us; 1 thread: the copy "
+            f"{one['copy']:.1f} us, torch {one['torch']:.1f}")
 
 
 def layer_parts(rng, repeats: int, vocab: int, dim: int) -> str:
@@ -169,32 +206,45 @@ def layer_parts(rng, repeats: int, vocab: int, dim: int) -> str:
             f"{us['copy']:.1f} + the rest {us['lookup'] - us['copy']:.1f} (both loops check the ids inside)")
 
 
-def one_thread(rng, repeats: int) -> str:
-    """int8 bags of 16 from 100000x64 on one thread: our pooling kernel (its serial build) against torch's
-    quantized op (FBGEMM's kernel): the loops themselves, without threads."""
+def one_thread(rng, repeats: int) -> list[str]:
+    """The loops themselves, without threads: bags of 16 on one thread, our pooling kernel (its serial
+    build) against torch's op, int8 from 100000x64 (torch's quantized op, FBGEMM's kernel) and float32
+    from 50257x64 (F.embedding_bag)."""
     from tinyembed.kernels import rows  # noqa: PLC0415
 
     weight = rng.standard_normal((100_000, 64)).astype(np.float32)
     ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 100_000, 65536)
     fused = QuantizedEmbedding.from_float(weight, bits=8).fused
-    out = np.empty((len(bounds) - 1, 64), np.float32)
-    ahead = rows.prefetch_distance(fused)
-    kernel = bags._BAG_SUMS["int8"][1]  # the serial one
     if not rows._compiled_ok(fused, vars(bags)):
-        return "one thread: needs numba"
+        return ["one thread: needs numba"]
     packed = torch.ops.quantized.embedding_bag_byte_prepack(torch.from_numpy(weight))
+    int8 = _one_thread("100000x64 int8", bags._BAG_SUMS["int8"][1], fused, 64, ids, bounds, "torch.quantized",
+                       lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(packed, ids_t, offsets_t, mode=0),
+                       repeats)
+    weight = rng.standard_normal((50257, 64)).astype(np.float32)
+    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 50257, 16384)
+    weight_t = torch.from_numpy(weight)
+    float32 = _one_thread("50257x64 float32", bags._BAG_SUM[1], weight, 64, ids, bounds, "torch",
+                          lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum"), repeats)
+    return [int8, float32]
+
+
+def _one_thread(name: str, kernel, table: np.ndarray, dim: int, ids, bounds, peer: str, peer_fn, repeats: int) -> str:
+    from tinyembed.kernels import rows  # noqa: PLC0415
+
+    out = np.empty((len(bounds) - 1, dim), np.float32)
+    ahead = rows.prefetch_distance(table)
+    compiled = kernel.compiled()
     threads = torch.get_num_threads()
     set_num_threads(1)
     torch.set_num_threads(1)
     try:
-        us = {**medians_us({"ours": lambda: kernel(fused, ids, bounds, None, False, ahead, out)}, repeats),
-              **medians_us({"torch": lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(
-                  packed, ids_t, offsets_t, mode=0)}, repeats)}
+        us = {**medians_us({"ours": lambda: compiled(table, ids, bounds, None, False, ahead, out)}, repeats),
+              **medians_us({"peer": peer_fn}, repeats)}
     finally:
         set_num_threads(threads)
         torch.set_num_threads(threads)
-    return (f"100000x64 int8, bags of 16, 1 thread: our pooling {us['ours']:.1f} us; "
-            f"torch.quantized {us['torch']:.1f} us")
+    return f"{name}, bags of 16, 1 thread: our pooling {us['ours']:.1f} us; {peer} {us['peer']:.1f} us"
 
 
 def main() -> None:
@@ -207,7 +257,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"benchmarks/call_costs.py: {get_num_threads()} threads for tinyembed and torch {torch.__version__}; "
           f"medians")
-    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + [one_thread(rng, 15)] + lookup_parts(rng, 15):
+    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + one_thread(rng, 15) + lookup_parts(rng, 15):
         print(line, flush=True)
 
 
