@@ -42,3 +42,29 @@ def test_readme_command_lines_parse_with_the_flags_they_use():
         if argv == ["--help"]:
             continue
         parser.parse_args(argv)  # SystemExit (2) on an unknown flag or a bad value
+
+
+def test_readme_performance_blocks_are_one_bench_run_as_it_printed():
+    """The performance section's blocks agree: the missed targets and last lines are those of the full output
+    beside them (benchmarks/readme_perf.py writes them; a block pasted from another run fails here)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_perf", README.parent / "benchmarks" / "readme_perf.py")
+    readme_perf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readme_perf)
+    text = README.read_text()
+
+    def block(marker):
+        found = re.findall(rf"{re.escape(marker)}\n```\n(.*?)```", text, flags=re.S)
+        assert len(found) == 1, marker
+        return found[0].splitlines()
+
+    output = block("<!-- bench-output -->")
+    assert output[0].startswith("tinyembed bench: ") and output[-1].startswith("targets met ")
+    assert output == readme_perf.bench_output("\n".join(output))
+    assert block("<!-- bench-last-lines -->") == output[-2:]
+    missed = block("<!-- bench-missed -->")
+    assert missed == readme_perf.missed_targets(output)
+    counted = re.search(r"targets met \d+, missed (\d+)", output[-1]).group(1)
+    assert sum(int(line.rsplit("/", 1)[1]) for line in missed[1:-1]) == int(counted)
+    assert block("<!-- call-costs -->")[0].startswith("benchmarks/call_costs.py: ")
