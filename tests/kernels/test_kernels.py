@@ -519,3 +519,35 @@ def test_lookup_rows_names_the_first_bad_id_on_both_paths(bad):
                 kernels.lookup_rows(weight, ids)
     finally:
         jit.set_enabled(old)
+
+
+@pytest.mark.parametrize("shape, dtype", [((0,), np.float32), ((3, 5), np.int64), ((2048, 128), np.float32),
+                                          ((1000, 72), np.uint8), ((4, 4096, 2), np.float64)])
+def test_empty_aligned_is_np_empty_starting_on_a_cache_line_when_large(shape, dtype):
+    out = kernels.empty_aligned(shape, dtype)
+    assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous and out.flags.writeable
+    if out.nbytes >= kernels.lanes.ALIGNED_MIN_BYTES:
+        assert out.ctypes.data % 64 == 0
+    out[...] = 7  # its whole extent is its own
+    assert (out == 7).all()
+
+
+def test_large_outputs_of_lookups_bags_and_new_tables_start_on_a_cache_line():
+    # NumPy's large arrays start 16 bytes past a page: a 64-byte vector of each of their rows straddled two lines.
+    from tinyembed import nn
+    from tinyembed.tables import QuantizedEmbedding
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((1000, 128)).astype(np.float32)
+    ids = rng.integers(0, 1000, (64, 64))
+    bounds = np.arange(0, ids.size + 1, 16)
+    outputs = {"gather": gather_rows(weight, ids), "lookup": kernels.lookup_rows(weight, ids)[0],
+               "gather_add": kernels.gather_add_rows(weight, ids, np.zeros((64, 128), np.float32)),
+               "bag": bag_pool(weight, ids.reshape(-1), bounds, "sum")[0],
+               "int8 bag": QuantizedEmbedding.from_float(weight, bits=8).bag(ids.reshape(-1), bounds[:-1]),
+               "decoded": kernels.gather_decoded(QuantizedEmbedding.from_float(weight, bits=8).fused, "int8", 128,
+                                                 ids),
+               "new table": nn.Embedding(1000, 128, seed=0).weight.data}
+    for name, out in outputs.items():
+        assert out.nbytes >= kernels.lanes.ALIGNED_MIN_BYTES, name
+        assert out.ctypes.data % 64 == 0, name

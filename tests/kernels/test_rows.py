@@ -214,7 +214,7 @@ def _reference_bags(stored, storage, dim, ids, bounds, mode, weights):
 
 @needs_numba
 @pytest.mark.parametrize("storage", STORED)
-@pytest.mark.parametrize("dim", [1, 3, 16, 33, 64, 65, 100])  # sums in registers up to 64 columns, in `out` beyond
+@pytest.mark.parametrize("dim", [1, 3, 16, 33, 64, 65, 100, 128, 200])  # one walk of the bag, two, four
 @pytest.mark.parametrize("mode, weighted", [("sum", False), ("mean", False), ("sum", True)])
 def test_compiled_bags_give_the_bits_of_the_numpy_path(storage, dim, mode, weighted, launch):
     stored = table(storage, 50, dim, seed=dim)
@@ -288,8 +288,9 @@ def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, la
 
 @pytest.mark.parametrize("storage", STORED)
 @pytest.mark.parametrize("enabled", [True, False])  # checked inside the compiled loop, or before the NumPy one
-def test_bags_check_their_ids_naming_the_first_bad_one(storage, enabled, launch):
-    stored = table(storage, 40, 20)
+@pytest.mark.parametrize("dim", [20, 130])  # the bag walked once, or once for each 64 columns
+def test_bags_check_their_ids_naming_the_first_bad_one(storage, enabled, dim, launch):
+    stored = table(storage, 40, dim)
     rng = np.random.default_rng(4)
     ids, bounds = _bags(rng, 300, 9, 40)
     old = jit.set_enabled(enabled)
@@ -298,7 +299,7 @@ def test_bags_check_their_ids_naming_the_first_bad_one(storage, enabled, launch)
             wrong = ids.copy()
             wrong[len(ids) // 3], wrong[-2] = bad, -5
             with pytest.raises(IndexError, match=rf"id {bad} at position \({len(ids) // 3},\)"):
-                kernels.bag_pool_decoded(stored, storage, 20, wrong, bounds, "sum")
+                kernels.bag_pool_decoded(stored, storage, dim, wrong, bounds, "sum")
     finally:
         jit.set_enabled(old)
 

@@ -20,7 +20,8 @@ modes and compiled loops that never test a bound.
                attend_decoded (scores against every row), scores_by_chunks (h @ table.T a chunk
                of rows at a time)
     lanes      sixteen columns of a row as one vector value, decoded from any storage type: what the
-               compiled bags keep their sums in (registers, not the output row) and lookups decode
+               compiled bags keep their sums in (registers, not the output row) and lookups decode;
+               empty_aligned, arrays whose rows' vectors start on cache lines
     jit        compiled loops (numba, optional): each written beside the NumPy path it replaces
 """
 
@@ -28,6 +29,7 @@ from . import jit, rows
 from .bags import bag_pool, bag_pool_backward, bag_pool_decoded, bag_pool_fused, pool_rows, pool_segments
 from .gather import gather_add_rows, gather_rows, lookup_rows
 from .ids import bag_bounds, check_ids, check_offsets, check_out, id_array
+from .lanes import empty_aligned
 from .norms import frequency_scale, renorm_rows_, row_norms
 from .rows import attend_decoded, decode_rows, gather_decoded, lookup_decoded, scores_by_chunks
 from .segments import scatter_add_rows, segment_reduce, segment_sum_rows
@@ -38,6 +40,5 @@ __all__ = [
     "gather_rows", "gather_add_rows", "lookup_rows", "segment_reduce", "segment_sum_rows", "scatter_add_rows",
     "row_norms", "renorm_rows_", "frequency_scale", "bag_pool", "pool_rows", "pool_segments",
     "bag_pool_backward", "bag_pool_fused", "bag_pool_decoded", "decode_rows", "gather_decoded", "lookup_decoded",
-    "attend_decoded",
-    "scores_by_chunks", "jit", "rows",
+    "attend_decoded", "scores_by_chunks", "empty_aligned", "jit", "rows",
 ]

@@ -27,6 +27,7 @@ from .lanes import (
     _stored_lanes,
     _times,
     _weight,
+    empty_aligned,
 )
 from .norms import frequency_scale
 from .rows import (
@@ -86,7 +87,7 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
     if compiled:
         _install_helpers(globals())
-        out = np.empty((len(bounds) - 1, weight.shape[1]), dtype=weight.dtype)
+        out = empty_aligned((len(bounds) - 1, weight.shape[1]), weight.dtype)
         if _run(_BAG_SUM, len(entries) * weight.shape[1] * weight.itemsize, weight, entries, bounds,
                 per_sample_weights, mode == "mean", prefetch_distance(weight), out):
             name_bad_id(ids, weight.shape[0])
@@ -194,7 +195,7 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
     if dim and _decodes_compiled(stored, storage, globals()):
-        out = np.empty((len(bounds) - 1, dim), dtype=np.float32)
+        out = empty_aligned((len(bounds) - 1, dim), np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         if _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
                 per_sample_weights, mode == "mean", prefetch_distance(stored), out):
@@ -324,20 +325,23 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 # past the row's end reads nothing). Bags of 16 from 100000 x 64 int8, one thread: 295-300 us (the
 # one-thread line of benchmarks/call_costs.py), against 760-821 us adding into the output row, which
 # LLVM loads and stores around every add, as it cannot prove `out` does not overlap the table. Testing
-# the width before each vector took 1.23x as long, multiplying weightless rows by 1 1.17x. A wider row
-# is added into its output row sixteen columns at a time: kept in registers 64 or 128 columns at a time
-# (the bag walked again for each), bags of 32 from 50257 x 768 int8 took 1.15-1.36x as long.
+# the width before each vector took 1.23x as long, multiplying weightless rows by 1 1.17x. A wider float32
+# row is added into its output row sixteen columns at a time. A wider stored row is summed 64 columns at a
+# time in registers, the bag walked again for each 64: adding it into an output row that starts on a cache
+# line, bags of 32 from 100000 x 128 int8 took 1.2-1.4x as long on one thread, 2.0x from 1000000 x 128 on two;
+# from 50257 x 768 1.06-1.15x in four runs of five, 0.70x in the fifth (a slow stretch). Both loops compiled
+# in one process, timed in turns.
 IN_REGISTERS = 4 * LANES
 
 
 @jit.inline
-def _store_four(out, b, s0, s1, s2, s3):
-    # Row b of `out`, up to 64 columns wide, from its four 16-column vectors (those past its end store nothing).
+def _store_four(out, b, col, s0, s1, s2, s3):
+    # Columns col:col + 64 of row b of `out` from four 16-column vectors (those past its end store nothing).
     dim = out.shape[1]
-    _store_lanes(out, b, 0, dim, s0)
-    _store_lanes(out, b, LANES, dim - LANES, s1)
-    _store_lanes(out, b, 2 * LANES, dim - 2 * LANES, s2)
-    _store_lanes(out, b, 3 * LANES, dim - 3 * LANES, s3)
+    _store_lanes(out, b, col, dim - col, s0)
+    _store_lanes(out, b, col + LANES, dim - col - LANES, s1)
+    _store_lanes(out, b, col + 2 * LANES, dim - col - 2 * LANES, s2)
+    _store_lanes(out, b, col + 3 * LANES, dim - col - 3 * LANES, s3)
 
 
 @jit.inline
@@ -348,12 +352,11 @@ def _zero_row(out, b):
 
 
 @jit.inline
-def _finish_row(out, b, plus, mean, divisor):
-    # Row b of `out` plus `plus` (a quantized bag's bias sum, else 0: a sum is never -0.0), over `divisor` for a mean.
+def _divide_row(out, b, divisor):
+    # Row b of `out` over `divisor`: a mean.
     dim = out.shape[1]
     for c in range(0, dim, LANES):
-        total = _float_lanes(out, b, c, dim - c) + plus
-        _store_lanes(out, b, c, dim - c, total / divisor if mean else total)
+        _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
 
 
 @jit.kernel()
@@ -393,7 +396,7 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                 s3 += _times(_float_lanes(weight, i, 3 * LANES, dim - 3 * LANES), w)
             if mean:
                 s0, s1, s2, s3 = s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor
-            _store_four(out, b, s0, s1, s2, s3)
+            _store_four(out, b, 0, s0, s1, s2, s3)
         else:
             _zero_row(out, b)
             # Four rows a pass, added to the output row left to right (((out + r0) + r1) + r2) + r3: a quarter
@@ -435,7 +438,7 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                     row = _times(_float_lanes(weight, i, c, dim - c), w)
                     _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) + row)
             if mean:
-                _finish_row(out, b, 0, mean, divisor)
+                _divide_row(out, b, divisor)
     return bad
 
 
@@ -465,7 +468,6 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
     # past the table) and counted, and the caller names it. A prefetch never faults, so ids not checked
     # yet are prefetched as they are.
     n, dim, rows, bad = ids.shape[0], out.shape[1], table.shape[0], 0
-    full = dim - dim % LANES
     for b in range(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         divisor = np.float32(max(stop - start, 1))
@@ -486,47 +488,31 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
             if kind >= 3:
                 s += biases
             _store_lanes(out, b, 0, dim, s / divisor if mean else s)
-        elif dim <= IN_REGISTERS:
-            s0 = s1 = s2 = s3 = _lanes_zero(out)
-            for j in range(start, stop):
-                if j + ahead < n:
-                    _prefetch_row(table, ids[j + ahead])
-                i, w = ids[j], _weight(per_sample_weights, j)
-                if i < 0 or i >= rows:
-                    bad += 1
-                    continue
-                scale, bias = _scale_and_bias(table, kind, i, dim)
-                if kind >= 3:
-                    scale, biases = _times(scale, w), biases + _times(bias, w)
-                s0 += _bag_lanes(table, kind, i, 0, dim, scale, w)
-                s1 += _bag_lanes(table, kind, i, LANES, dim - LANES, scale, w)
-                s2 += _bag_lanes(table, kind, i, 2 * LANES, dim - 2 * LANES, scale, w)
-                s3 += _bag_lanes(table, kind, i, 3 * LANES, dim - 3 * LANES, scale, w)
-            if kind >= 3:
-                s0, s1, s2, s3 = s0 + biases, s1 + biases, s2 + biases, s3 + biases
-            if mean:
-                s0, s1, s2, s3 = s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor
-            _store_four(out, b, s0, s1, s2, s3)
         else:
-            _zero_row(out, b)
-            for j in range(start, stop):
-                if j + ahead < n:
-                    _prefetch_row(table, ids[j + ahead])
-                i, w = ids[j], _weight(per_sample_weights, j)
-                if i < 0 or i >= rows:
-                    bad += 1
-                    continue
-                scale, bias = _scale_and_bias(table, kind, i, dim)
+            # 64 columns at a time in four vectors, the bag walked once for each 64 (its rows in the caches after
+            # the first walk, which prefetches them; a bias sum is taken again each walk, in the same order).
+            for col in range(0, dim, IN_REGISTERS):
+                biases = np.float32(0)
+                s0 = s1 = s2 = s3 = _lanes_zero(out)
+                for j in range(start, stop):
+                    if col == 0 and j + ahead < n:
+                        _prefetch_row(table, ids[j + ahead])
+                    i, w = ids[j], _weight(per_sample_weights, j)
+                    if i < 0 or i >= rows:
+                        bad += col == 0
+                        continue
+                    scale, bias = _scale_and_bias(table, kind, i, dim)
+                    if kind >= 3:
+                        scale, biases = _times(scale, w), biases + _times(bias, w)
+                    s0 += _bag_lanes(table, kind, i, col, dim - col, scale, w)
+                    s1 += _bag_lanes(table, kind, i, col + LANES, dim - col - LANES, scale, w)
+                    s2 += _bag_lanes(table, kind, i, col + 2 * LANES, dim - col - 2 * LANES, scale, w)
+                    s3 += _bag_lanes(table, kind, i, col + 3 * LANES, dim - col - 3 * LANES, scale, w)
                 if kind >= 3:
-                    scale, biases = _times(scale, w), biases + _times(bias, w)
-                for c in range(0, full, LANES):  # whole vectors: a constant count, plain loads and stores
-                    row = _bag_lanes(table, kind, i, c, LANES, scale, w)
-                    _store_lanes(out, b, c, LANES, _float_lanes(out, b, c, LANES) + row)
-                if full < dim:
-                    row = _bag_lanes(table, kind, i, full, dim - full, scale, w)
-                    _store_lanes(out, b, full, dim - full, _float_lanes(out, b, full, dim - full) + row)
-            if mean or kind >= 3:
-                _finish_row(out, b, biases, mean, divisor)
+                    s0, s1, s2, s3 = s0 + biases, s1 + biases, s2 + biases, s3 + biases
+                if mean:
+                    s0, s1, s2, s3 = s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor
+                _store_four(out, b, col, s0, s1, s2, s3)
     return bad
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import jit, threads
 from .ids import check_ids, check_out, name_bad_id
 from .jit import prange
-from .lanes import LANES, _float_lanes, _store_lanes, _times
+from .lanes import LANES, _float_lanes, _store_lanes, _times, empty_aligned
 from .rows import _install_helpers, _prefetch_row, _run, _with_serial, prefetch_distance
 
 __all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
@@ -34,7 +34,7 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     dim = weight.shape[1]
     flat = ids.reshape(-1)
     if out is None:
-        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
+        out = empty_aligned(ids.shape + (dim,), weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
@@ -72,7 +72,7 @@ def lookup_rows(weight: np.ndarray, ids, out: np.ndarray | None = None,
         checked = check_ids(ids, weight.shape[0], name)  # the ids as given: `[]` is empty ids, not floats
         return gather_rows(weight, checked, out=out), checked
     if out is None:
-        out = np.empty(arr.shape + (dim,), dtype=weight.dtype)
+        out = empty_aligned(arr.shape + (dim,), weight.dtype)
     else:
         check_out(out, arr.shape + (dim,), weight.dtype)
     flat = np.ascontiguousarray(arr).reshape(-1)
@@ -103,7 +103,7 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     if addend.shape != (seq, dim):
         raise ValueError(f"addend must be ({seq}, {dim}) for ids of shape {ids.shape}, got {addend.shape}")
     if out is None:
-        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
+        out = empty_aligned(ids.shape + (dim,), weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(ids.size, dim)

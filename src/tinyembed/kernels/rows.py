@@ -242,7 +242,7 @@ def gather_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray,
     """
     shape = ids.shape + (dim,)
     if out is None:
-        out = np.empty(shape, np.float32)
+        out = lanes.empty_aligned(shape, np.float32)
     else:
         check_out(out, shape, np.dtype(np.float32))
     flat = ids.reshape(-1)
@@ -275,7 +275,7 @@ def lookup_decoded(stored: np.ndarray, storage: str, dim: int, ids, out: np.ndar
         return gather_decoded(stored, storage, dim, check_ids(ids, stored.shape[0], name), out)
     shape = ids.shape + (dim,)
     if out is None:
-        out = np.empty(shape, np.float32)
+        out = lanes.empty_aligned(shape, np.float32)
     else:
         check_out(out, shape, np.dtype(np.float32))
     flat = np.ascontiguousarray(ids).reshape(-1)

@@ -39,6 +39,11 @@ class _TableModule(Module):
             dtype = check_float_dtype(dtype)
             rng = np.random.default_rng(seed)
             data = init_.get(init)((self.num_embeddings, self.embedding_dim), rng, dtype)
+            # On a 64-byte boundary, as NumPy's large arrays are not: each 16-column vector of a row is then one
+            # load, not two (kernels.lanes.empty_aligned).
+            aligned = kernels.empty_aligned(data.shape, data.dtype)
+            aligned[...] = data
+            data = aligned
             if self.padding_idx is not None:
                 data[self.padding_idx] = 0  # the padding row starts at zero and never trains
             self.weight = Parameter(data, requires_grad=not _freeze)
