@@ -33,8 +33,8 @@ def gather_rows(weight: np.ndarray, ids: np.ndarray, out: np.ndarray | None = No
     """
     dim = weight.shape[1]
     flat = ids.reshape(-1)
-    if out is None:
-        out = empty_aligned(ids.shape + (dim,), weight.dtype)
+    if out is None:  # not empty_aligned: a copy of 8-byte words ran as fast into any output, 2 us a call sooner
+        out = np.empty(ids.shape + (dim,), dtype=weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(flat.size, dim)  # not (-1, dim): a zero-width table has D = 0
@@ -72,7 +72,7 @@ def lookup_rows(weight: np.ndarray, ids, out: np.ndarray | None = None,
         checked = check_ids(ids, weight.shape[0], name)  # the ids as given: `[]` is empty ids, not floats
         return gather_rows(weight, checked, out=out), checked
     if out is None:
-        out = empty_aligned(arr.shape + (dim,), weight.dtype)
+        out = np.empty(arr.shape + (dim,), dtype=weight.dtype)  # as gather_rows
     else:
         check_out(out, arr.shape + (dim,), weight.dtype)
     flat = np.ascontiguousarray(arr).reshape(-1)
