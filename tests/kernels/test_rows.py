@@ -214,7 +214,7 @@ def _reference_bags(stored, storage, dim, ids, bounds, mode, weights):
 
 @needs_numba
 @pytest.mark.parametrize("storage", STORED)
-@pytest.mark.parametrize("dim", [1, 3, 16, 33, 64, 65, 100, 128, 200])  # one walk of the bag, two, four
+@pytest.mark.parametrize("dim", [1, 3, 16, 33, 64, 65, 100, 128, 129, 200])  # walks of 64 columns to 128, `out` beyond
 @pytest.mark.parametrize("mode, weighted", [("sum", False), ("mean", False), ("sum", True)])
 def test_compiled_bags_give_the_bits_of_the_numpy_path(storage, dim, mode, weighted, launch):
     stored = table(storage, 50, dim, seed=dim)
@@ -288,7 +288,7 @@ def test_lookup_decoded_checks_ids_naming_the_first_bad_one(storage, enabled, la
 
 @pytest.mark.parametrize("storage", STORED)
 @pytest.mark.parametrize("enabled", [True, False])  # checked inside the compiled loop, or before the NumPy one
-@pytest.mark.parametrize("dim", [20, 130])  # the bag walked once, or once for each 64 columns
+@pytest.mark.parametrize("dim", [20, 100, 130])  # one vector, walked per 64 columns, added into `out`
 def test_bags_check_their_ids_naming_the_first_bad_one(storage, enabled, dim, launch):
     stored = table(storage, 40, dim)
     rng = np.random.default_rng(4)

@@ -326,12 +326,14 @@ def bag_pool_backward(grad_out: np.ndarray, weight: np.ndarray, ids: np.ndarray,
 # one-thread line of benchmarks/call_costs.py), against 760-821 us adding into the output row, which
 # LLVM loads and stores around every add, as it cannot prove `out` does not overlap the table. Testing
 # the width before each vector took 1.23x as long, multiplying weightless rows by 1 1.17x. A wider float32
-# row is added into its output row sixteen columns at a time. A wider stored row is summed 64 columns at a
-# time in registers, the bag walked again for each 64: adding it into an output row that starts on a cache
-# line, bags of 32 from 100000 x 128 int8 took 1.2-1.4x as long on one thread, 2.0x from 1000000 x 128 on two;
-# from 50257 x 768 1.06-1.15x in four runs of five, 0.70x in the fifth (a slow stretch). Both loops compiled
-# in one process, timed in turns.
+# row is added into its output row sixteen columns at a time. A stored row of up to WALKED columns is summed
+# 64 columns at a time in registers, the bag walked again for each 64: adding it into the output row (which
+# starts on a cache line), bags of 32 from 100000 x 128 int8 took 1.2-1.4x as long on one thread, from
+# 1000000 x 128 1.2-2.0x on two. Wider rows are added into the output row: walked once for each 64 columns,
+# bags of 32 from 50257 x 768 int8 took 0.90-1.28x as long, and the bench's rows fell from 0.70-0.79 of
+# torch's op to 0.37-0.68. Both loops compiled in one process, timed in turns.
 IN_REGISTERS = 4 * LANES
+WALKED = 2 * IN_REGISTERS
 
 
 @jit.inline
@@ -352,11 +354,12 @@ def _zero_row(out, b):
 
 
 @jit.inline
-def _divide_row(out, b, divisor):
-    # Row b of `out` over `divisor`: a mean.
+def _finish_row(out, b, plus, mean, divisor):
+    # Row b of `out` plus `plus` (a quantized bag's bias sum, else 0: a sum is never -0.0), over `divisor` for a mean.
     dim = out.shape[1]
     for c in range(0, dim, LANES):
-        _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) / divisor)
+        total = _float_lanes(out, b, c, dim - c) + plus
+        _store_lanes(out, b, c, dim - c, total / divisor if mean else total)
 
 
 @jit.kernel()
@@ -438,7 +441,7 @@ def _bag_sum(weight, ids, bounds, per_sample_weights, mean, ahead, out):
                     row = _times(_float_lanes(weight, i, c, dim - c), w)
                     _store_lanes(out, b, c, dim - c, _float_lanes(out, b, c, dim - c) + row)
             if mean:
-                _divide_row(out, b, divisor)
+                _finish_row(out, b, 0, mean, divisor)
     return bad
 
 
@@ -468,6 +471,7 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
     # past the table) and counted, and the caller names it. A prefetch never faults, so ids not checked
     # yet are prefetched as they are.
     n, dim, rows, bad = ids.shape[0], out.shape[1], table.shape[0], 0
+    full = dim - dim % LANES
     for b in range(out.shape[0]):
         start, stop = bounds[b], bounds[b + 1]
         divisor = np.float32(max(stop - start, 1))
@@ -488,7 +492,7 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
             if kind >= 3:
                 s += biases
             _store_lanes(out, b, 0, dim, s / divisor if mean else s)
-        else:
+        elif dim <= WALKED:
             # 64 columns at a time in four vectors, the bag walked once for each 64 (its rows in the caches after
             # the first walk, which prefetches them; a bias sum is taken again each walk, in the same order).
             for col in range(0, dim, IN_REGISTERS):
@@ -513,6 +517,26 @@ def _bag_sum_stored(table, kind, ids, bounds, per_sample_weights, mean, ahead, o
                 if mean:
                     s0, s1, s2, s3 = s0 / divisor, s1 / divisor, s2 / divisor, s3 / divisor
                 _store_four(out, b, col, s0, s1, s2, s3)
+        else:
+            _zero_row(out, b)
+            for j in range(start, stop):
+                if j + ahead < n:
+                    _prefetch_row(table, ids[j + ahead])
+                i, w = ids[j], _weight(per_sample_weights, j)
+                if i < 0 or i >= rows:
+                    bad += 1
+                    continue
+                scale, bias = _scale_and_bias(table, kind, i, dim)
+                if kind >= 3:
+                    scale, biases = _times(scale, w), biases + _times(bias, w)
+                for c in range(0, full, LANES):  # whole vectors: a constant count, plain loads and stores
+                    row = _bag_lanes(table, kind, i, c, LANES, scale, w)
+                    _store_lanes(out, b, c, LANES, _float_lanes(out, b, c, LANES) + row)
+                if full < dim:
+                    row = _bag_lanes(table, kind, i, full, dim - full, scale, w)
+                    _store_lanes(out, b, full, dim - full, _float_lanes(out, b, full, dim - full) + row)
+            if mean or kind >= 3:
+                _finish_row(out, b, biases, mean, divisor)
     return bad
 
 
