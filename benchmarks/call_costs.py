@@ -26,13 +26,14 @@ Needs torch (the test or bench extra) and numba::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
 import torch
 
 from tinyembed import kernels, nn, no_grad
-from tinyembed.kernels import bags, get_num_threads, set_num_threads
+from tinyembed.kernels import bags, get_num_threads, rows, set_num_threads
 from tinyembed.kernels.rows import gather_decoded
 from tinyembed.positional import EmbeddingLayer
 from tinyembed.profile.timing import interleaved
@@ -170,15 +171,9 @@ def out_parts(rng, repeats: int, vocab: int, dim: int) -> str:
     fns = {"call": call, "copy": lambda: kernels.lookup_rows(weight, ids, out=out)}
     us = {**medians_us(fns, repeats), **medians_us({"torch": lambda: torch.index_select(weight_t, 0, ids_t, out=out_t)},
                                                    repeats)}
-    threads = torch.get_num_threads()
-    set_num_threads(1)
-    torch.set_num_threads(1)
-    try:
+    with _on_one_thread():
         one = {**medians_us({"copy": fns["copy"]}, repeats),
                **medians_us({"torch": lambda: torch.index_select(weight_t, 0, ids_t, out=out_t)}, repeats)}
-    finally:
-        set_num_threads(threads)
-        torch.set_num_threads(threads)
     return (f"{vocab}x{dim}, 32x512 ids, out=: the lookup {us['call']:.1f} us = the copy {us['copy']:.1f} + the rest "
             f"{us['call'] - us['copy']:.1f}; torch index_select {us['torch']:.1f} us; 1 thread: the copy "
             f"{one['copy']:.1f} us, torch {one['torch']:.1f}")
@@ -210,8 +205,6 @@ def one_thread(rng, repeats: int) -> list[str]:
     """The loops themselves, without threads: bags of 16 on one thread, our pooling kernel (its serial
     build) against torch's op, int8 from 100000x64 (torch's quantized op, FBGEMM's kernel) and float32
     from 50257x64 (F.embedding_bag)."""
-    from tinyembed.kernels import rows  # noqa: PLC0415
-
     weight = rng.standard_normal((100_000, 64)).astype(np.float32)
     ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 100_000, 65536)
     fused = QuantizedEmbedding.from_float(weight, bits=8).fused
@@ -230,21 +223,26 @@ def one_thread(rng, repeats: int) -> list[str]:
 
 
 def _one_thread(name: str, kernel, table: np.ndarray, dim: int, ids, bounds, peer: str, peer_fn, repeats: int) -> str:
-    from tinyembed.kernels import rows  # noqa: PLC0415
-
     out = np.empty((len(bounds) - 1, dim), np.float32)
     ahead = rows.prefetch_distance(table)
     compiled = kernel.compiled()
+    with _on_one_thread():
+        us = {**medians_us({"ours": lambda: compiled(table, ids, bounds, None, False, ahead, out)}, repeats),
+              **medians_us({"peer": peer_fn}, repeats)}
+    return f"{name}, bags of 16, 1 thread: our pooling {us['ours']:.1f} us; {peer} {us['peer']:.1f} us"
+
+
+@contextlib.contextmanager
+def _on_one_thread():
+    """tinyembed and torch on one thread inside, on as many as before after."""
     threads = torch.get_num_threads()
     set_num_threads(1)
     torch.set_num_threads(1)
     try:
-        us = {**medians_us({"ours": lambda: compiled(table, ids, bounds, None, False, ahead, out)}, repeats),
-              **medians_us({"peer": peer_fn}, repeats)}
+        yield
     finally:
         set_num_threads(threads)
         torch.set_num_threads(threads)
-    return f"{name}, bags of 16, 1 thread: our pooling {us['ours']:.1f} us; {peer} {us['peer']:.1f} us"
 
 
 def main() -> None:
