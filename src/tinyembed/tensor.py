@@ -50,8 +50,8 @@ def is_grad_enabled() -> bool:
 
 class _set_grad_enabled:
     """Record a graph (``mode`` True) or not inside a ``with`` block or a decorated function, then
-    restore the mode before it. A class rather than a generator: entering and leaving cost 0.3 us
-    against 1.2, on every call of a layer under ``no_grad``."""
+    restore the mode before it. A class rather than a generator: making, entering and leaving one cost
+    0.55 us against 1.18, on every call of a layer under ``no_grad``."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)

@@ -45,11 +45,11 @@ def empty_aligned(shape, dtype) -> np.ndarray:
 
     A vector of 16 float32 is 64 bytes: in a row that starts on a cache line it is one load or store, off one
     it is two. NumPy's large arrays start 16 bytes past a page, so every vector of their rows straddled two
-    lines: bags of 32 from 100000 x 128 int8, which add each row into the output row, took 1.5x as long into
+    lines: bags of 32 from 100000 x 128 int8, added row by row into the output row, took 1.5x as long into
     such an output as into an aligned one, one thread or two; float32 bags of 32 from 50257 x 768 1.6x as long
     from such a table (two threads)."""
     dtype = np.dtype(dtype)
-    size = math.prod(shape) * dtype.itemsize  # not np.prod: 1.5 us a call, most of a small lookup's
+    size = math.prod(shape) * dtype.itemsize  # not np.prod: 1.5 us a call
     if size < ALIGNED_MIN_BYTES:
         return np.empty(shape, dtype)
     buffer = np.empty(size + 64, np.uint8)
