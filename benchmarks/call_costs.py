@@ -7,11 +7,11 @@ tinyembed against torch with the same threads, medians:
   call is all there is, and with 16,384 ids (bags of 16);
 * a bag call's parts: the whole call, the checks of its offsets (its ids are checked in the pooling
   loop, as no backward is recorded), the pooling kernel called straight (``kernels.bag_pool``, on every
-  thread), and the rest (the layers above, the Tensor), for float32 bags of 1000x16 and 50257x64, sums
-  and weighted sums, against ``F.embedding_bag`` and int8 and int4 bags of 100000x64 (the bench's qbag
+  thread), and the rest (the layers above, the Tensor), for float32 bags of 1000x16, 50257x64 and
+  50257x768, sums and weighted sums, against ``F.embedding_bag`` and int8 and int4 bags of 100000x64 (the bench's qbag
   shape) against torch's quantized ops; the parts in turns, torch in its own rounds;
 * the loops alone, on one thread: our pooling kernel against torch's op, int8 bags (torch's quantized
-  op) and float32 bags of 50257x64 (``F.embedding_bag``);
+  op) and float32 bags of 50257x64 and 50257x768 (``F.embedding_bag``);
 * a lookup's parts: an int4 lookup of 50257x16 rows and its decoding kernel beside the float32
   lookup of the same rows and its copy (both check their ids inside); the float32 lookup into a
   preallocated output (1000x16, 50257x64) and its copy loop against ``index_select(out=)``, on two
@@ -76,11 +76,11 @@ def _fixed_cost(weight: np.ndarray, ids: np.ndarray, repeats: int) -> str:
 
 
 def bag_parts(rng, repeats: int) -> list[str]:
-    """A bag call and its parts: float32 (1000x16, 50257x64; sums and weighted sums), int8 and int4
+    """A bag call and its parts: float32 (1000x16, 50257x64, 50257x768; sums and weighted sums), int8 and int4
     (100000x64, the bench's qbag shape), the parts timed in turns (each timed in its own stretch, they
     drifted apart)."""
-    float32 = [_float32_bag_parts(rng, repeats, vocab, dim, weighted) for vocab, dim in ((1000, 16), (50257, 64))
-               for weighted in (False, True)]
+    float32 = [_float32_bag_parts(rng, repeats, vocab, dim, weighted)
+               for vocab, dim in ((1000, 16), (50257, 64), (50257, 768)) for weighted in (False, True)]
     return float32 + [_quantized_bag_parts(rng, repeats, 8), _quantized_bag_parts(rng, repeats, 4)]
 
 
@@ -204,7 +204,7 @@ def layer_parts(rng, repeats: int, vocab: int, dim: int) -> str:
 def one_thread(rng, repeats: int) -> list[str]:
     """The loops themselves, without threads: bags of 16 on one thread, our pooling kernel (its serial
     build) against torch's op, int8 from 100000x64 (torch's quantized op, FBGEMM's kernel) and float32
-    from 50257x64 (F.embedding_bag)."""
+    from 50257x64 and 50257x768 (F.embedding_bag)."""
     weight = rng.standard_normal((100_000, 64)).astype(np.float32)
     ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 100_000, 65536)
     fused = QuantizedEmbedding.from_float(weight, bits=8).fused
@@ -214,12 +214,15 @@ def one_thread(rng, repeats: int) -> list[str]:
     int8 = _one_thread("100000x64 int8", bags._BAG_SUMS["int8"][1], fused, 64, ids, bounds, "torch.quantized",
                        lambda: torch.ops.quantized.embedding_bag_byte_rowwise_offsets(packed, ids_t, offsets_t, mode=0),
                        repeats)
-    weight = rng.standard_normal((50257, 64)).astype(np.float32)
-    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 50257, 16384)
+    return [int8] + [_float32_one_thread(rng, repeats, 50257, dim) for dim in (64, 768)]
+
+
+def _float32_one_thread(rng, repeats: int, vocab: int, dim: int) -> str:
+    weight = rng.standard_normal((vocab, dim)).astype(np.float32)
+    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, vocab, 16384)
     weight_t = torch.from_numpy(weight)
-    float32 = _one_thread("50257x64 float32", bags._BAG_SUM[1], weight, 64, ids, bounds, "torch",
-                          lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum"), repeats)
-    return [int8, float32]
+    return _one_thread(f"{vocab}x{dim} float32", bags._BAG_SUM[1], weight, dim, ids, bounds, "torch",
+                       lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum"), repeats)
 
 
 def _one_thread(name: str, kernel, table: np.ndarray, dim: int, ids, bounds, peer: str, peer_fn, repeats: int) -> str:
