@@ -27,6 +27,7 @@ from tinyembed.kernels.lanes import LANES
 from tinyembed.tables import QuantizedEmbedding
 
 _NO_BIAS = np.float32(-0.0)
+rows._install_helpers(globals())  # the lanes helpers the builds below call, compiled, as in kernels.bags
 
 
 def build(check_ids: bool = True, prefetch: bool = True, width: int = 0, walks: bool = False):
@@ -34,8 +35,6 @@ def build(check_ids: bool = True, prefetch: bool = True, width: int = 0, walks: 
     skips an id outside the table, ``prefetch`` asks for the row ``ahead`` ids on, ``width`` (0: the output's)
     fixes the row's width at compile time, its width tests folded away; ``walks`` walks the bag once per 64
     columns, as the kernel does for rows of up to 128 columns (a row of 64: one walk)."""
-    rows._compiled_ok(np.zeros((1, 1), np.uint8), globals())  # the lanes helpers, compiled, in this module
-
     @numba.njit(nogil=True)
     def loop(fused, ids, bounds, ahead, out):
         n, num_rows, bad = ids.shape[0], fused.shape[0], 0

@@ -195,6 +195,8 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
     if per_sample_weights is not None:
         per_sample_weights = per_sample_weights.astype(np.float32, copy=False)
     if dim and _decodes_compiled(stored, storage, globals()):
+        if bounds[-1] != len(ids):  # the compiled loop checks only the ids in a bag, as in bag_pool
+            check_ids(ids, stored.shape[0])
         out = empty_aligned((len(bounds) - 1, dim), np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         if _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,

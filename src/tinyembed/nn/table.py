@@ -217,8 +217,6 @@ class EmbeddingTable:
         ids = kernels.id_array(ids)  # checked against the table by _pool, as it pools
         try:
             flat, bounds = kernels.bag_bounds(ids, offsets, include_last_offset)
-            if bounds[-1] != len(flat):  # ids after the last bag: checked too
-                kernels.check_ids(ids, self.num_embeddings)
             weights = None
             if per_sample_weights is not None:
                 if mode != "sum":
@@ -233,7 +231,8 @@ class EmbeddingTable:
 
     def _pool(self, ids: np.ndarray, bounds: np.ndarray, mode: str, weights: np.ndarray | None) -> np.ndarray:
         """Pooled bags from (n,) int64 ids and (B + 1,) bounds; tables with a fused kernel override it.
-        The ids are not checked yet: a bad one raises :func:`kernels.check_ids`' IndexError."""
+        The ids are not checked yet, those after the last bag included: a bad one raises
+        :func:`kernels.check_ids`' IndexError."""
         ids = kernels.check_ids(ids, self.num_embeddings)
         return kernels.pool_rows(lambda at, buf: np.copyto(buf, self._rows(at)), ids, bounds,
                                  self.embedding_dim, np.float32, mode, weights)
