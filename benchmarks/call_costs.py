@@ -16,7 +16,12 @@ tinyembed against torch with the same threads, medians:
   lookup of the same rows and its copy (both check their ids inside); the float32 lookup into a
   preallocated output (1000x16, 50257x64) and its copy loop against ``index_select(out=)``, on two
   threads and on one; and the embedding layer (tokens plus sinusoidal positions, 1000x16 and 50257x64)
-  beside its token lookup, all in turns.
+  beside its token lookup, all in turns;
+* two threads against one: the float32 copy (1000x16 with 16384 and 65536 ids, 50257x64) and bags of 16
+  (50257x64), ours and torch's, each on two threads, on one, and half the work on one thread (what each
+  of two threads has to do); ours also each half beside the other, on two Python threads at once. Half
+  alone against half beside the other is what the two cores cost each other; the rest of the two-thread
+  time is numba's parallel run (its launch of an empty loop is timed too).
 
 Needs torch (the test or bench extra) and numba::
 
@@ -27,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import threading
 import time
 
 import numpy as np
 import torch
 
 from tinyembed import kernels, nn, no_grad
-from tinyembed.kernels import bags, get_num_threads, rows, set_num_threads
+from tinyembed.kernels import bags, gather, get_num_threads, jit, rows, set_num_threads
 from tinyembed.kernels.rows import gather_decoded
 from tinyembed.positional import EmbeddingLayer
 from tinyembed.profile.timing import interleaved
@@ -235,6 +241,97 @@ def _one_thread(name: str, kernel, table: np.ndarray, dim: int, ids, bounds, pee
     return f"{name}, bags of 16, 1 thread: our pooling {us['ours']:.1f} us; {peer} {us['peer']:.1f} us"
 
 
+def two_threads(rng, repeats: int) -> list[str]:
+    """Why a second thread helps our float32 loops more or less than torch's: each loop on two threads, on
+    one, and half its work on one thread, alone and beside the other half (two Python threads calling the
+    serial loop, which releases the GIL). A half beside the other against a half alone is what the two cores
+    cost each other; the two-thread call beyond a half beside the other is what numba's parallel run costs,
+    of which its launch of an empty parallel loop (timed first)."""
+    if not jit.available():
+        return ["two threads: needs numba"]
+    launch, nothing = _empty.compiled(), np.zeros(2)
+    lines = [f"numba's launch of an empty parallel loop on {jit.threads()} threads: "
+             f"{medians_us({'launch': lambda: launch(nothing)}, repeats)['launch']:.1f} us"]
+    return lines + [_copy_scaling(rng, repeats, *case) for case in ((1000, 16, 16384), (1000, 16, 65536),
+                                                                 (50257, 64, 16384))] + [_bag_scaling(rng, repeats)]
+
+
+def _copy_scaling(rng, repeats: int, vocab: int, dim: int, n: int) -> str:
+    weight = rng.standard_normal((vocab, dim)).astype(np.float32)
+    ids, out = rng.integers(0, vocab, size=n), np.empty((n, dim), np.float32)
+    words, out_words = gather._as_words(weight, out)
+    ahead, half = gather._ahead(weight), n // 2
+    par, ser = (kernel.compiled() for kernel in gather._GATHER_CHECKED)
+    weight_t, ids_t, out_t = torch.from_numpy(weight), torch.from_numpy(ids), torch.empty(n, dim)
+    half_t = ids_t[:half].clone()
+    return _scaling(
+        f"{vocab}x{dim} copy, {n} ids", lambda: par(words, out_words, ids, ahead),
+        lambda: ser(words, out_words, ids, ahead),
+        (lambda: ser(words, out_words[:half], ids[:half], ahead),
+         lambda: ser(words, out_words[half:], ids[half:], ahead)),
+        lambda: torch.index_select(weight_t, 0, ids_t, out=out_t),
+        lambda: torch.index_select(weight_t, 0, half_t, out=out_t[:half]), repeats)
+
+
+def _bag_scaling(rng, repeats: int) -> str:
+    weight = rng.standard_normal((50257, 64)).astype(np.float32)
+    ids, offsets, bounds, ids_t, offsets_t = _bags(rng, 50257, 16384)
+    out, half = kernels.empty_aligned((len(offsets), 64), np.float32), len(offsets) // 2
+    ahead, (par, ser) = rows.prefetch_distance(weight), (kernel.compiled() for kernel in bags._BAG_SUM)
+    weight_t, half_ids_t, half_offsets_t = torch.from_numpy(weight), ids_t[:half * 16].clone(), offsets_t[:half].clone()
+    return _scaling(
+        "50257x64 bags of 16, 16384 ids", lambda: par(weight, ids, bounds, None, False, ahead, out),
+        lambda: ser(weight, ids, bounds, None, False, ahead, out),
+        (lambda: ser(weight, ids, bounds[:half + 1], None, False, ahead, out[:half]),
+         lambda: ser(weight, ids, bounds[half:], None, False, ahead, out[half:])),
+        lambda: torch.nn.functional.embedding_bag(ids_t, weight_t, offsets_t, mode="sum"),
+        lambda: torch.nn.functional.embedding_bag(half_ids_t, weight_t, half_offsets_t, mode="sum"), repeats)
+
+
+@jit.kernel(parallel=True)
+def _empty(x):
+    for i in jit.prange(x.shape[0]):
+        x[i] += 1.0
+
+
+def _scaling(name: str, ours_two, ours_one, ours_halves, torch_all, torch_half, repeats: int) -> str:
+    """One loop of ours and torch's: on two threads, on one, half the work on one (each in turns with its
+    own); ours also each half beside the other."""
+    us = {**medians_us({"ours two": ours_two, "ours one": ours_one, "ours half": ours_halves[0]}, repeats),
+          "ours side by side": _side_by_side_us(*ours_halves, rounds=repeats),
+          **medians_us({"torch two": torch_all}, repeats)}
+    with _on_one_thread():
+        us |= medians_us({"torch one": torch_all, "torch half": torch_half}, repeats)
+    ours, torch_ = (f"{us[f'{who} two']:.1f} us on 2 threads, {us[f'{who} one']:.1f} on 1 "
+                    f"({us[f'{who} one'] / us[f'{who} two']:.2f}x), half on 1 {us[f'{who} half']:.1f}"
+                    for who in ("ours", "torch"))
+    side, torch_extra = us["ours side by side"], us["torch two"] - us["torch half"]
+    return (f"{name}: ours {ours}, each half beside the other {side:.1f} (numba's two threads "
+            f"+{us['ours two'] - side:.1f}); torch {torch_} (its two threads +{torch_extra:.1f})")
+
+
+def _side_by_side_us(first, second, rounds: int, calls: int = 50) -> float:
+    """Microseconds a call of ``first`` takes while another Python thread calls ``second`` (median per round
+    of ``calls``; both start each round together). The loops release the GIL, so the two run at once."""
+    barrier, times = threading.Barrier(2), []
+
+    def run(fn, record: bool) -> None:
+        for _ in range(rounds):
+            barrier.wait()
+            start = time.perf_counter_ns()
+            for _ in range(calls):
+                fn()
+            if record:
+                times.append((time.perf_counter_ns() - start) / calls / 1e3)
+    for fn in (first, second):  # warm
+        fn()
+    other = threading.Thread(target=run, args=(second, False))
+    other.start()
+    run(first, True)
+    other.join()
+    return float(np.median(times))
+
+
 @contextlib.contextmanager
 def _on_one_thread():
     """tinyembed and torch on one thread inside, on as many as before after."""
@@ -258,7 +355,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"benchmarks/call_costs.py: {get_num_threads()} threads for tinyembed and torch {torch.__version__}; "
           f"medians")
-    for line in fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + one_thread(rng, 15) + lookup_parts(rng, 15):
+    for line in (fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + one_thread(rng, 15) + lookup_parts(rng, 15)
+                 + two_threads(rng, 15)):
         print(line, flush=True)
 
 
