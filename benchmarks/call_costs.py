@@ -349,14 +349,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for tinyembed and torch (default 2)")
     parser.add_argument("--repeats", type=int, default=2000, help="calls timed for the small cases (default 2000)")
+    parser.add_argument("--samples", type=int, default=45,
+                        help="5 ms samples per part of a call (default 45: spread over a few seconds, a median passes "
+                             "over the slow stretches this machine has)")
     args = parser.parse_args()
     set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"benchmarks/call_costs.py: {get_num_threads()} threads for tinyembed and torch {torch.__version__}; "
           f"medians")
-    for line in (fixed_costs(rng, args.repeats) + bag_parts(rng, 15) + one_thread(rng, 15) + lookup_parts(rng, 15)
-                 + two_threads(rng, 15)):
+    samples = args.samples
+    for line in (fixed_costs(rng, args.repeats) + bag_parts(rng, samples) + one_thread(rng, samples)
+                 + lookup_parts(rng, samples) + two_threads(rng, samples)):
         print(line, flush=True)
 
 

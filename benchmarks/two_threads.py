@@ -1,20 +1,19 @@
 """Inside numba's parallel loop: when each of two threads starts its half and how long it takes.
 
-A benchmark, not a test (the README's performance section quotes its output). ``call_costs.py``
-shows our float32 loops gaining less from a second thread than torch's, while half the work
-runs as fast on one thread whether or not the other half runs beside it on another Python
-thread. This looks inside the parallel run, with the CPU's cycle counter read by each thread
-as its part starts and ends (``llvm.readcyclecounter``: no hardware counters are needed).
+A benchmark, not a test. ``call_costs.py`` shows our float32 loops gaining less from a second
+thread than torch's, while half the work runs as fast on one thread whether or not the other
+half runs beside it on another Python thread. This looks inside the parallel run, with the
+CPU's cycle counter read by each thread as its part starts and ends (``llvm.readcyclecounter``:
+no hardware counters are needed).
 
 The loop is the float32 lookup's (rows of 16 float32 copied as 8-byte words from a 1000x16
-table, 16384 ids), written here once more so that it can read the clock: the kernel itself
-has no timer in it. Beside it, torch's ``index_select`` of the same rows into a preallocated output,
-on two threads and half of it on one (needs torch: the test or bench extra). Windows of calls
-are timed one after another for ``--seconds``; each window also times the main thread's half
-alone. A window is slow when its median call takes
-over 1.3x the median window's. For the usual and the slow windows, the script prints the
-medians: the whole call, each part's start (after the call began) and time, the half alone on
-the main thread, and torch's two::
+table, 16384 ids), written here once more, a half per thread, so that it can read the clock:
+the kernel itself has no timer in it. Beside it, in the same windows: the main thread's half
+alone, the kernel itself (``kernels.lookup_rows``' parallel loop), and torch's ``index_select``
+of the same rows into a preallocated output on two threads and half of it on one (needs torch:
+the test or bench extra). Windows of calls are timed one after another for ``--seconds``; a
+window is slow when its median call takes over 1.3x the median window's. For the usual and the
+slow windows, the script prints the medians of each::
 
     python benchmarks/two_threads.py
 """
@@ -31,6 +30,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from tinyembed.kernels import gather
 
 
 @intrinsic
@@ -76,7 +77,8 @@ def cycles_per_us() -> float:
 
 def windows(seconds: float, calls: int) -> np.ndarray:
     """Per window, medians in cycles: (the call, part 0's start, its time, part 1's start, its time, the main
-    thread's half alone, torch's index_select of the same rows on 2 threads and its half on 1)."""
+    thread's half alone, tinyembed's lookup kernel on 2 threads, torch's index_select of the same rows on 2
+    threads and its half on 1)."""
     rng = np.random.default_rng(0)
     words = rng.standard_normal((1000, 16)).astype(np.float32).view(np.uint64)
     ids, out = rng.integers(0, 1000, size=16384), np.empty((16384, 8), np.uint64)
@@ -85,6 +87,7 @@ def windows(seconds: float, calls: int) -> np.ndarray:
     if list(stamps[:, 2]) != [0, 1]:
         raise RuntimeError(f"the parts ran on threads {list(stamps[:, 2])}, not the calling thread and one worker")
     _copy(words, out, ids, 0, half)
+    lookup, ahead = gather._GATHER_CHECKED[0].compiled(), gather._ahead(words)  # the float32 lookup's kernel
     table_t, ids_t, out_t = torch.from_numpy(words.view(np.float32)), torch.from_numpy(ids), torch.empty(len(ids), 16)
     half_t = ids_t[:half].clone()
     rows, end = [], time.perf_counter() + seconds
@@ -98,11 +101,12 @@ def windows(seconds: float, calls: int) -> np.ndarray:
             start = _now()
             _copy(words, out, ids, 0, half)
             alone.append(_now() - start)
+        kernel = _cycles_of(lambda: lookup(words, out, ids, ahead), calls // 10)
         theirs = [_cycles_of(lambda: torch.index_select(table_t, 0, ids_t, out=out_t), calls // 10)]
         torch.set_num_threads(1)
         theirs.append(_cycles_of(lambda: torch.index_select(table_t, 0, half_t, out=out_t[:half]), calls // 10))
         torch.set_num_threads(2)
-        rows.append((*np.median(np.array(window, dtype=np.float64), axis=0), np.median(alone), *theirs))
+        rows.append((*np.median(np.array(window, dtype=np.float64), axis=0), np.median(alone), kernel, *theirs))
     return np.array(rows)
 
 
@@ -131,11 +135,11 @@ def main() -> None:
         if not chosen.any():
             print(f"{name}: none")
             continue
-        call, start0, took0, start1, took1, alone, torch_two, torch_half = np.median(rows[chosen], axis=0)
+        call, start0, took0, start1, took1, alone, kernel, torch_two, torch_half = np.median(rows[chosen], axis=0)
         print(f"{name} ({chosen.sum()}): the call {call:.1f} us; part 0 (the main thread) starts +{start0:.1f}, "
               f"takes {took0:.1f}; part 1 (numba's worker) starts +{start1:.1f}, takes {took1:.1f}; "
-              f"the main thread's half alone {alone:.1f}; torch on 2 threads {torch_two:.1f}, its half on 1 "
-              f"{torch_half:.1f}")
+              f"the main thread's half alone {alone:.1f}; tinyembed's lookup kernel {kernel:.1f}; "
+              f"torch on 2 threads {torch_two:.1f}, its half on 1 {torch_half:.1f}")
 
 
 if __name__ == "__main__":
