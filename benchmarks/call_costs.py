@@ -307,7 +307,7 @@ def _scaling(name: str, ours_two, ours_one, ours_halves, torch_all, torch_half, 
                     for who in ("ours", "torch"))
     side, torch_extra = us["ours side by side"], us["torch two"] - us["torch half"]
     return (f"{name}: ours {ours}, each half beside the other {side:.1f} (numba's two threads "
-            f"+{us['ours two'] - side:.1f}); torch {torch_} (its two threads +{torch_extra:.1f})")
+            f"{us['ours two'] - side:+.1f}); torch {torch_} (its two threads {torch_extra:+.1f})")
 
 
 def _side_by_side_us(first, second, rounds: int, calls: int = 50) -> float:
