@@ -532,21 +532,21 @@ def test_empty_aligned_is_np_empty_starting_on_a_cache_line_when_large(shape, dt
     assert (out == 7).all()
 
 
-def test_large_outputs_of_the_vector_loops_and_new_tables_start_on_a_cache_line():
-    # NumPy's large arrays start 16 bytes past a page: a 64-byte vector of each of their rows straddled two lines.
-    # (The float32 lookups copy 8-byte words, as fast into any output: theirs are NumPy's.)
+def test_wide_quantized_bags_and_new_tables_start_on_a_cache_line():
+    # NumPy's large arrays start anywhere 16 bytes apart: a 64-byte vector of their rows can straddle two lines.
+    # A quantized bag of rows wider than bags.WALKED adds each row into its output row (there it pays); the
+    # loops that store each output row once take NumPy's arrays, made sooner.
     from tinyembed import nn
+    from tinyembed.kernels import bags as bags_module
     from tinyembed.tables import QuantizedEmbedding
 
     rng = np.random.default_rng(0)
-    weight = rng.standard_normal((1000, 128)).astype(np.float32)
-    ids = rng.integers(0, 1000, (64, 64))
-    bounds = np.arange(0, ids.size + 1, 16)
-    outputs = {"gather_add": kernels.gather_add_rows(weight, ids, np.zeros((64, 128), np.float32)),
-               "bag": bag_pool(weight, ids.reshape(-1), bounds, "sum")[0],
-               "int8 bag": QuantizedEmbedding.from_float(weight, bits=8).bag(ids.reshape(-1), bounds[:-1]),
-               "decoded": kernels.gather_decoded(QuantizedEmbedding.from_float(weight, bits=8).fused, "int8", 128,
-                                                 ids),
+    width = bags_module.WALKED + 72
+    weight = rng.standard_normal((1000, width)).astype(np.float32)
+    ids = rng.integers(0, 1000, (64, 64)).reshape(-1)
+    offsets = np.arange(0, ids.size, 16)
+    outputs = {"int8 bag": QuantizedEmbedding.from_float(weight, bits=8).bag(ids, offsets),
+               "int4 bag": QuantizedEmbedding.from_float(weight, bits=4).bag(ids, offsets),
                "new table": nn.Embedding(1000, 128, seed=0).weight.data}
     for name, out in outputs.items():
         assert out.nbytes >= kernels.lanes.ALIGNED_MIN_BYTES, name

@@ -87,7 +87,9 @@ def bag_pool(weight: np.ndarray, ids: np.ndarray, bounds: np.ndarray, mode: str 
         per_sample_weights = per_sample_weights.astype(weight.dtype, copy=False)
     if compiled:
         _install_helpers(globals())
-        out = empty_aligned((len(bounds) - 1, weight.shape[1]), weight.dtype)
+        # NumPy's output, not empty_aligned's: on a cache line or 16 bytes past one, the same time (50257 x 64
+        # and x 768, bags of 16), and NumPy's takes 2.3 us less to make.
+        out = np.empty((len(bounds) - 1, weight.shape[1]), weight.dtype)
         if _run(_BAG_SUM, len(entries) * weight.shape[1] * weight.itemsize, weight, entries, bounds,
                 per_sample_weights, mode == "mean", prefetch_distance(weight), out):
             name_bad_id(ids, weight.shape[0])
@@ -197,7 +199,9 @@ def bag_pool_decoded(stored: np.ndarray, storage: str, dim: int, ids: np.ndarray
     if dim and _decodes_compiled(stored, storage, globals()):
         if bounds[-1] != len(ids):  # the compiled loop checks only the ids in a bag, as in bag_pool
             check_ids(ids, stored.shape[0])
-        out = empty_aligned((len(bounds) - 1, dim), np.float32)
+        # A row wider than WALKED is added into its output row, which then pays for starting off a cache line
+        # (int8 bags of 32 from 50257 x 768: 1.21x as long 16 bytes past one); narrower ones are stored once.
+        out = (empty_aligned if dim > WALKED else np.empty)((len(bounds) - 1, dim), np.float32)
         table = stored.view(np.uint16) if storage == "float16" else stored  # the kernel reads the bits
         if _run(_BAG_SUMS[storage], int(bounds[-1] - bounds[0]) * dim * 4, table, ids, bounds,
                 per_sample_weights, mode == "mean", prefetch_distance(stored), out):

@@ -13,7 +13,7 @@ import numpy as np
 from . import jit, threads
 from .ids import check_ids, check_out, name_bad_id
 from .jit import prange
-from .lanes import LANES, _float_lanes, _store_lanes, _times, empty_aligned
+from .lanes import LANES, _float_lanes, _store_lanes, _times
 from .rows import _install_helpers, _prefetch_row, _run, _with_serial, prefetch_distance
 
 __all__ = ["gather_rows", "gather_add_rows", "lookup_rows"]
@@ -102,8 +102,8 @@ def gather_add_rows(weight: np.ndarray, ids: np.ndarray, addend: np.ndarray, sca
     seq, dim = ids.shape[-1], weight.shape[1]
     if addend.shape != (seq, dim):
         raise ValueError(f"addend must be ({seq}, {dim}) for ids of shape {ids.shape}, got {addend.shape}")
-    if out is None:
-        out = empty_aligned(ids.shape + (dim,), weight.dtype)
+    if out is None:  # not empty_aligned: each row is written once, as fast on a cache line as off one
+        out = np.empty(ids.shape + (dim,), weight.dtype)
     else:
         check_out(out, ids.shape + (dim,), weight.dtype)
     out2d = out.reshape(ids.size, dim)

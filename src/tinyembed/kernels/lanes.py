@@ -44,10 +44,11 @@ def empty_aligned(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)``, its first byte on a 64-byte boundary (from :data:`ALIGNED_MIN_BYTES`).
 
     A vector of 16 float32 is 64 bytes: in a row that starts on a cache line it is one load or store, off one
-    it is two. NumPy's large arrays start 16 bytes past a page, so every vector of their rows straddled two
-    lines: bags of 32 from 100000 x 128 int8, added row by row into the output row, took 1.5x as long into
-    such an output as into an aligned one, one thread or two; float32 bags of 32 from 50257 x 768 1.6x as long
-    from such a table (two threads)."""
+    it is two. NumPy's large arrays start anywhere 16 bytes apart. Where a loop adds rows into an output row
+    again and again, that pays: quantized bags of rows wider than ``bags.WALKED`` (int8 bags of 32 from
+    50257 x 768 took 1.21x as long into an output 16 bytes past a line). A loop that stores each output
+    row once ran as fast either way (lookups, float32 bags, tokens plus positions), so those take NumPy's
+    output, 2.3 us a call sooner."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize  # not np.prod: 1.5 us a call
     if size < ALIGNED_MIN_BYTES:
