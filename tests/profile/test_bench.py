@@ -446,6 +446,26 @@ def test_a_fast_call_is_repeated_within_a_sample_and_timed_per_call(monkeypatch)
     assert timing.interleaved({"fast": call("fast")}, repeats=2)["fast"].calls == 1  # the default: one call a sample
 
 
+def test_each_sample_follows_untimed_calls_that_let_the_previous_contenders_threads_settle(monkeypatch):
+    clock = iter(np.arange(0, 10_000, 0.001))        # every clock read advances 1 ms
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in ("ours", "peer")}
+
+    result = timing.interleaved(fns, repeats=2, warmup=0, settle_ms=2.5)
+    # settling: the end read, then calls until a read reaches it (3 calls: 1, 2, 3 ms later); then the timed call
+    assert order == ["ours"] * 4 + ["peer"] * 4 + ["ours"] * 4 + ["peer"] * 4
+    assert result["ours"].times_ms == pytest.approx([1.0, 1.0])  # the settling calls are not timed
+    order.clear()
+    timing.interleaved(fns, repeats=2, warmup=0)
+    assert order == ["ours", "peer", "ours", "peer"]  # the default: no settling
+
+
+def test_config_refuses_a_negative_settle_time():
+    with pytest.raises(ValueError, match="settle_ms"):
+        BenchConfig(settle_ms=-1.0)
+
+
 def test_config_refuses_a_negative_sample_time():
     with pytest.raises(ValueError, match="min_sample_ms"):
         BenchConfig(min_sample_ms=-1)

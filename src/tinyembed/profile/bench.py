@@ -34,10 +34,14 @@ measured in the same run (:func:`.timing.copy_bandwidth`).
 
 One process, two cores: after each torch op its OpenMP worker keeps spinning for a
 while (libgomp's default wait policy), on one of the two cores the tinyembed call
-that follows wants. Measured for forward_out on (50257, 768): tinyembed 7.1 ms
-alone, 10.8 ms interleaved with torch, 6.3 ms interleaved with
-``OMP_WAIT_POLICY=PASSIVE``, which in turn makes torch's small ops 2-5x slower
-(its workers must be woken). We run torch as it comes; the JSON records the policy.
+that follows wants, and numba's workers (another OpenMP runtime) do the same to
+torch. Measured for forward_out on (50257, 768): tinyembed 7.1 ms alone, 10.8 ms
+interleaved with torch, 6.3 ms interleaved with ``OMP_WAIT_POLICY=PASSIVE``, which
+in turn makes torch's small ops 2-5x slower (its workers must be woken). So each
+sample follows ``settle_ms`` of untimed calls of its own contender: int8 bags of 16
+from 100000 x 64 took 98 us a call in the first millisecond after 5 ms of torch's
+calls and 57 us from the second on; torch's op 63 us after ours, 44 after its own.
+We run torch with its default policy; the JSON records it.
 
 Memory (``mem``): the peak of what the tinyembed call allocated beyond what it left
 allocated at the end (its output), measured with tracemalloc, in units of the op's
@@ -90,6 +94,9 @@ class BenchConfig:
         min_sample_ms: a contender faster than this is called back to back within a sample until
             the sample lasts about this long, and its time is the sample's per call
             (:func:`.timing.interleaved`): single calls of the 0.1 ms ops spread over 2-3x their median.
+        settle_ms: before each of its samples a contender runs untimed for this long
+            (:func:`.timing.interleaved`), so that the threads of the contender before it have
+            stopped spinning on the cores it wants (the module docstring).
         threads: threads for tinyembed, torch and FBGEMM; None keeps ``kernels.get_num_threads()``.
         copy_mib: size of the array copied to measure copy bandwidth.
         use_torch, use_fbgemm: False runs without that peer even if it is installed.
@@ -115,6 +122,7 @@ class BenchConfig:
     bag_size: int = 16
     repeats: int = 5
     min_sample_ms: float = 5.0
+    settle_ms: float = 2.0
     warmup: int = 1
     threads: int | None = None
     copy_mib: int = 256
@@ -145,9 +153,10 @@ class BenchConfig:
         bad = [d for d in self.distributions if d not in DISTRIBUTIONS]
         if bad:
             raise ValueError(f"unknown distributions {bad}; known: {', '.join(DISTRIBUTIONS)}")
-        if self.repeats < 1 or self.warmup < 0 or self.retimes < 0 or self.min_sample_ms < 0:
-            raise ValueError(f"repeats must be >= 1, warmup, retimes and min_sample_ms >= 0, got {self.repeats}, "
-                             f"{self.warmup}, {self.retimes} and {self.min_sample_ms}")
+        if self.repeats < 1 or self.warmup < 0 or self.retimes < 0 or self.min_sample_ms < 0 or self.settle_ms < 0:
+            raise ValueError(f"repeats must be >= 1, warmup, retimes, min_sample_ms and settle_ms >= 0, got "
+                             f"{self.repeats}, {self.warmup}, {self.retimes}, {self.min_sample_ms} and "
+                             f"{self.settle_ms}")
         n = self.ids_shape[0] * self.ids_shape[1]
         if self.bag_size < 1 or n % self.bag_size:
             raise ValueError(f"bag_size {self.bag_size} must divide the {n} ids")
@@ -427,9 +436,10 @@ def _measure(suite: str, shape: tuple, dist: str | None, op: str, work, config: 
         if attempt > 1:
             time.sleep(config.retime_pause)  # let a passing burst pass
         before, start = cpu_seconds(), time.perf_counter()
-        timings = interleaved(fns, config.repeats, config.warmup, config.min_sample_ms)
+        timings = interleaved(fns, config.repeats, config.warmup, config.min_sample_ms, config.settle_ms)
         if baseline:
-            timings.update(interleaved(baseline, config.repeats, config.warmup, config.min_sample_ms))
+            timings.update(interleaved(baseline, config.repeats, config.warmup, config.min_sample_ms,
+                                       config.settle_ms))
         seconds = time.perf_counter() - start
         background = background_cores(before, cpu_seconds(), seconds)
         if attempt > 1:
@@ -574,7 +584,8 @@ def format_table(report: BenchReport) -> str:
         f"{bw['all_threads_gbps']:.1f} GB/s with {bw['threads']} threads (the peak below), "
         f"{bw['one_thread_gbps']:.1f} GB/s with 1",
         f"{cfg['repeats']} repeats after {cfg['warmup']} warm-up, interleaved with the peers, medians; "
-        f"calls under {cfg.get('min_sample_ms', 0):g} ms repeated back to back within a repeat, timed per call; "
+        f"calls under {cfg.get('min_sample_ms', 0):g} ms repeated back to back within a repeat, timed per call, "
+        f"after {cfg.get('settle_ms', 0):g} ms of untimed calls; "
         f"+-% = (max - min) / median; peer/te = median of the per-round ratios, min-max their range"
         + ("; numpy in its own rounds" if cfg.get("numpy_apart") else ""),
         f"a row timed while other processes kept more than {cfg['disturbed_cores']} cores busy is timed again "

@@ -61,7 +61,7 @@ class Timing:
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
-                min_sample_ms: float = 0.0) -> dict[str, Timing]:
+                min_sample_ms: float = 0.0, settle_ms: float = 0.0) -> dict[str, Timing]:
     """Time each function ``repeats`` times in turns (A B C A B C ...) after ``warmup`` rounds.
 
     Taking turns spreads drift (frequency, other processes) over all alike. The result is
@@ -72,6 +72,11 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
     sample's divided by the calls (as ``torch.utils.benchmark``'s ``blocked_autorange`` and
     ``timeit``'s ``autorange`` do). One call of 0.1 ms timed alone was measured spreading
     over 2-3x its median on this 2-core machine (a timer read and a thread wake-up per call).
+
+    ``settle_ms``: before each sample the function is called untimed, back to back, for this
+    long (at least once), so that the threads the function before it left behind have stopped
+    competing for the cores: an OpenMP runtime's workers spin for a while after each parallel
+    op, and torch's and numba's are two runtimes, each with its own workers.
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -84,6 +89,8 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
     try:
         for _ in range(repeats):
             for name, fn in fns.items():
+                if settle_ms > 0:
+                    _settle(fn, settle_ms)
                 n = calls[name]
                 start = time.perf_counter()
                 for _ in range(n):
@@ -94,6 +101,15 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
         if was_enabled:
             gc.enable()
     return {name: Timing(t, calls[name]) for name, t in times.items()}
+
+
+def _settle(fn: Callable[[], Any], settle_ms: float) -> None:
+    """Call ``fn`` untimed, back to back, until ``settle_ms`` have passed (at least once)."""
+    end = time.perf_counter() + settle_ms / 1e3
+    while True:
+        fn()
+        if time.perf_counter() >= end:
+            return
 
 
 def _calls_per_sample(fn: Callable[[], Any], min_sample_ms: float) -> int:
