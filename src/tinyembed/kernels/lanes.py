@@ -44,11 +44,10 @@ def empty_aligned(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)``, its first byte on a 64-byte boundary (from :data:`ALIGNED_MIN_BYTES`).
 
     A vector of 16 float32 is 64 bytes: in a row that starts on a cache line it is one load or store, off one
-    it is two. NumPy's large arrays start anywhere 16 bytes apart. Where a loop adds rows into an output row
-    again and again, that pays: quantized bags of rows wider than ``bags.WALKED`` (int8 bags of 32 from
-    50257 x 768 took 1.21x as long into an output 16 bytes past a line). A loop that stores each output
-    row once ran as fast either way (lookups, float32 bags, tokens plus positions), so those take NumPy's
-    output, 2.3 us a call sooner."""
+    it is two. NumPy's large arrays start anywhere 16 bytes apart. It pays for quantized bags of rows wider
+    than ``bags.WALKED``, added into their output rows (int8 bags of 32 from 50257 x 768 took 1.21x as long
+    into an output 16 bytes past a line). The lookups, tokens plus positions and float32 bags (768 columns
+    added into the output row included) ran as fast either way, so they take NumPy's output, 2.3 us sooner."""
     dtype = np.dtype(dtype)
     size = math.prod(shape) * dtype.itemsize  # not np.prod: 1.5 us a call
     if size < ALIGNED_MIN_BYTES:
