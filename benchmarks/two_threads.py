@@ -90,27 +90,25 @@ def windows(seconds: float, calls: int) -> np.ndarray:
     lookup, ahead = gather._GATHER_CHECKED[0].compiled(), gather._ahead(words)  # the float32 lookup's kernel
     table_t, ids_t, out_t = torch.from_numpy(words.view(np.float32)), torch.from_numpy(ids), torch.empty(len(ids), 16)
     half_t = ids_t[:half].clone()
+    beside = (lambda: _copy(words, out, ids, 0, half), lambda: lookup(words, out, ids, ahead),
+              lambda: torch.index_select(table_t, 0, ids_t, out=out_t))
+    torch_half = lambda: torch.index_select(table_t, 0, half_t, out=out_t[:half])  # noqa: E731
     rows, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end:
         window = []
         for _ in range(calls):
             call = _two_parts(words, out, ids, stamps)
             window.append((call, *stamps[:, :2].reshape(-1)))
-        alone = []
-        for _ in range(calls // 10):
-            start = _now()
-            _copy(words, out, ids, 0, half)
-            alone.append(_now() - start)
-        kernel = _cycles_of(lambda: lookup(words, out, ids, ahead), calls // 10)
-        theirs = [_cycles_of(lambda: torch.index_select(table_t, 0, ids_t, out=out_t), calls // 10)]
+        timed = [_cycles_of(fn, calls // 10) for fn in beside]
         torch.set_num_threads(1)
-        theirs.append(_cycles_of(lambda: torch.index_select(table_t, 0, half_t, out=out_t[:half]), calls // 10))
+        timed.append(_cycles_of(torch_half, calls // 10))
         torch.set_num_threads(2)
-        rows.append((*np.median(np.array(window, dtype=np.float64), axis=0), np.median(alone), kernel, *theirs))
+        rows.append((*np.median(np.array(window, dtype=np.float64), axis=0), *timed))
     return np.array(rows)
 
 
 def _cycles_of(fn, calls: int) -> float:
+    """The median cycles of ``calls`` calls of ``fn``, each timed alone."""
     times = []
     for _ in range(calls):
         start = _now()
